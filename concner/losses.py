@@ -1,0 +1,250 @@
+"""ConCNER's losses as pure functions of tensors and masks (no model inside).
+
+Every function casts its inputs to float32 before any exponential or normalisation, so
+the results are finite and accurate under fp16/bf16 autocast, and returns a float32
+scalar. Masked entries (label ``-100``, ``mask == False``) contribute exactly nothing,
+neither to the value nor to the gradient; when nothing is left to compute, the result is
+an exact zero that is still connected to the inputs' graph (so ``backward()`` works and
+gives zero gradients).
+
+- :func:`cross_entropy`: token classification loss, ``-100`` ignored.
+- :func:`label_contrastive` (LCL): supervised contrastive loss of Khosla et al. (2020)
+  over token representations with the same gold label as positives.
+- :func:`translation_contrastive` (TCL): symmetric InfoNCE (NT-Xent) between each source
+  sentence and its own translation, in-batch negatives.
+- :func:`distillation` (KD): KL(teacher || student) at temperature T, or MSE between the
+  two softmax outputs (Wu et al. 2020).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+__all__ = [
+    "IGNORE_INDEX",
+    "cross_entropy",
+    "label_contrastive",
+    "translation_contrastive",
+    "distillation",
+]
+
+
+def _zero_like_graph(*tensors: torch.Tensor) -> torch.Tensor:
+    """An exact float32 zero attached to the graph of ``tensors`` (zero gradients)."""
+    total = None
+    for t in tensors:
+        term = (t.float() * 0.0).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean token cross-entropy over the positions whose label is not ``-100``.
+
+    Args:
+        logits: ``[B, T, C]`` (any float dtype).
+        labels: ``[B, T]`` long, class ids in ``[0, C)`` or ``-100`` (ignored: padding,
+            special tokens, non-first sub-words).
+
+    Returns:
+        float32 scalar: the mean over kept positions (each kept token weighs the same,
+        whatever sentence it is in); exactly 0 when every position is ignored.
+    """
+    if logits.dim() != 3 or labels.shape != logits.shape[:2]:
+        raise ValueError(f"cross_entropy: logits {tuple(logits.shape)} and labels "
+                         f"{tuple(labels.shape)} must be [B,T,C] and [B,T]")
+    keep = labels != IGNORE_INDEX
+    if not bool(keep.any()):
+        return _zero_like_graph(logits)
+    flat = logits.float()[keep]  # [K, C]
+    return F.cross_entropy(flat, labels[keep], reduction="mean")
+
+
+def label_contrastive(
+    reps: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float = 0.1,
+    o_label_id: int | None = 0,
+    o_anchor_ratio: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, "L_out") over token representations.
+
+    Representations are L2-normalised. For an anchor ``i`` with positives
+    ``P(i) = {p != i : labels[p] == labels[i]}`` and contrast set ``A(i)`` = every other
+    valid token::
+
+        l_i = -1/|P(i)| * sum_{p in P(i)} log( exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t) )
+
+    and the loss is the mean of ``l_i`` over the anchors. Anchors without any positive
+    are skipped. ``O`` tokens dominate NER batches, so at most
+    ``floor(o_anchor_ratio * n_entity_tokens)`` ``O`` tokens act as anchors (chosen
+    uniformly at random with ``generator``: deterministic for a seeded generator); all
+    ``O`` tokens stay in the contrast set and as positives. No ``base_temperature``
+    rescaling (Khosla et al.'s ``t / t_base`` factor) is applied.
+
+    Args:
+        reps: ``[N, P]`` token representations (first sub-words of the batch, usually
+            after the projection head), any float dtype.
+        labels: ``[N]`` long tag ids; ``-100`` marks tokens to ignore entirely.
+        temperature: ``t`` above, > 0.
+        o_label_id: the id of ``O`` (the capped class); ``None`` disables the cap.
+        o_anchor_ratio: cap on ``O`` anchors as a multiple of the entity tokens
+            (``inf`` = no cap; 0 = no ``O`` anchors).
+        generator: random source for choosing the capped ``O`` anchors.
+
+    Returns:
+        float32 scalar; an exact 0 attached to the graph when no anchor has a positive.
+    """
+    if reps.dim() != 2 or labels.shape != reps.shape[:1]:
+        raise ValueError(f"label_contrastive: reps {tuple(reps.shape)} and labels "
+                         f"{tuple(labels.shape)} must be [N,P] and [N]")
+    if temperature <= 0:
+        raise ValueError(f"label_contrastive: temperature must be > 0, got {temperature}")
+    valid = labels != IGNORE_INDEX
+    idx = valid.nonzero(as_tuple=True)[0]
+    if idx.numel() < 2:
+        return _zero_like_graph(reps)
+    z = F.normalize(reps.float()[idx], dim=-1)  # [M, P]
+    lab = labels[idx]  # [M]
+
+    # Anchor selection: every entity token, and a capped random subset of O tokens.
+    anchor = torch.ones_like(lab, dtype=torch.bool)
+    if o_label_id is not None:
+        is_o = lab == o_label_id
+        n_o = int(is_o.sum())
+        cap = o_anchor_ratio * int((~is_o).sum())
+        cap = n_o if cap == float("inf") else min(n_o, int(cap))
+        if cap < n_o:
+            o_pos = is_o.nonzero(as_tuple=True)[0]
+            perm = torch.randperm(n_o, generator=generator, device="cpu")
+            drop = o_pos[perm[cap:].to(o_pos.device)]
+            anchor[drop] = False
+    same = lab[:, None] == lab[None, :]  # [M, M]
+    eye = torch.eye(lab.numel(), dtype=torch.bool, device=lab.device)
+    positive = same & ~eye
+    anchor &= positive.any(dim=1)
+    if not bool(anchor.any()):
+        return _zero_like_graph(reps)
+
+    rows = anchor.nonzero(as_tuple=True)[0]
+    sim = (z[rows] @ z.T) / temperature  # [A, M]
+    sim = sim.masked_fill(eye[rows], float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)  # -inf on the diagonal
+    pos = positive[rows]
+    pos_log_prob = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    per_anchor = -pos_log_prob / pos.sum(dim=1)
+    return per_anchor.mean()
+
+
+def translation_contrastive(
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    *,
+    temperature: float = 0.05,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE between sentences and their translations (NT-Xent form).
+
+    The ``2B`` representations ``[src; tgt]`` are L2-normalised. For source ``i`` the
+    positive is translation ``i``, and for translation ``i`` it is source ``i``; the
+    negatives are *all other sentences of the batch*, sources and translations alike
+    (METHOD.md: "the other sentences of the batch"), which is SimCLR's NT-Xent. This
+    choice also pushes apart different source sentences, not only a source from the
+    other translations, and gives ``2B - 2`` negatives per anchor instead of ``B - 1``.
+    The loss is the mean over the ``2B`` anchors (both directions)::
+
+        l_i = -log( exp(s(i, pos(i))/t) / sum_{a != i} exp(s(i, a)/t) )
+
+    Args:
+        src: ``[B, H]`` source sentence representations, any float dtype.
+        tgt: ``[B, H]`` representations of their translations (row ``i`` translates
+            ``src[i]``).
+        temperature: ``t`` above, > 0.
+        valid: optional ``[B]`` bool; a ``False`` pair is left out entirely (neither
+            anchor nor negative), e.g. a source whose translation was dropped.
+
+    Returns:
+        float32 scalar; an exact 0 attached to the graph when no pair is valid. With a
+        single valid pair the loss is 0 (there is no negative).
+    """
+    if src.dim() != 2 or src.shape != tgt.shape:
+        raise ValueError(f"translation_contrastive: src {tuple(src.shape)} and tgt "
+                         f"{tuple(tgt.shape)} must both be [B,H]")
+    if temperature <= 0:
+        raise ValueError(f"translation_contrastive: temperature must be > 0, got {temperature}")
+    if valid is not None:
+        if valid.shape != src.shape[:1]:
+            raise ValueError(f"translation_contrastive: valid {tuple(valid.shape)} must be [B]")
+        keep = valid.to(torch.bool).nonzero(as_tuple=True)[0]
+        if keep.numel() == 0:
+            return _zero_like_graph(src, tgt)
+        src, tgt = src[keep], tgt[keep]
+    b = src.shape[0]
+    if b == 0:
+        return _zero_like_graph(src, tgt)
+    z = F.normalize(torch.cat([src.float(), tgt.float()], dim=0), dim=-1)  # [2B, H]
+    sim = (z @ z.T) / temperature  # [2B, 2B]
+    eye = torch.eye(2 * b, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    return F.cross_entropy(sim, target, reduction="mean")
+
+
+def distillation(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    kind: str = "kl",
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Distillation loss between per-token label distributions.
+
+    - ``kind="kl"``: ``T^2 * KL(p_teacher || p_student)`` with both distributions taken
+      at temperature ``T`` (Hinton et al.'s scaling keeps gradients comparable across T).
+    - ``kind="mse"``: mean squared difference of the two softmax outputs at temperature
+      ``T``, averaged over classes (Wu et al. 2020); no ``T^2`` factor.
+
+    The teacher is detached (no gradient flows into it). The result is exactly 0 when
+    ``student_logits`` equals ``teacher_logits``.
+
+    Args:
+        student_logits: ``[N, C]`` (first sub-words of the batch), any float dtype.
+        teacher_logits: ``[N, C]``.
+        temperature: ``T`` > 0.
+        kind: ``"kl"`` or ``"mse"``.
+        mask: optional ``[N]`` bool; ``False`` rows are ignored.
+
+    Returns:
+        float32 scalar: the mean over kept rows; an exact 0 attached to the graph when
+        no row is kept.
+    """
+    if student_logits.dim() != 2 or student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"distillation: student {tuple(student_logits.shape)} and teacher "
+                         f"{tuple(teacher_logits.shape)} must both be [N,C]")
+    if kind not in ("kl", "mse"):
+        raise ValueError(f"distillation: kind must be 'kl' or 'mse', got {kind!r}")
+    if temperature <= 0:
+        raise ValueError(f"distillation: temperature must be > 0, got {temperature}")
+    student = student_logits.float()
+    teacher = teacher_logits.detach().float()
+    if mask is not None:
+        if mask.shape != student.shape[:1]:
+            raise ValueError(f"distillation: mask {tuple(mask.shape)} must be [N]")
+        keep = mask.to(torch.bool).nonzero(as_tuple=True)[0]
+        if keep.numel() == 0:
+            return _zero_like_graph(student_logits)
+        student, teacher = student[keep], teacher[keep]
+    if student.shape[0] == 0:
+        return _zero_like_graph(student_logits)
+    log_s = F.log_softmax(student / temperature, dim=-1)
+    log_t = F.log_softmax(teacher / temperature, dim=-1)
+    if kind == "kl":
+        per_row = (log_t.exp() * (log_t - log_s)).sum(dim=-1)
+        return per_row.mean() * (temperature ** 2)
+    return (log_s.exp() - log_t.exp()).pow(2).mean()
