@@ -1,0 +1,231 @@
+"""All configuration and its defaults, in one place.
+
+Frozen dataclasses per area; :func:`load_config` reads TOML (sections named like the
+fields of :class:`Config`), then applies ``CONCNER_<SECTION>__<FIELD>`` environment
+overrides (e.g. ``CONCNER_TRAINING__EPOCHS=3``). Validation raises :class:`ConfigError`
+naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from concner.errors import ConfigError
+
+DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source_lang: str = "en"
+    target_langs: tuple[str, ...] = ()
+    entity_types: tuple[str, ...] = ("PER", "ORG", "LOC")
+    repair_iob: bool = False
+    max_upload_mb: int = 50
+    no_space_langs: tuple[str, ...] = ("zh", "ja", "th", "lo", "km", "my")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    encoder: str = DEFAULT_ENCODER
+    dropout: float = 0.1
+    projection_dim: int = 128
+    max_length: int = 128
+    #: windows for prediction overlap by this many sub-words
+    window_stride: int = 32
+    freeze_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    use_translation: bool = True
+    lambda_lcl: float = 0.5
+    lambda_tcl: float = 0.5
+    temperature_lcl: float = 0.1
+    temperature_tcl: float = 0.05
+    #: cap on O anchors in LCL, as a multiple of the entity tokens in the batch
+    lcl_o_anchor_ratio: float = 1.0
+    kd: bool = False
+    kd_loss: str = "kl"  # "kl" or "mse"
+    kd_temperature: float = 1.0
+    lambda_src: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 13
+    epochs: int = 5
+    kd_epochs: int = 2
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    num_threads: int = 0  # 0 = torch default for the machine
+    eval_every_epoch: bool = True
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    bf16: bool = True  # autocast on CUDA only
+
+
+@dataclass(frozen=True)
+class ActiveConfig:
+    strategy: str = "mnlp"
+    batch_size: int = 20
+    mc_passes: int = 8
+    diversity_candidates: int = 5  # candidates considered = factor x batch size
+    diversity_base: str = "mnlp"  # uncertainty strategy that ranks the diversity candidates
+
+
+@dataclass(frozen=True)
+class ServicesConfig:
+    database_url: str = "sqlite:///concner-data/concner.db"
+    queue_path: str = "concner-data/queue.db"
+    redis_url: str = ""
+    checkpoints: str = "concner-data/models"
+    argilla_url: str = "http://127.0.0.1:6900"
+    argilla_api_key: str = ""
+    argilla_workspace: str = "argilla"
+    retrain_min_new_labels: int = 50
+    promote_tolerance: float = 0.5  # F1 points
+    keep_versions: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    active: ActiveConfig = field(default_factory=ActiveConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)
+    #: free-form paths for the ``concner train`` command (train/translation/dev files)
+    paths: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(section: str, name: str, current: Any, value: Any) -> Any:
+    key = f"{section}.{name}"
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if isinstance(current, int):
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if isinstance(current, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return tuple(value)
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build_section(cls, section: str, values: Mapping[str, Any]):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [{section}]: {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    default = cls()
+    kwargs = {n: _coerce(section, n, getattr(default, n), v) for n, v in values.items()}
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "training": TrainingConfig,
+    "active": ActiveConfig,
+    "services": ServicesConfig,
+}
+
+
+def config_from_dict(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None) -> Config:
+    """Build and validate a :class:`Config` from nested dicts plus ``CONCNER_*`` overrides."""
+    data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    unknown = sorted(set(data) - set(_SECTIONS) - {"paths"})
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; known: {', '.join(_SECTIONS)}, paths")
+    for key, value in (os.environ if env is None else env).items():
+        if not key.startswith("CONCNER_") or "__" not in key:
+            continue
+        section, _, name = key[len("CONCNER_"):].lower().partition("__")
+        if section in _SECTIONS:
+            data.setdefault(section, {})[name] = value
+    built = {name: _build_section(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()}
+    config = Config(**built, paths=dict(data.get("paths", {})))
+    validate(config)
+    return config
+
+
+def load_config(path: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read a TOML file (or only defaults and environment when ``path`` is None)."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return config_from_dict(data, env=env)
+
+
+def validate(config: Config) -> None:
+    """Range checks; raises :class:`ConfigError` naming the key and the allowed range."""
+
+    def need(cond: bool, key: str, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"{key} {msg}")
+
+    m, lo, t, a, s = config.model, config.loss, config.training, config.active, config.services
+    need(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    need(m.max_length >= 8, "model.max_length", "must be at least 8")
+    need(0 <= m.window_stride < m.max_length // 2, "model.window_stride", "must be in [0, max_length/2)")
+    need(m.projection_dim > 0, "model.projection_dim", "must be positive")
+    need(lo.lambda_lcl >= 0 and lo.lambda_tcl >= 0 and lo.lambda_src >= 0, "loss.lambda_*", "must be >= 0")
+    need(lo.temperature_lcl > 0 and lo.temperature_tcl > 0 and lo.kd_temperature > 0,
+         "loss.temperature_*", "must be > 0")
+    need(lo.kd_loss in ("kl", "mse"), "loss.kd_loss", "must be 'kl' or 'mse'")
+    need(lo.lcl_o_anchor_ratio >= 0, "loss.lcl_o_anchor_ratio", "must be >= 0")
+    need(t.epochs >= 0 and t.kd_epochs >= 0, "training.epochs", "must be >= 0")
+    need(t.batch_size >= 1, "training.batch_size", "must be >= 1")
+    need(0 < t.learning_rate < 1, "training.learning_rate", "must be in (0, 1)")
+    need(0 <= t.warmup_ratio < 1, "training.warmup_ratio", "must be in [0, 1)")
+    need(t.device in ("auto", "cpu", "cuda"), "training.device", "must be auto, cpu or cuda")
+    need(t.num_threads >= 0, "training.num_threads", "must be >= 0")
+    need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
+    need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
+    need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
+    need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
