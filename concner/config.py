@@ -97,6 +97,25 @@ class ServicesConfig:
 
 
 @dataclass(frozen=True)
+class TranslationConfig:
+    """MT backends and label projection (see concner/translation/)."""
+
+    cache_path: str = "concner-data/translation-cache.sqlite"
+    apertium_batch_size: int = 500  # sentences per apertium process call
+    apertium_timeout_s: float = 600.0
+    #: entity types Apertium must not translate (it turns "Smith" into "Herrero")
+    apertium_protect_types: tuple[str, ...] = ("PER",)
+    dictionary_dir: str = "/usr/share/dictd"
+    #: share of non-entity words the dictionary backend replaces (when it knows them)
+    dictionary_share: float = 1.0
+    dictionary_seed: int = 13
+    hf_batch_size: int = 16
+    hf_max_new_tokens: int = 256
+    hf_num_beams: int = 1
+    hf_device: str = "auto"  # "auto", "cpu", "cuda"
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -104,6 +123,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
     #: free-form paths for the ``concner train`` command (train/translation/dev files)
     paths: Mapping[str, Any] = field(default_factory=dict)
 
@@ -167,6 +187,7 @@ _SECTIONS = {
     "training": TrainingConfig,
     "active": ActiveConfig,
     "services": ServicesConfig,
+    "translation": TranslationConfig,
 }
 
 
@@ -229,3 +250,12 @@ def validate(config: Config) -> None:
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
+    tr = config.translation
+    need(0.0 <= tr.dictionary_share <= 1.0, "translation.dictionary_share", "must be in [0, 1]")
+    need(tr.apertium_batch_size >= 1 and tr.hf_batch_size >= 1, "translation.*_batch_size",
+         "must be >= 1")
+    need(tr.apertium_timeout_s > 0, "translation.apertium_timeout_s", "must be > 0")
+    need(tr.hf_max_new_tokens >= 1 and tr.hf_num_beams >= 1, "translation.hf_*",
+         "must be >= 1")
+    need(tr.hf_device in ("auto", "cpu", "cuda"), "translation.hf_device",
+         "must be auto, cpu or cuda")
