@@ -1,0 +1,258 @@
+"""Query strategies: which pool sentences should annotators see next.
+
+Every strategy has the same call::
+
+    strategy.select(outputs: PoolOutputs, k, *, exclude=frozenset(), seed=0) -> list[Selection]
+
+returning at most ``k`` distinct sentence ids, best first, never an excluded id. Scores
+are "higher = more informative" (see :mod:`concner.active.scores` for each formula and
+its length normalisation). Ranking is deterministic: by score (scores closer than
+``1e-9`` are ties, so padding/BLAS rounding cannot reorder them), then by sentence id;
+empty sentences (no words: nothing to annotate) always come last. ``k`` larger than the
+pool returns the whole (non-excluded) pool.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import AbstractSet, Callable
+
+import numpy as np
+
+from concner.active import scores as S
+from concner.active.kmeans import kmeans, l2_normalise
+from concner.active.outputs import PoolOutputs, Selection
+from concner.config import ActiveConfig
+from concner.errors import ConfigError
+
+_TIE_DECIMALS = 9
+
+
+def rank(outputs: PoolOutputs, scores: np.ndarray, k: int,
+         exclude: AbstractSet[str] = frozenset()) -> list[Selection]:
+    """Top ``k`` non-excluded sentences by ``scores [N]`` (empty sentences last, then
+    score descending, then id ascending)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ConfigError(f"the number of sentences to select must be a whole number >= 0, got {k!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(outputs),):
+        raise ConfigError(f"{scores.shape} scores for a pool of {len(outputs)} sentences")
+    rounded = np.round(scores, _TIE_DECIMALS)
+    empty = outputs.lengths == 0
+    order = sorted(
+        (i for i, sid in enumerate(outputs.sentence_ids) if sid not in exclude),
+        key=lambda i: (bool(empty[i]), -rounded[i], outputs.sentence_ids[i]),
+    )
+    return [Selection(outputs.sentence_ids[i], float(scores[i])) for i in order[:k]]
+
+
+class Strategy(ABC):
+    """A query strategy. Subclasses give :meth:`scores`; :meth:`select` ranks them.
+
+    ``needs_mc`` / ``needs_representations`` / ``needs_teacher`` tell
+    :func:`concner.active.pool.score_pool` which model outputs to compute.
+    """
+
+    name: str = ""
+    needs_mc: bool = False
+    needs_representations: bool = False
+    needs_teacher: bool = False
+
+    @classmethod
+    def from_config(cls, config: ActiveConfig) -> "Strategy":
+        """An instance configured from ``[active]`` (most strategies have no parameters)."""
+        return cls()
+
+    @abstractmethod
+    def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
+        """``[N]`` informativeness of every pool sentence (higher = pick first)."""
+
+    def select(self, outputs: PoolOutputs, k: int, *, exclude: AbstractSet[str] = frozenset(),
+               seed: int = 0) -> list[Selection]:
+        """The ``k`` best sentences not in ``exclude``, best first."""
+        return rank(outputs, self.scores(outputs, seed=seed), k, exclude)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class RandomStrategy(Strategy):
+    """Uniformly random order, fixed by ``seed`` (the baseline every strategy must beat)."""
+
+    name = "random"
+
+    def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
+        return np.random.default_rng(seed).random(len(outputs))
+
+
+class _ProbsStrategy(Strategy):
+    """A score computed from the padded word probabilities alone."""
+
+    score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
+        probs, mask = outputs.padded_probs()
+        return type(self).score_fn(probs, mask)
+
+
+class LeastConfidence(_ProbsStrategy):
+    """Lowest max-probability over a sentence's words (worst word; not length-normalised)."""
+
+    name = "least_confidence"
+    score_fn = S.least_confidence
+
+
+class MNLP(_ProbsStrategy):
+    """Maximum normalised log-probability, lowest first (mean over words: normalised)."""
+
+    name = "mnlp"
+    score_fn = S.mnlp
+
+
+class MeanEntropy(_ProbsStrategy):
+    """Mean label entropy over words (normalised)."""
+
+    name = "mean_entropy"
+    score_fn = S.mean_entropy
+
+
+class MaxEntropy(_ProbsStrategy):
+    """Largest label entropy of any word (worst word; not normalised)."""
+
+    name = "max_entropy"
+    score_fn = S.max_entropy
+
+
+class Margin(_ProbsStrategy):
+    """Smallest gap between the two most likely labels of any word (not normalised)."""
+
+    name = "margin"
+    score_fn = S.margin
+
+
+class BALD(Strategy):
+    """Mutual information from MC-dropout passes, mean over words (normalised).
+
+    Needs ``outputs.mc_samples`` with at least 2 passes (one pass has no disagreement).
+    """
+
+    name = "bald"
+    needs_mc = True
+
+    def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
+        if outputs.mc_samples is None:
+            raise ConfigError("strategy 'bald' needs MC-dropout samples: build the pool outputs "
+                              "with score_pool(..., strategy='bald', mc_passes=K)")
+        samples, mask = outputs.padded_mc()
+        if samples.shape[2] < 2:
+            raise ConfigError("strategy 'bald' needs at least 2 MC-dropout passes "
+                              f"(active.mc_passes), got {samples.shape[2]}")
+        return S.bald(samples, mask)
+
+
+class TeacherStudent(Strategy):
+    """Disagreement between the source-trained teacher and the target-distilled student.
+
+    Mean over words of the Jensen-Shannon divergence between their label distributions
+    (normalised): where distillation moved the student away from the teacher, or the two
+    split on a word, a human correction is worth most. ``outputs.word_probs`` are the
+    student's, ``outputs.teacher_probs`` the teacher's.
+    """
+
+    name = "teacher_student"
+    needs_teacher = True
+
+    def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
+        if outputs.teacher_probs is None:
+            raise ConfigError("strategy 'teacher_student' needs the teacher's probabilities: "
+                              "pass teacher=<Predictor of the stage-1 model> to score_pool")
+        probs, mask = outputs.padded_probs()
+        return S.disagreement(probs, outputs.padded_teacher(), mask)
+
+
+class Diversity(Strategy):
+    """Uncertain *and* different: no batch of twenty near-duplicates.
+
+    Takes the ``m = factor * k`` best candidates of the ``base`` strategy, clusters their
+    L2-normalised sentence representations into ``k`` clusters (seeded k-means++), and
+    returns the most uncertain sentence of each cluster, best first. If k-means leaves a
+    cluster empty (duplicate representations), the remaining places go to the next most
+    uncertain candidates. Empty sentences are never clustered (they only fill a pool with
+    fewer than ``k`` non-empty sentences). Scores are the base strategy's.
+    """
+
+    name = "diversity"
+    needs_representations = True
+
+    def __init__(self, base: str | None = None, factor: int | None = None):
+        defaults = ActiveConfig()
+        base = defaults.diversity_base if base is None else base
+        factor = defaults.diversity_candidates if factor is None else factor
+        if base == self.name:
+            raise ConfigError("active.diversity_base cannot be 'diversity' itself")
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ConfigError(f"active.diversity_candidates must be a whole number >= 1, got {factor!r}")
+        self.base = get_strategy(base)
+        self.factor = factor
+        self.needs_mc = self.base.needs_mc
+        self.needs_teacher = self.base.needs_teacher
+
+    @classmethod
+    def from_config(cls, config: ActiveConfig) -> "Diversity":
+        return cls(base=config.diversity_base, factor=config.diversity_candidates)
+
+    def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
+        return self.base.scores(outputs, seed=seed)
+
+    def select(self, outputs: PoolOutputs, k: int, *, exclude: AbstractSet[str] = frozenset(),
+               seed: int = 0) -> list[Selection]:
+        if outputs.representations is None:
+            raise ConfigError("strategy 'diversity' needs sentence representations: build the "
+                              "pool outputs with score_pool(..., strategy='diversity')")
+        candidates = rank(outputs, self.scores(outputs, seed=seed), self.factor * k, exclude)
+        index = {sid: i for i, sid in enumerate(outputs.sentence_ids)}
+        lengths = outputs.lengths
+        # empty sentences rank last and are never clustered: they only fill a short pool
+        nonempty = [c for c in candidates if lengths[index[c.sentence_id]] > 0]
+        if len(nonempty) <= k:
+            return candidates[:k]
+        candidates = nonempty
+        reps = l2_normalise(outputs.representations[[index[c.sentence_id] for c in candidates]])
+        labels = kmeans(reps, k, seed=seed)
+        picked, seen = [], set()
+        for pos in range(len(candidates)):  # best first: the first of a cluster is its best
+            if labels[pos] not in seen:
+                seen.add(labels[pos])
+                picked.append(pos)
+        for pos in range(len(candidates)):  # empty clusters: fill by uncertainty
+            if len(picked) >= k:
+                break
+            if pos not in picked:
+                picked.append(pos)
+        return [candidates[pos] for pos in sorted(picked[:k])]
+
+    def __repr__(self) -> str:
+        return f"Diversity(base={self.base.name!r}, factor={self.factor})"
+
+
+_CLASSES: list[type[Strategy]] = [RandomStrategy, LeastConfidence, MNLP, MeanEntropy, MaxEntropy,
+                                  Margin, BALD, TeacherStudent]
+
+#: Every strategy by name, with default parameters.
+STRATEGIES: dict[str, Strategy] = {cls.name: cls() for cls in _CLASSES}
+
+
+def get_strategy(name: str, config: ActiveConfig | None = None) -> Strategy:
+    """The strategy called ``name``; configured from ``config`` when given.
+
+    Raises :class:`ConfigError` listing the known names for an unknown one.
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown active-learning strategy {name!r}; known: "
+                          f"{', '.join(sorted(STRATEGIES))}")
+    if config is None:
+        return STRATEGIES[name]
+    return type(STRATEGIES[name]).from_config(config)
+
+
+STRATEGIES[Diversity.name] = Diversity()
