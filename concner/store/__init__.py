@@ -1,0 +1,23 @@
+"""The project store: SQLAlchemy 2.x over SQLite (default) or PostgreSQL (by URL).
+
+``Store(url)`` migrates the schema (Alembic, :func:`upgrade_database`) and offers the
+repository methods of :mod:`concner.store.projects` and :mod:`concner.store.runs`;
+:mod:`concner.store.snapshot` turns a project into training data at one point in time.
+"""
+
+from __future__ import annotations
+
+from concner.store.consensus import CurrentLabel, current_label
+from concner.store.db import ProjectNotFound, StoreBase, StoreConflict, make_engine, upgrade_database
+from concner.store.projects import ImportReport, ProjectRepository, row_to_sentence
+from concner.store.runs import Recovered, RunRepository
+
+
+class Store(ProjectRepository, RunRepository, StoreBase):
+    """All store operations; each method is one short transaction."""
+
+
+__all__ = [
+    "CurrentLabel", "ImportReport", "ProjectNotFound", "Recovered", "Store", "StoreConflict",
+    "current_label", "make_engine", "row_to_sentence", "upgrade_database",
+]

@@ -1,0 +1,320 @@
+"""Runs, the per-project retrain lock, progress, cancellation, metrics, model versions and
+worker heartbeats.
+
+Methods of :class:`concner.store.Store`. The retrain lock is one row per project
+(``retrain_locks``): ``run_id`` + ``heartbeat_at`` name the running retrain, and
+``queued_run_id`` the single follow-up run that every request arriving meanwhile
+coalesces into. Lock changes are compare-and-set updates inside write transactions
+(``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from concner.errors import ConfigError
+from concner.store.models import (
+    RUN_KINDS, Metric, ModelVersion, Project, RetrainLock, Run, WorkerHeartbeat, utcnow,
+)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Recovered:
+    project: str
+    lost_run_id: int
+    queued_run_id: int
+
+
+class RunRepository:
+    """Store methods for jobs (mixed into :class:`concner.store.Store`)."""
+
+    # -- requests ----------------------------------------------------------------------
+    def request_run(self, name: str, *, kind: str = "retrain", reason: str = "on_demand",
+                    model_version_id: int | None = None) -> tuple[int, bool]:
+        """Queue a run. Returns ``(run_id, created)``.
+
+        A retrain request while another retrain is already queued returns that queued run
+        (``created=False``): requests coalesce into one follow-up run.
+        """
+        if kind not in RUN_KINDS:
+            raise ConfigError(f"run kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
+        with self.write() as s:
+            project = self.get_project(name, s)
+            if kind != "retrain":
+                run = Run(project_id=project.id, kind=kind, reason=reason,
+                          model_version_id=model_version_id)
+                s.add(run)
+                s.flush()
+                return run.id, True
+            lock = self._lock(s, project.id)
+            if lock.queued_run_id is not None:
+                return lock.queued_run_id, False
+            run = Run(project_id=project.id, kind="retrain", reason=reason)
+            s.add(run)
+            s.flush()
+            lock.queued_run_id = run.id
+            return run.id, True
+
+    @staticmethod
+    def _lock(s: Session, project_id: int) -> RetrainLock:
+        lock = s.scalar(sa.select(RetrainLock).where(
+            RetrainLock.project_id == project_id).with_for_update())
+        if lock is None:
+            lock = RetrainLock(project_id=project_id)
+            s.add(lock)
+            s.flush()
+        return lock
+
+    # -- the retrain lock --------------------------------------------------------------
+    def acquire_retrain(self, run_id: int, owner: str) -> bool:
+        """Start queued retrain ``run_id`` if no other retrain of its project holds the lock.
+
+        Returns False when the run is no longer queued (cancelled, or already taken) or
+        another retrain is running; that one starts the follow-up when it releases.
+        """
+        with self.write() as s:
+            run = s.get(Run, run_id, with_for_update=True)
+            if run is None or run.status != "queued":
+                return False
+            lock = self._lock(s, run.project_id)
+            if lock.run_id is not None:
+                return False
+            now = utcnow()
+            lock.run_id, lock.owner, lock.acquired_at, lock.heartbeat_at = run_id, owner, now, now
+            if lock.queued_run_id == run_id:
+                lock.queued_run_id = None
+            run.status, run.started_at, run.worker_id = "running", now, owner
+            return True
+
+    def heartbeat_retrain(self, run_id: int) -> bool:
+        """Refresh the lock heartbeat; False when the lock is no longer held by ``run_id``."""
+        with self.write() as s:
+            res = s.execute(sa.update(RetrainLock).where(RetrainLock.run_id == run_id).values(
+                heartbeat_at=utcnow()))
+            return res.rowcount == 1
+
+    def release_retrain(self, run_id: int) -> int | None:
+        """Free the lock held by ``run_id``; returns the queued follow-up run id, if any."""
+        with self.write() as s:
+            lock = s.scalar(sa.select(RetrainLock).where(
+                RetrainLock.run_id == run_id).with_for_update())
+            if lock is None:
+                return None
+            lock.run_id = lock.owner = lock.acquired_at = lock.heartbeat_at = None
+            return lock.queued_run_id
+
+    def recover_stale(self, stale_seconds: float) -> list[Recovered]:
+        """Fail retrains whose lock heartbeat is older than ``stale_seconds`` (their worker
+        died) and queue a follow-up for each (unless one is queued already)."""
+        cutoff = utcnow() - timedelta(seconds=stale_seconds)
+        out = []
+        with self.write() as s:
+            locks = s.scalars(sa.select(RetrainLock).where(
+                RetrainLock.run_id.is_not(None), RetrainLock.heartbeat_at < cutoff)
+                .with_for_update()).all()
+            for lock in locks:
+                lost = s.get(Run, lock.run_id)
+                if lost is not None and lost.status == "running":
+                    lost.status, lost.finished_at = "failed", utcnow()
+                    lost.error = (f"worker {lost.worker_id} stopped sending heartbeats (last at "
+                                  f"{lock.heartbeat_at.isoformat()}); the run was re-queued")
+                if lock.queued_run_id is None:
+                    follow = Run(project_id=lock.project_id, kind="retrain", reason="recovery",
+                                 retry_of=lock.run_id)
+                    s.add(follow)
+                    s.flush()
+                    lock.queued_run_id = follow.id
+                name = s.scalar(sa.select(Project.name).where(Project.id == lock.project_id))
+                out.append(Recovered(name, lock.run_id, lock.queued_run_id))
+                lock.run_id = lock.owner = lock.acquired_at = lock.heartbeat_at = None
+        return out
+
+    def pending_retrains(self) -> list[tuple[str, int]]:
+        """``(project, run_id)`` of queued follow-ups whose project holds no lock (e.g. their
+        queue message was lost); enqueueing them again is harmless."""
+        with self.read() as s:
+            return list(s.execute(sa.select(Project.name, RetrainLock.queued_run_id).join(
+                RetrainLock, RetrainLock.project_id == Project.id).where(
+                RetrainLock.queued_run_id.is_not(None), RetrainLock.run_id.is_(None))).tuples())
+
+    def lock_state(self, name: str) -> RetrainLock:
+        with self.read() as s:
+            return self._lock_ro(s, self.get_project(name, s).id)
+
+    @staticmethod
+    def _lock_ro(s: Session, project_id: int) -> RetrainLock:
+        return s.scalar(sa.select(RetrainLock).where(RetrainLock.project_id == project_id))
+
+    # -- run lifecycle -----------------------------------------------------------------
+    def start_run(self, run_id: int, owner: str) -> bool:
+        """Mark a queued non-retrain run running; False when it was cancelled meanwhile."""
+        with self.write() as s:
+            run = s.get(Run, run_id, with_for_update=True)
+            if run is None or run.status != "queued":
+                return False
+            run.status, run.started_at, run.worker_id = "running", utcnow(), owner
+            return True
+
+    def record_snapshot(self, run_id: int, *, label_counts: dict, config: dict,
+                        seed: int) -> None:
+        with self.write() as s:
+            run = s.get(Run, run_id)
+            run.label_counts, run.config, run.seed = label_counts, config, seed
+
+    def update_progress(self, run_id: int, progress: dict[str, Any]) -> bool:
+        """Write progress; returns True when cancellation was requested."""
+        with self.write() as s:
+            run = s.get(Run, run_id)
+            run.progress = progress
+            return bool(run.cancel_requested)
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self.read() as s:
+            return bool(s.scalar(sa.select(Run.cancel_requested).where(Run.id == run_id)))
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None,
+                   model_version_id: int | None = None) -> None:
+        if status not in TERMINAL:
+            raise ConfigError(f"a finished run is one of {', '.join(TERMINAL)}, got {status!r}")
+        with self.write() as s:
+            run = s.get(Run, run_id)
+            run.status, run.finished_at, run.error = status, utcnow(), error
+            if model_version_id is not None:
+                run.model_version_id = model_version_id
+
+    def cancel_run(self, run_id: int) -> str:
+        """Cancel: a queued run is cancelled at once, a running one is asked to stop (its
+        progress callback raises ``JobCancelled``). Returns the run's status afterwards."""
+        with self.write() as s:
+            run = s.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise ConfigError(f"there is no run {run_id}")
+            if run.status == "queued":
+                run.status, run.finished_at, run.error = "cancelled", utcnow(), "cancelled by user"
+                s.execute(sa.update(RetrainLock).where(RetrainLock.queued_run_id == run_id)
+                          .values(queued_run_id=None))
+            elif run.status == "running":
+                run.cancel_requested = True
+            return run.status
+
+    def get_run(self, run_id: int) -> Run:
+        with self.read() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise ConfigError(f"there is no run {run_id}")
+            return run
+
+    def runs(self, name: str, *, kind: str | None = None, limit: int = 100) -> list[Run]:
+        with self.read() as s:
+            q = sa.select(Run).where(Run.project_id == self.get_project(name, s).id)
+            if kind is not None:
+                q = q.where(Run.kind == kind)
+            return list(s.scalars(q.order_by(Run.id.desc()).limit(limit)))
+
+    def last_snapshot_count(self, name: str) -> int | None:
+        """Annotation count seen by the latest retrain that took a snapshot (None: none did)."""
+        with self.read() as s:
+            counts = s.scalars(sa.select(Run.label_counts).where(
+                Run.project_id == self.get_project(name, s).id, Run.kind == "retrain",
+                Run.label_counts.is_not(None)).order_by(Run.id.desc()).limit(1)).first()
+        return None if counts is None else int(counts.get("annotations", 0))
+
+    # -- metrics -----------------------------------------------------------------------
+    def add_metrics(self, run_id: int, split: str, reports: dict[str, dict],
+                    model_version_id: int | None = None) -> None:
+        """One row per language from ``evaluate()`` reports (``lang -> report``)."""
+        with self.write() as s:
+            counts = (s.get(Run, run_id).label_counts or {})
+            for lang, rep in sorted(reports.items()):
+                s.add(Metric(run_id=run_id, model_version_id=model_version_id, language=lang,
+                             split=split, precision=float(rep["precision"]),
+                             recall=float(rep["recall"]), f1=float(rep["f1"]),
+                             support=int(rep["support"]), per_label=rep.get("per_label", {}),
+                             n_source=int(counts.get("source", 0)),
+                             n_translated=int(counts.get("translated", 0)),
+                             n_target=int(counts.get("target", 0))))
+
+    def metrics(self, name: str, *, run_id: int | None = None) -> list[Metric]:
+        with self.read() as s:
+            q = sa.select(Metric).join(Run, Metric.run_id == Run.id).where(
+                Run.project_id == self.get_project(name, s).id)
+            if run_id is not None:
+                q = q.where(Metric.run_id == run_id)
+            return list(s.scalars(q.order_by(Metric.run_id, Metric.language)))
+
+    # -- model versions ----------------------------------------------------------------
+    def add_model_version(self, name: str, *, run_id: int | None, path: str,
+                          mean_f1: float | None, version: int) -> ModelVersion:
+        with self.write() as s:
+            mv = ModelVersion(project_id=self.get_project(name, s).id, run_id=run_id,
+                              version=version, path=path, mean_f1=mean_f1)
+            s.add(mv)
+        return mv
+
+    def next_model_version(self, name: str) -> int:
+        with self.read() as s:
+            top = s.scalar(sa.select(sa.func.max(ModelVersion.version)).where(
+                ModelVersion.project_id == self.get_project(name, s).id))
+        return (top or 0) + 1
+
+    def activate_model_version(self, model_version_id: int) -> None:
+        """Make one version the active one (and mark it promoted) in one transaction."""
+        with self.write() as s:
+            mv = s.get(ModelVersion, model_version_id, with_for_update=True)
+            s.execute(sa.update(ModelVersion).where(ModelVersion.project_id == mv.project_id,
+                                                    ModelVersion.active.is_(True))
+                      .values(active=False))
+            s.flush()
+            mv.active = mv.promoted = True
+
+    def active_model_version(self, name: str) -> ModelVersion | None:
+        with self.read() as s:
+            return s.scalar(sa.select(ModelVersion).where(
+                ModelVersion.project_id == self.get_project(name, s).id,
+                ModelVersion.active.is_(True)))
+
+    def model_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
+        with self.read() as s:
+            q = sa.select(ModelVersion).where(
+                ModelVersion.project_id == self.get_project(name, s).id)
+            if not include_deleted:
+                q = q.where(ModelVersion.deleted_at.is_(None))
+            return list(s.scalars(q.order_by(ModelVersion.version)))
+
+    def get_model_version(self, model_version_id: int) -> ModelVersion:
+        with self.read() as s:
+            mv = s.get(ModelVersion, model_version_id)
+        if mv is None:
+            raise ConfigError(f"there is no model version with id {model_version_id}")
+        return mv
+
+    def mark_model_deleted(self, model_version_ids: Sequence[int]) -> None:
+        with self.write() as s:
+            s.execute(sa.update(ModelVersion).where(ModelVersion.id.in_(list(model_version_ids)),
+                                                    ModelVersion.active.is_(False))
+                      .values(deleted_at=utcnow()))
+
+    # -- workers -----------------------------------------------------------------------
+    def beat_worker(self, worker_id: str, *, host: str, pid: int, status: str = "running",
+                    current_run_id: int | None = None) -> None:
+        with self.write() as s:
+            row = s.get(WorkerHeartbeat, worker_id)
+            if row is None:
+                row = WorkerHeartbeat(worker_id=worker_id, host=host, pid=pid)
+                s.add(row)
+            row.status, row.current_run_id, row.last_seen = status, current_run_id, utcnow()
+
+    def workers(self, *, seen_within: float | None = None) -> list[WorkerHeartbeat]:
+        with self.read() as s:
+            q = sa.select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_seen.desc())
+            if seen_within is not None:
+                since: datetime = utcnow() - timedelta(seconds=seen_within)
+                q = q.where(WorkerHeartbeat.last_seen >= since)
+            return list(s.scalars(q))
