@@ -1,0 +1,149 @@
+"""Summaries of the active-learning benchmark rows: curves, areas, label savings, a plot.
+
+Input rows (one per side, strategy, seed and round) carry ``labels`` (labelled sentences
+the model was trained on) and ``f1`` (lang -> strict seqeval F1, fraction). For each side
+and strategy the curve is the mean over seeds of the mean F1 over target languages, at
+each label count. Partial results are summarised as they are (``complete`` says whether
+every seed reached the budget).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def curves(rows: list[dict]) -> dict:
+    """``{side: {strategy: {"labels": [...], "mean": [...], "std": [...], "n_seeds": [...],
+    "per_lang": {lang: [...]}}}}`` from benchmark rows (mean over target languages first,
+    then mean and standard deviation over seeds)."""
+    grouped: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for row in rows:
+        grouped[row["side"]][row["strategy"]][row["labels"]].append(row)
+    out: dict = {}
+    for side, strategies in grouped.items():
+        out[side] = {}
+        for strategy, by_labels in strategies.items():
+            labels = sorted(by_labels)
+            langs = sorted({lang for rs in by_labels.values() for r in rs for lang in r["f1"]})
+            means, stds, counts = [], [], []
+            per_lang: dict = {lang: [] for lang in langs}
+            for n in labels:
+                seed_means = [float(np.mean(list(r["f1"].values()))) for r in by_labels[n]]
+                means.append(float(np.mean(seed_means)))
+                stds.append(float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else 0.0)
+                counts.append(len(seed_means))
+                for lang in langs:
+                    per_lang[lang].append(float(np.mean([r["f1"][lang] for r in by_labels[n]
+                                                         if lang in r["f1"]])))
+            out[side][strategy] = {"labels": labels, "mean": means, "std": stds,
+                                   "n_seeds": counts, "per_lang": per_lang}
+    return out
+
+
+def area_under_curve(labels: list[int], values: list[float]) -> float | None:
+    """Trapezoid area divided by the label range: the average F1 over the label range."""
+    if len(labels) < 2:
+        return None
+    x, y = np.asarray(labels, dtype=float), np.asarray(values, dtype=float)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0) / (x[-1] - x[0]))
+
+
+def labels_to_reach(labels: list[int], values: list[float], target: float) -> float | None:
+    """First label count at which the curve reaches ``target`` (linear interpolation
+    between measured points), or None when it never does."""
+    for i, (n, v) in enumerate(zip(labels, values)):
+        if v >= target:
+            if i == 0:
+                return float(n)
+            n0, v0 = labels[i - 1], values[i - 1]
+            return float(n0 + (target - v0) / (v - v0) * (n - n0))
+    return None
+
+
+def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
+    """Per side: curves, area under each, and labels needed to reach random's F1 at ``budget``."""
+    summary: dict = {}
+    for side, strategies in curves(rows).items():
+        random_curve = strategies.get("random")
+        reference = None
+        if random_curve and random_curve["labels"] and random_curve["labels"][-1] == budget:
+            reference = random_curve["mean"][-1]
+        side_out: dict = {"random_f1_at_budget": reference, "strategies": {}}
+        for strategy, c in strategies.items():
+            needed = None if reference is None else labels_to_reach(c["labels"], c["mean"], reference)
+            complete = bool(c["labels"]) and c["labels"][-1] == budget and c["n_seeds"][-1] >= len(seeds)
+            side_out["strategies"][strategy] = {
+                **c,
+                "auc": area_under_curve(c["labels"], c["mean"]),
+                "labels_to_reach_random": needed,
+                "saving": None if needed is None else 1.0 - needed / budget,
+                "complete": complete,
+            }
+        summary[side] = side_out
+    return summary
+
+
+def markdown(summary: dict, budget: int) -> str:
+    lines = []
+    for side, s in summary.items():
+        ref = s["random_f1_at_budget"]
+        lines.append(f"### {side} side (random at {budget} labels: "
+                     f"{'n/a' if ref is None else f'{100 * ref:.1f}'} mean F1)\n")
+        lines.append("| strategy | F1 at last point | labels | AUC | labels to reach random | saving | complete |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for name, c in sorted(s["strategies"].items()):
+            last = f"{100 * c['mean'][-1]:.1f} ± {100 * c['std'][-1]:.1f}" if c["mean"] else "–"
+            auc = "–" if c["auc"] is None else f"{100 * c['auc']:.1f}"
+            need = "never" if c["labels_to_reach_random"] is None else f"{c['labels_to_reach_random']:.0f}"
+            save = "–" if c["saving"] is None else f"{100 * c['saving']:.0f}%"
+            lines.append(f"| {name} | {last} | {c['labels'][-1] if c['labels'] else '–'} | {auc} "
+                         f"| {need} | {save} | {'yes' if c['complete'] else 'no'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path, title: str) -> Path:
+    """F1-versus-labels curves (mean over target languages; band = ±1 std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = sorted(summary)
+    fig, axes = plt.subplots(1, max(1, len(sides)), figsize=(6 * max(1, len(sides)), 4.5),
+                             squeeze=False)
+    for ax, side in zip(axes[0], sides):
+        for name, c in sorted(summary[side]["strategies"].items()):
+            x, y, e = np.array(c["labels"]), 100 * np.array(c["mean"]), 100 * np.array(c["std"])
+            ax.plot(x, y, marker="o", ms=3, label=name, linestyle="--" if name == "random" else "-")
+            ax.fill_between(x, y - e, y + e, alpha=0.15)
+        ref = summary[side]["random_f1_at_budget"]
+        if ref is not None:
+            ax.axhline(100 * ref, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_title(f"{side} side")
+        ax.set_xlabel("labelled sentences")
+        ax.set_ylabel("mean dev F1 over target languages")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(rows: list[dict], out_dir: Path, stem: str, budget: int, seeds: list[int],
+                  title: str) -> dict:
+    """Write ``<stem>.json`` (summary), ``<stem>.md`` (tables) and ``<stem>.png`` (curves)."""
+    summary = summarise(rows, budget, seeds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out_dir / f"{stem}.md").write_text(markdown(summary, budget), encoding="utf-8")
+    if summary:
+        plot(summary, out_dir / f"{stem}.png", title)
+    return summary
