@@ -94,6 +94,16 @@ class ServicesConfig:
     retrain_min_new_labels: int = 50
     promote_tolerance: float = 0.5  # F1 points
     keep_versions: int = 3
+    #: worker: seconds between heartbeats (worker row and retrain lock)
+    heartbeat_seconds: float = 5.0
+    #: a retrain lock whose heartbeat is older than this belongs to a dead worker
+    lock_stale_seconds: float = 60.0
+    #: Huey consumer threads (a retrain occupies one; predictions can use another)
+    worker_threads: int = 2
+    #: modules imported by the worker that register sync hooks (concner.tasks.register_sync_hook)
+    sync_modules: tuple[str, ...] = ()
+    #: minutes between periodic syncs of every project
+    sync_every_minutes: int = 5
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,11 @@ def validate(config: Config) -> None:
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
+    need(s.heartbeat_seconds > 0, "services.heartbeat_seconds", "must be > 0")
+    need(s.lock_stale_seconds > 2 * s.heartbeat_seconds, "services.lock_stale_seconds",
+         "must be more than twice services.heartbeat_seconds")
+    need(s.worker_threads >= 1, "services.worker_threads", "must be >= 1")
+    need(1 <= s.sync_every_minutes <= 59, "services.sync_every_minutes", "must be in [1, 59]")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
     tr = config.translation
     need(0.0 <= tr.dictionary_share <= 1.0, "translation.dictionary_share", "must be in [0, 1]")

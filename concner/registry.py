@@ -1,0 +1,218 @@
+"""Model registry: versioned checkpoints, a promotion gate and pruning.
+
+Checkpoints live under ``<root>/<project>-<id>/v<NNNN>/`` where ``root`` is a local folder
+(default ``services.checkpoints``) or any ``fsspec`` URL (``s3://``, ``gs://``,
+``memory://`` ...). A version is complete when its ``MANIFEST.json`` (file names, sizes and
+SHA-256) exists; the manifest is always written last.
+
+- local: the bundle is saved into a ``.tmp-*`` folder, the manifest added, and the folder
+  renamed into place (atomic on one file system): readers never see half a checkpoint.
+- remote: the bundle is saved locally, uploaded under the version's key prefix, and the
+  manifest uploaded last; loaders ignore versions without a manifest.
+
+A new version is promoted (made active) when there is no active version, or its mean
+target F1 is not worse than the active one's by more than ``services.promote_tolerance``
+F1 points. The last ``services.keep_versions`` versions are kept, and never the active one
+is deleted. The database row of a version is written only after its files are complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from concner.errors import ModelError
+from concner.store.models import ModelVersion
+
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass(frozen=True)
+class Published:
+    version: ModelVersion
+    promoted: bool
+    reason: str
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest(folder: Path) -> dict:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {"files": {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": _sha256(p)}
+                      for p in files}}
+
+
+def is_local(url: str) -> bool:
+    import fsspec.utils
+
+    return fsspec.utils.get_protocol(str(url)) in ("file", "local")
+
+
+class ModelRegistry:
+    """Versions of one store's projects under ``root`` (see module doc)."""
+
+    def __init__(self, store, root: str, *, keep_versions: int = 3,
+                 promote_tolerance: float = 0.5, cache_dir: str | None = None):
+        self.store = store
+        self.root = str(root).rstrip("/")
+        self.keep_versions = keep_versions
+        self.promote_tolerance = promote_tolerance
+        self.local = is_local(self.root)
+        self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "concner-model-cache")
+
+    @classmethod
+    def from_config(cls, store, config) -> "ModelRegistry":
+        s = config.services
+        return cls(store, s.checkpoints, keep_versions=s.keep_versions,
+                   promote_tolerance=s.promote_tolerance)
+
+    # -- locations ---------------------------------------------------------------------
+    def project_dir(self, name: str) -> str:
+        project = self.store.get_project(name)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "project"
+        return f"{self.root}/{slug}-{project.id}"
+
+    def _fs(self):
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(self.root)
+        return fs
+
+    # -- publishing --------------------------------------------------------------------
+    def publish(self, name: str, bundle, *, run_id: int | None, mean_f1: float | None) -> Published:
+        """Write ``bundle`` as the next version, record it, promote it if it passes the gate,
+        and prune old versions."""
+        version = self.store.next_model_version(name)
+        url = f"{self.project_dir(name)}/v{version:04d}"
+        if self.local:
+            self._write_local(bundle, Path(url))
+        else:
+            self._write_remote(bundle, url)
+        mv = self.store.add_model_version(name, run_id=run_id, path=url, mean_f1=mean_f1,
+                                          version=version)
+        promote, reason = self.should_promote(name, mean_f1)
+        if promote:
+            self.store.activate_model_version(mv.id)
+            mv = self.store.get_model_version(mv.id)
+        self.prune(name)
+        return Published(mv, promote, reason)
+
+    def should_promote(self, name: str, mean_f1: float | None) -> tuple[bool, str]:
+        active = self.store.active_model_version(name)
+        if active is None:
+            return True, "no active model yet"
+        if mean_f1 is None:
+            return False, "the new model has no dev F1 (no gold dev sentences) to compare"
+        if active.mean_f1 is None:
+            return True, f"the active v{active.version} has no dev F1"
+        floor = active.mean_f1 - self.promote_tolerance / 100.0
+        if mean_f1 >= floor:
+            return True, (f"mean F1 {100 * mean_f1:.2f} >= active v{active.version} "
+                          f"{100 * active.mean_f1:.2f} - {self.promote_tolerance} points")
+        return False, (f"mean F1 {100 * mean_f1:.2f} is worse than active v{active.version} "
+                       f"{100 * active.mean_f1:.2f} by more than {self.promote_tolerance} points")
+
+    def _write_local(self, bundle, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            raise ModelError(f"checkpoint folder {final} already exists; the registry and the "
+                             "store disagree (remove the folder or restore the database)")
+        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            bundle.save(tmp)
+            (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=1), "utf-8")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _write_remote(self, bundle, url: str) -> None:
+        fs = self._fs()
+        with tempfile.TemporaryDirectory(prefix="concner-upload-") as tmp:
+            folder = Path(tmp) / "model"
+            bundle.save(folder)
+            manifest = _manifest(folder)
+            for rel in manifest["files"]:
+                fs.put_file(str(folder / rel), f"{url}/{rel}")
+            with fs.open(f"{url}/{MANIFEST}", "w") as fh:  # last: marks the version complete
+                fh.write(json.dumps(manifest, indent=1))
+
+    # -- loading -----------------------------------------------------------------------
+    def local_folder(self, mv: ModelVersion) -> Path:
+        """A local folder holding version ``mv`` (downloaded and verified when remote)."""
+        if mv.deleted_at is not None:
+            raise ModelError(f"model v{mv.version} was pruned from {mv.path}; use a newer one")
+        if is_local(mv.path):
+            folder = Path(mv.path)
+            if not (folder / MANIFEST).is_file():
+                raise ModelError(f"checkpoint {folder} has no {MANIFEST}: it is incomplete")
+            return folder
+        fs = self._fs()
+        if not fs.exists(f"{mv.path}/{MANIFEST}"):
+            raise ModelError(f"checkpoint {mv.path} has no {MANIFEST}: it is incomplete")
+        manifest = json.loads(fs.cat_file(f"{mv.path}/{MANIFEST}"))
+        key = hashlib.sha256(mv.path.encode()).hexdigest()[:16]
+        target = self.cache_dir / key
+        if (target / MANIFEST).is_file():
+            return target
+        tmp = self.cache_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        try:
+            for rel, info in manifest["files"].items():
+                dest = tmp / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(f"{mv.path}/{rel}", str(dest))
+                if _sha256(dest) != info["sha256"]:
+                    raise ModelError(f"checkpoint {mv.path}/{rel} does not match its manifest")
+            (tmp / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+            os.replace(tmp, target)
+        except FileExistsError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (target / MANIFEST).is_file():
+                raise
+        return target
+
+    def load(self, mv: ModelVersion, device: str = "cpu"):
+        from concner.model import NerBundle
+
+        return NerBundle.load(self.local_folder(mv), device=device)
+
+    def load_active(self, name: str, device: str = "cpu"):
+        """The active model of project ``name`` and its version row."""
+        mv = self.store.active_model_version(name)
+        if mv is None:
+            raise ModelError(f"project {name!r} has no active model yet; run a retrain first")
+        return self.load(mv, device), mv
+
+    # -- pruning -----------------------------------------------------------------------
+    def prune(self, name: str) -> list[int]:
+        """Delete all but the newest ``keep_versions`` versions (never the active one) and
+        leftovers of interrupted writes. Returns the pruned version numbers."""
+        versions = self.store.model_versions(name)
+        keep = {mv.id for mv in versions[-self.keep_versions:]} | {
+            mv.id for mv in versions if mv.active}
+        doomed = [mv for mv in versions if mv.id not in keep]
+        fs = self._fs()
+        for mv in doomed:
+            if fs.exists(mv.path):
+                fs.rm(mv.path, recursive=True)
+        self.store.mark_model_deleted([mv.id for mv in doomed])
+        if self.local:
+            base = Path(self.project_dir(name))
+            for leftover in base.glob(".*tmp-*") if base.is_dir() else []:
+                shutil.rmtree(leftover, ignore_errors=True)
+        return [mv.version for mv in doomed]

@@ -1,0 +1,312 @@
+"""What the worker's jobs do: retrain, evaluate, predict, and the retrain policy.
+
+Each function takes a :class:`JobContext` (store, registry, base config, worker id, a
+shutdown event and a way to enqueue follow-ups), so it runs the same inside the Huey
+consumer and in tests. A retrain:
+
+1. takes the project's retrain lock (at most one per project; others coalesce),
+2. snapshots the store and records the label counts it saw (source, translated, target),
+3. trains with :func:`concner.training.train`, writing progress and honouring cancel,
+4. evaluates every target language on its gold dev sentences, one metrics row each,
+5. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion),
+6. releases the lock and enqueues the coalesced follow-up run, if any.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from concner.config import Config, config_from_dict
+from concner.errors import ConcnerError, JobCancelled
+from concner.registry import ModelRegistry
+from concner.store import Store
+from concner.store.snapshot import Snapshot, take_snapshot
+
+log = logging.getLogger("concner.worker")
+LOG_TAIL = 30
+
+
+class WorkerShutdown(JobCancelled):
+    """The worker is stopping (SIGTERM): the current run stops at the next step and is
+    re-queued."""
+
+
+@dataclass
+class JobContext:
+    store: Store
+    registry: ModelRegistry
+    config: Config
+    owner: str
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    #: ``enqueue_retrain(project, run_id)`` puts a queued run on the queue
+    enqueue_retrain: Callable[[str, int], None] = lambda project, run_id: None
+
+
+def project_config(base: Config, snap: Snapshot) -> Config:
+    """The base config overlaid with the project's training config and its languages,
+    labels and encoder."""
+    data = base.to_dict()
+    for section, values in (snap.training_config or {}).items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    data["data"].update(source_lang=snap.source_lang, target_langs=list(snap.target_langs),
+                        entity_types=list(snap.schema.entity_types))
+    data["model"]["encoder"] = snap.encoder
+    return config_from_dict(data, env={})
+
+
+class RunProgress:
+    """Progress callback for :func:`concner.training.train` that writes to the run row.
+
+    Writes at most every ``interval`` seconds (and on every stage change), reads the cancel
+    flag on each write, and raises :class:`JobCancelled` (or :class:`WorkerShutdown`).
+    """
+
+    def __init__(self, ctx: JobContext, run_id: int, interval: float = 0.5):
+        self.ctx, self.run_id, self.interval = ctx, run_id, interval
+        self.state: dict = {"stage": "queued", "step": 0, "total": 0, "loss": None, "log": []}
+        self._last_write = 0.0
+        self.lock_lost = False
+
+    def log(self, line: str) -> None:
+        log.info("run %s: %s", self.run_id, line)
+        self.state["log"] = (self.state["log"] + [line])[-LOG_TAIL:]
+        self._write(force=True)
+
+    def stage(self, name: str, total: int = 0) -> None:
+        self.state.update(stage=name, step=0, total=total)
+        self._write(force=True)
+
+    def __call__(self, event) -> None:
+        changed = event.stage != self.state["stage"]
+        self.state.update(stage=event.stage, epoch=event.epoch, step=event.step,
+                          total=event.total_steps, loss=event.loss,
+                          losses=dict(event.losses or {}))
+        if event.metrics:
+            self.state["metrics"] = event.metrics
+        self._write(force=changed or event.step >= event.total_steps)
+
+    def _write(self, force: bool = False) -> None:
+        if self.ctx.shutdown.is_set():
+            raise WorkerShutdown("the worker is shutting down")
+        if self.lock_lost:
+            raise JobCancelled("another worker took over this run's lock (heartbeat too old)")
+        now = time.monotonic()
+        if not force and now - self._last_write < self.interval:
+            return
+        self._last_write = now
+        if self.ctx.store.update_progress(self.run_id, dict(self.state)):
+            raise JobCancelled("cancelled by user")
+
+
+class LockKeeper:
+    """Refreshes the retrain lock heartbeat from a thread while a retrain runs."""
+
+    def __init__(self, ctx: JobContext, run_id: int, progress: RunProgress):
+        self.ctx, self.run_id, self.progress = ctx, run_id, progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lock-{run_id}", daemon=True)
+
+    def __enter__(self) -> "LockKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ctx.config.services.heartbeat_seconds):
+            try:
+                if not self.ctx.store.heartbeat_retrain(self.run_id):
+                    self.progress.lock_lost = True
+                    return
+            except ConcnerError as exc:  # database briefly unreachable: try again next beat
+                log.warning("run %s: heartbeat failed: %s", self.run_id, exc)
+
+
+def build_train_data(snap: Snapshot):
+    """:class:`concner.training.TrainData` from a snapshot.
+
+    Source gold sentences come first, in the order of their usable translations
+    (``translations[i]`` is the projected translation of ``source[i]``); a source sentence
+    translated into several target languages appears once per translation so that every
+    pair is used, and sources without translation follow. Gold target sentences are
+    added as labelled data without a translation. Unlabelled target sentences feed
+    distillation; dev holds each target language's gold dev sentences.
+    """
+    from concner.training import TrainData
+
+    paired = [i for i, _ in snap.pairs]
+    unpaired = sorted(set(range(len(snap.source))) - set(paired))
+    source = [snap.source[i] for i in paired] + [snap.source[i] for i in unpaired]
+    translations = [tr for _, tr in snap.pairs]
+    names = {f.name for f in dataclasses.fields(TrainData)}
+    kwargs = dict(source=source + list(snap.target_gold), translations=translations or None,
+                  unlabelled_target=list(snap.unlabelled_target), dev=dict(snap.dev))
+    return TrainData(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def evaluate_dev(bundle, snap: Snapshot, known: dict | None = None,
+                 batch_size: int = 64) -> dict[str, dict]:
+    """``lang -> evaluate() report`` on the gold dev sentences of every target language
+    that has some (``known`` reports, e.g. from training, are reused)."""
+    from concner.evaluation import evaluate
+    from concner.inference import Predictor
+
+    reports: dict[str, dict] = {}
+    predictor = None
+    for lang in snap.target_langs:
+        gold = snap.dev.get(lang)
+        if not gold:
+            continue
+        if known and lang in known:
+            reports[lang] = known[lang]
+            continue
+        predictor = predictor or Predictor(bundle, batch_size=batch_size, device="cpu")
+        reports[lang] = evaluate(gold, [p.tags for p in predictor.predict(gold)])
+    return reports
+
+
+def mean_f1(reports: dict[str, dict]) -> float | None:
+    return sum(r["f1"] for r in reports.values()) / len(reports) if reports else None
+
+
+def execute_retrain(ctx: JobContext, name: str, run_id: int) -> str:
+    """Run queued retrain ``run_id`` of project ``name``; returns the final status, or
+    ``"skipped"`` when the run is not queued or another retrain holds the lock."""
+    store = ctx.store
+    if not store.acquire_retrain(run_id, ctx.owner):
+        log.info("run %s of %s not started (not queued, or another retrain runs)", run_id, name)
+        return "skipped"
+    progress = RunProgress(ctx, run_id)
+    status, error, mv_id = "failed", None, None
+    try:
+        with LockKeeper(ctx, run_id, progress):
+            status, mv_id = _retrain(ctx, name, run_id, progress)
+    except WorkerShutdown:
+        follow, _ = store.request_run(name, reason="shutdown")
+        error = f"interrupted: the worker shut down; re-queued as run {follow}"
+    except JobCancelled as exc:
+        status, error = "cancelled", str(exc)
+    except ConcnerError as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug: keep the traceback where the app can show it
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        log.exception("run %s failed", run_id)
+    finally:
+        store.finish_run(run_id, status, error, model_version_id=mv_id)
+        follow = store.release_retrain(run_id)
+        if follow is not None and not ctx.shutdown.is_set():
+            ctx.enqueue_retrain(name, follow)
+    return status
+
+
+def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
+    from concner.training import train
+
+    progress.stage("snapshot")
+    snap = take_snapshot(ctx.store, name)
+    config = project_config(ctx.config, snap)
+    ctx.store.record_snapshot(run_id, label_counts=snap.label_counts, config=config.to_dict(),
+                              seed=config.training.seed)
+    counts = snap.label_counts
+    progress.log(f"snapshot: {counts['source']} source, {counts['translated']} translated, "
+                 f"{counts['target']} target labelled sentences; {counts['unlabelled']} unlabelled")
+    if not snap.source and not snap.target_gold:
+        raise ConcnerError(f"project {name!r} has no labelled sentences to train on; import "
+                           "labelled source sentences (concner project import) first")
+    result = train(config, build_train_data(snap), callback=progress)
+    progress.stage("evaluate")
+    reports = evaluate_dev(result.bundle, snap, getattr(result, "dev_metrics", None),
+                           batch_size=getattr(config.training, "eval_batch_size", 64))
+    progress._write(force=True)  # last chance to honour a cancel before publishing
+    progress.stage("publish")
+    published = ctx.registry.publish(name, result.bundle, run_id=run_id, mean_f1=mean_f1(reports))
+    ctx.store.add_metrics(run_id, "dev", reports, model_version_id=published.version.id)
+    progress.log(f"model v{published.version.version}: "
+                 f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
+    return "succeeded", published.version.id
+
+
+def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:
+    """Queue a retrain when at least ``min_new_labels`` annotations arrived since the last
+    run's snapshot (or there never was one). Returns the queued run id, or None."""
+    last = store.last_snapshot_count(name) or 0
+    new = store.annotation_count(name) - last
+    if new < min_new_labels:
+        return None
+    run_id, _ = store.request_run(name, reason="new_labels")
+    return run_id
+
+
+def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: int) -> str:
+    """Evaluate one model version on every target language's gold dev sentences."""
+    store = ctx.store
+    if not store.start_run(run_id, ctx.owner):
+        return "skipped"
+    progress = RunProgress(ctx, run_id)
+    status, error = "failed", None
+    try:
+        mv = store.get_model_version(model_version_id)
+        if mv.run_id is not None:
+            counts = store.get_run(mv.run_id).label_counts or {}
+            store.record_snapshot(run_id, label_counts=counts, config={}, seed=0)
+        progress.stage("evaluate")
+        snap = take_snapshot(store, name)
+        reports = evaluate_dev(ctx.registry.load(mv), snap)
+        store.add_metrics(run_id, "dev", reports, model_version_id=mv.id)
+        progress.log(f"v{mv.version}: mean dev F1 "
+                     + (f"{100 * mean_f1(reports):.2f}" if reports else "n/a (no dev sentences)"))
+        status = "succeeded"
+    except JobCancelled as exc:
+        status, error = "cancelled", str(exc)
+    except ConcnerError as exc:
+        error = str(exc)
+    finally:
+        store.finish_run(run_id, status, error, model_version_id=model_version_id)
+    return status
+
+
+def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -> str:
+    """Predict every unlabelled target sentence with the active model; stores tags, spans
+    and uncertainty (mean word entropy) per sentence."""
+    from concner.inference import Predictor
+
+    store = ctx.store
+    if not store.start_run(run_id, ctx.owner):
+        return "skipped"
+    progress = RunProgress(ctx, run_id)
+    status, error, mv_id = "failed", None, None
+    try:
+        bundle, mv = ctx.registry.load_active(name)
+        mv_id = mv.id
+        pool = take_snapshot(store, name).unlabelled_target
+        predictor = Predictor(bundle, device="cpu")
+        progress.stage("predict", total=len(pool))
+        for start in range(0, len(pool), chunk):
+            part = pool[start:start + chunk]
+            preds = predictor.predict(part)
+            store.save_predictions(mv.id, [
+                (s.meta["db_id"], list(p.tags),
+                 [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
+                  for sp in p.spans], float(p.mean_entropy)) for s, p in zip(part, preds)])
+            progress.state.update(step=start + len(part))
+            progress._write(force=True)
+        progress.log(f"predicted {len(pool)} sentences with v{mv.version}")
+        status = "succeeded"
+    except JobCancelled as exc:
+        status, error = "cancelled", str(exc)
+    except ConcnerError as exc:
+        error = str(exc)
+    finally:
+        store.finish_run(run_id, status, error, model_version_id=mv_id)
+    return status

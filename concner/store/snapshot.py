@@ -1,0 +1,108 @@
+"""A point-in-time view of a project's data, as training input.
+
+:func:`take_snapshot` reads everything a retrain needs inside ONE read transaction
+(``REPEATABLE READ`` on PostgreSQL, a WAL read snapshot on SQLite), so labels arriving
+while a run trains never leak into it, and the label counts it records are exactly what it
+trained on. Sentences carry their current labels (:mod:`concner.store.consensus`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from concner.labels import LabelSchema
+from concner.sentence import Sentence
+from concner.store.models import Project, SentenceRow, TranslationLink
+from concner.store.projects import row_to_sentence
+
+USABLE_LINKS = ("ok", "repaired")
+
+
+@dataclass
+class Snapshot:
+    """Training data of one project at one moment.
+
+    Attributes:
+        source: gold source-language sentences (role ``source``, split ``train``/``pool``).
+        pairs: ``(source index, translation)`` for every usable (``ok``/``repaired``)
+            projected translation with labels; a source may have one per target language.
+        target_gold: labelled target-language sentences outside ``dev``.
+        unlabelled_target: target-language sentences without labels (for distillation).
+        dev: target language -> gold dev sentences.
+        label_counts: ``source``, ``translated``, ``target``, ``annotations`` (versions
+            seen), ``target_by_lang``, ``dev_by_lang``, ``unlabelled``.
+    """
+
+    project: str
+    schema: LabelSchema
+    source_lang: str
+    target_langs: list[str]
+    encoder: str
+    training_config: dict
+    source: list[Sentence] = field(default_factory=list)
+    pairs: list[tuple[int, Sentence]] = field(default_factory=list)
+    target_gold: list[Sentence] = field(default_factory=list)
+    unlabelled_target: list[Sentence] = field(default_factory=list)
+    dev: dict[str, list[Sentence]] = field(default_factory=dict)
+    label_counts: dict = field(default_factory=dict)
+
+
+def take_snapshot(store, name: str) -> Snapshot:
+    """Read project ``name`` from ``store`` in one consistent transaction."""
+    with store.read(snapshot=True) as s:
+        project: Project = store.get_project(name, s)
+        rows = list(s.scalars(sa.select(SentenceRow).where(
+            SentenceRow.project_id == project.id).order_by(SentenceRow.id)))
+        links = list(s.scalars(sa.select(TranslationLink).where(
+            TranslationLink.project_id == project.id).order_by(TranslationLink.id)))
+        current = store.current_labels(s, [r.id for r in rows])
+        n_annotations = store._annotation_count(s, project.id)
+    snap = Snapshot(project=name, schema=LabelSchema.from_dict(project.label_schema),
+                    source_lang=project.source_lang, target_langs=list(project.target_langs),
+                    encoder=project.encoder, training_config=dict(project.training_config or {}))
+    by_id: dict[int, Sentence] = {}
+    for row in rows:
+        cur = current.get(row.id)
+        extra = {} if cur is None else {"agreement": cur.agreement, "n_voters": cur.n_voters}
+        sent = row_to_sentence(row, None if cur is None else cur.tags, extra)
+        by_id[row.id] = sent
+        if row.role == "source":
+            if sent.tags is not None and row.split != "dev":
+                snap.source.append(sent)
+        elif row.role == "target":
+            if row.split == "dev":
+                if sent.tags is not None:
+                    snap.dev.setdefault(row.lang, []).append(sent)
+            elif sent.tags is not None:
+                snap.target_gold.append(sent)
+            else:
+                snap.unlabelled_target.append(sent)
+    source_index = {sent.meta["db_id"]: i for i, sent in enumerate(snap.source)}
+    for link in links:
+        tr = by_id.get(link.translation_sentence_id)
+        if (link.status in USABLE_LINKS and link.source_sentence_id in source_index
+                and tr is not None and tr.tags is not None):
+            tr.meta.update(link_status=link.status, backend=link.backend)
+            snap.pairs.append((source_index[link.source_sentence_id], tr))
+    target_by_lang = Counter(x.lang for x in snap.target_gold)
+    snap.label_counts = {
+        "source": len(snap.source),
+        "translated": len(snap.pairs),
+        "target": len(snap.target_gold),
+        "annotations": n_annotations,
+        "target_by_lang": dict(sorted(target_by_lang.items())),
+        "dev_by_lang": {lang: len(v) for lang, v in sorted(snap.dev.items())},
+        "unlabelled": len(snap.unlabelled_target),
+        "links_by_status": dict(sorted(Counter(link.status for link in links).items())),
+    }
+    return snap
+
+
+def pairs_by_language(snap: Snapshot) -> dict[str, list[tuple[int, Sentence]]]:
+    out: dict[str, list[tuple[int, Sentence]]] = defaultdict(list)
+    for i, tr in snap.pairs:
+        out[tr.lang].append((i, tr))
+    return dict(out)

@@ -1,0 +1,211 @@
+"""The job queue (Huey) and its jobs: thin wrappers over :mod:`concner.runner`.
+
+The queue is ``SqliteHuey`` at ``services.queue_path`` by default, or ``RedisHuey`` when
+``CONCNER_REDIS_URL`` (or ``services.redis_url``) is set so workers can run on other hosts.
+The configuration is read once, at import, from ``CONCNER_CONFIG`` (a TOML file, optional)
+and the ``CONCNER_*`` environment.
+
+Jobs: ``retrain(project, run_id)``, ``predict_pool(project, run_id)``,
+``evaluate(project, run_id, model_version_id)`` and ``sync(project)``; the ``request_*``
+functions create the run row first (the truth lives in the store, the queue message only
+wakes a worker) and are what the app and the CLI call. ``sync`` calls the hooks registered
+with :func:`register_sync_hook` (the Argilla integration registers one); without any it
+records that no sync source is configured. A periodic task syncs every project, applies
+the retrain policy, and re-queues work whose worker died.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from huey import RedisHuey, SqliteHuey, crontab
+
+from concner.config import Config, load_config
+from concner.errors import ConcnerError, ConfigError, ServiceUnavailable
+
+log = logging.getLogger("concner.tasks")
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync hook did for one project (recorded in ``sync_state``)."""
+
+    dataset: str
+    n_new: int = 0
+    cursor: str | None = None
+    message: str = ""
+
+
+#: ``hook(store, project_name, config) -> list[SyncReport]``
+SyncHook = Callable[..., list]
+_SYNC_HOOKS: dict[str, SyncHook] = {}
+NO_SYNC_DATASET = "(none)"
+
+
+def register_sync_hook(name: str, hook: SyncHook) -> None:
+    """Register ``hook`` under ``name`` (registering the same name again replaces it)."""
+    _SYNC_HOOKS[name] = hook
+
+
+def sync_hooks() -> dict[str, SyncHook]:
+    return dict(_SYNC_HOOKS)
+
+
+def service_config() -> Config:
+    return load_config(os.environ.get("CONCNER_CONFIG") or None)
+
+
+def make_huey(config: Config) -> SqliteHuey | RedisHuey:
+    redis_url = os.environ.get("CONCNER_REDIS_URL") or config.services.redis_url
+    if redis_url:
+        return RedisHuey("concner", url=redis_url, utc=True)
+    path = os.path.abspath(os.path.expanduser(config.services.queue_path))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return SqliteHuey("concner", filename=path, utc=True, timeout=30)
+
+
+CONFIG = service_config()
+huey = make_huey(CONFIG)
+
+# -- per-process resources (the worker's; the app only enqueues) -----------------------
+_resources: dict = {}
+_resources_lock = threading.Lock()
+
+
+def context():
+    """The :class:`concner.runner.JobContext` of this process (built on first use)."""
+    from concner.registry import ModelRegistry
+    from concner.runner import JobContext
+    from concner.store import Store
+
+    with _resources_lock:
+        if "ctx" not in _resources:
+            store = Store(CONFIG.services.database_url)
+            _resources["ctx"] = JobContext(
+                store=store, registry=ModelRegistry.from_config(store, CONFIG), config=CONFIG,
+                owner=_resources.get("owner") or f"{os.uname().nodename}:{os.getpid()}",
+                enqueue_retrain=lambda project, run_id: retrain(project, run_id))
+        return _resources["ctx"]
+
+
+def set_owner(owner: str) -> None:
+    """Name this process in lock rows and run rows (the worker calls it at start)."""
+    _resources["owner"] = owner
+
+
+def _enqueue(task, *args) -> None:
+    try:
+        task(*args)
+    except Exception as exc:  # the storage behind the queue is down
+        raise ServiceUnavailable(f"cannot enqueue {task.name}: {exc}; is the queue reachable "
+                                 f"(Redis at CONCNER_REDIS_URL or {CONFIG.services.queue_path})?") \
+            from exc
+
+
+# -- jobs ------------------------------------------------------------------------------
+@huey.task(name="retrain")
+def retrain(project: str, run_id: int) -> str:
+    from concner.runner import execute_retrain
+
+    return execute_retrain(context(), project, run_id)
+
+
+@huey.task(name="predict_pool")
+def predict_pool(project: str, run_id: int) -> str:
+    from concner.runner import execute_predict
+
+    return execute_predict(context(), project, run_id)
+
+
+@huey.task(name="evaluate")
+def evaluate(project: str, run_id: int, model_version_id: int) -> str:
+    from concner.runner import execute_evaluate
+
+    return execute_evaluate(context(), project, run_id, model_version_id)
+
+
+@huey.task(name="sync")
+def sync(project: str) -> list[dict]:
+    return run_sync(context().store, project, CONFIG)
+
+
+def run_sync(store, project: str, config: Config) -> list[dict]:
+    """Call every registered sync hook for ``project`` and record its outcome."""
+    if not _SYNC_HOOKS:
+        store.set_sync_state(project, NO_SYNC_DATASET, status="unconfigured",
+                             message="no sync source is configured (set services.sync_modules)")
+        return []
+    out = []
+    for name, hook in sorted(_SYNC_HOOKS.items()):
+        try:
+            reports = hook(store, project, config) or []
+        except ConcnerError as exc:
+            store.set_sync_state(project, name, status="failed", message=str(exc))
+            out.append({"hook": name, "error": str(exc)})
+            continue
+        for rep in reports:
+            store.set_sync_state(project, rep.dataset, status="ok", cursor=rep.cursor,
+                                 message=rep.message or f"{rep.n_new} new labels")
+            out.append({"hook": name, "dataset": rep.dataset, "n_new": rep.n_new})
+    return out
+
+
+def tick(ctx=None) -> dict:
+    """Housekeeping the worker runs often: recover retrains of dead workers, re-enqueue
+    queued runs without a queue message, and apply the retrain policy to every project."""
+    from concner.runner import maybe_request_retrain
+
+    ctx = ctx or context()
+    store, services = ctx.store, ctx.config.services
+    recovered = store.recover_stale(services.lock_stale_seconds)
+    for rec in recovered:
+        log.warning("run %s of %s lost its worker; re-queued as run %s", rec.lost_run_id,
+                    rec.project, rec.queued_run_id)
+    for project in store.list_projects():
+        maybe_request_retrain(store, project.name, services.retrain_min_new_labels)
+    pending = store.pending_retrains()
+    for project, run_id in pending:
+        ctx.enqueue_retrain(project, run_id)
+    return {"recovered": len(recovered), "enqueued": len(pending)}
+
+
+@huey.periodic_task(crontab(minute=f"*/{CONFIG.services.sync_every_minutes}"), name="sync_all")
+def sync_all() -> None:
+    ctx = context()
+    for project in ctx.store.list_projects():
+        sync(project.name)
+
+
+# -- what the app and the CLI call -----------------------------------------------------
+def request_retrain(store, project: str, reason: str = "on_demand") -> tuple[int, bool]:
+    """Queue a retrain (coalescing with one already queued); returns ``(run_id, created)``."""
+    run_id, created = store.request_run(project, reason=reason)
+    if created:
+        _enqueue(retrain, project, run_id)
+    return run_id, created
+
+
+def request_predict(store, project: str) -> int:
+    run_id, _ = store.request_run(project, kind="predict")
+    _enqueue(predict_pool, project, run_id)
+    return run_id
+
+
+def request_evaluate(store, project: str, model_version_id: int) -> int:
+    run_id, _ = store.request_run(project, kind="evaluate", model_version_id=model_version_id)
+    _enqueue(evaluate, project, run_id, model_version_id)
+    return run_id
+
+
+def load_sync_modules(config: Config) -> None:
+    """Import the modules named in ``services.sync_modules`` (they register sync hooks)."""
+    for name in config.services.sync_modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"services.sync_modules: cannot import {name!r}: {exc}") from exc
