@@ -28,6 +28,12 @@ class DataConfig:
     repair_iob: bool = False
     max_upload_mb: int = 50
     no_space_langs: tuple[str, ...] = ("zh", "ja", "th", "lo", "km", "my")
+    #: `concner train`: use a random sample of this many source sentences (0 = all), drawn
+    #: with `sample_seed` (separate from training.seed, so every seed sees the same sample)
+    train_sample: int = 0
+    sample_seed: int = 0
+    #: `concner train`: evaluate on the first N sentences of each dev file (0 = all)
+    dev_max_sentences: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class TrainingConfig:
     eval_every_epoch: bool = True
     device: str = "auto"  # "auto", "cpu", "cuda"
     bf16: bool = True  # autocast on CUDA only
+    #: dev languages whose mean F1 picks the best epoch (empty = all dev languages)
+    select_langs: tuple[str, ...] = ()
+    eval_batch_size: int = 64
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,9 @@ def validate(config: Config) -> None:
     need(0 <= t.warmup_ratio < 1, "training.warmup_ratio", "must be in [0, 1)")
     need(t.device in ("auto", "cpu", "cuda"), "training.device", "must be auto, cpu or cuda")
     need(t.num_threads >= 0, "training.num_threads", "must be >= 0")
+    need(t.eval_batch_size >= 1, "training.eval_batch_size", "must be >= 1")
+    need(config.data.train_sample >= 0 and config.data.dev_max_sentences >= 0,
+         "data.train_sample/dev_max_sentences", "must be >= 0 (0 = all)")
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")

@@ -77,3 +77,26 @@ def test_table_lists_every_scope_in_percent():
     assert lines["lang es"].split()[-4:] == ["50.00", "50.00", "50.00", "2"]
     assert lines["overall"].split()[-4:] == [f"{100 * 2 / 3:.2f}", "50.00",
                                              f"{100 * report['f1']:.2f}", "4"]
+
+
+def test_evaluate_command_prints_table_and_json(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from concner.cli import main
+    from concner.corpus import write_conll
+    from tiny import make_tiny_bundle
+
+    torch.set_num_threads(1)
+    bundle = make_tiny_bundle(tmp_path)
+    bundle.save(tmp_path / "model")
+    data = tmp_path / "dev.tsv"
+    write_conll(_gold()[:1], data)
+    out = tmp_path / "report.json"
+    code = main(["evaluate", "--model", str(tmp_path / "model"), "--data", str(data),
+                 "--lang", "en", "--json", str(out), "--device", "cpu"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["support"] == 2 and set(report["per_lang"]) == {"en"}
+    assert capsys.readouterr().out.strip() == format_table(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -232,3 +233,27 @@ def test_device_choice():
 def test_batch_size_must_be_positive(bundle):
     with pytest.raises(ConfigError, match="batch size"):
         Predictor(bundle, batch_size=0)
+
+
+def test_predict_command_writes_jsonl(bundle, tmp_path, capsys):
+    from concner.cli import main
+
+    model_dir = tmp_path / "model"
+    _entity_everywhere(bundle).save(model_dir)
+    texts = ["😀 John visited Zürich", "مرحبا بكم في القاهرة", "我住在北京"]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "out" / "pred.jsonl"
+    code = main(["predict", "--model", str(model_dir), "--in", str(src), "--out", str(out),
+                 "--format", "text", "--lang", "zh", "--batch-size", "2", "--device", "cpu"])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == texts
+    for r in records:
+        assert [s["text"] for s in r["spans"]] == r["tokens"]
+        assert all(r["text"][s["start"]:s["end"]] == s["text"] for s in r["spans"])
+        assert 0 < r["min_max_prob"] <= 1 and r["mean_entropy"] >= 0
+    assert "predicted 3 sentences" in capsys.readouterr().err
+    # a bad model folder is a one-line user error (exit code 2)
+    assert main(["predict", "--model", str(tmp_path / "none"), "--in", str(src),
+                 "--out", str(out), "--format", "text", "--lang", "en"]) == 2
