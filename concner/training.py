@@ -1,0 +1,445 @@
+"""ConCNER training: stage 1 (CE + λ_tcl·TCL + λ_lcl·LCL over source + translation pairs)
+and stage 2 (knowledge distillation on unlabelled target text).
+
+Every baseline of METHOD.md is this code with flags (:class:`~concner.config.LossConfig`):
+``use_translation=false`` trains on the source only; ``lambda_lcl = 0`` / ``lambda_tcl = 0``
+switch a contrastive term off (it is then not computed at all); ``kd = true`` adds stage 2.
+
+Batches (stage 1). With translations, a batch holds ``batch_size`` *units*: a unit is a
+(source, translation) pair, or a source sentence that has no translation. The distinct
+source sentences of the batch and all its translations go through the model in ONE
+forward pass (``[sources; translations]``), which serves CE and LCL (all labelled first
+sub-words) and TCL (one pair per distinct source: its translation is the positive, every
+other sentence of the batch a negative). An epoch visits every unit once, so a source
+with translations into k languages is seen k times per epoch.
+
+Stage 2. The teacher is the stage-1 model (the best epoch), frozen: its per-word label
+distributions on the unlabelled target sentences are computed once, in eval mode, before
+stage 2 (not once per KD epoch), and the student starts from the same weights. The KD
+loss (KL at temperature T, or MSE of the softmax outputs) is taken on first sub-words; with
+``lambda_src > 0`` a source batch rides in the same forward pass and adds ``λ_src·CE``.
+
+Everything else: AdamW (fused; no weight decay on biases and LayerNorm; the heads at their
+own learning rate), warmup + linear decay, gradient clipping, bf16 autocast on CUDA only,
+``training.num_threads``, seeds (CPU runs with the same seed and thread count are
+repeatable; the caller's RNG state is left untouched), dev evaluation after each epoch
+with the best epoch's weights kept in memory and restored at the end, and a progress
+callback: raising :class:`~concner.errors.JobCancelled` from it stops training (the
+exception propagates to the caller; nothing is written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from concner.config import Config
+from concner.encoding import (
+    Collator,
+    Encoded,
+    LengthGroupedBatchSampler,
+    PairBatchSampler,
+    encode_sentences,
+)
+from concner.errors import ConfigError, DataFormatError
+from concner.evaluation import evaluate
+from concner.inference import Predictor, resolve_device
+from concner.labels import OUTSIDE, LabelSchema
+from concner.losses import cross_entropy, distillation, label_contrastive, translation_contrastive
+from concner.model import NerBundle, build_bundle
+from concner.optim import freeze_word_embeddings, linear_schedule, make_optimizer, restore, snapshot
+from concner.sentence import Sentence
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainData:
+    """The sentences a run trains and evaluates on.
+
+    Attributes:
+        source: labelled source sentences (gold IOB2 tags).
+        translations: translated sentences with projected tags (a translation without tags
+            still serves TCL). Paired with ``source`` by ``pairs`` when given, else by
+            ``meta["source_id"] == source.id`` when every translation carries one, else by
+            position (then ``len(translations)`` must equal ``len(source)``).
+        pairs: optional ``(source_index, translation_index)`` list; several translations of
+            one source (several target languages) are fine.
+        unlabelled_target: target-language sentences for stage 2 (KD).
+        dev: language -> gold sentences, evaluated after every epoch.
+    """
+
+    source: list[Sentence]
+    translations: list[Sentence] | None = None
+    pairs: list[tuple[int, int]] | None = None
+    unlabelled_target: list[Sentence] = field(default_factory=list)
+    dev: dict[str, list[Sentence]] = field(default_factory=dict)
+
+
+@dataclass
+class ProgressEvent:
+    """One progress report. ``stage`` is ``"stage1"``, ``"kd"`` or ``"eval"``; ``step``
+    counts optimiser steps within the stage (1-based), ``total_steps`` is the stage's total;
+    ``losses`` holds the terms of the step's loss (``ce``, ``lcl``, ``tcl``, ``kd``);
+    ``metrics`` (eval events) maps each dev language to its F1 plus ``"score"``."""
+
+    stage: str
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    metrics: dict | None = None
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class TrainResult:
+    """``bundle``: the returned (best) model, in eval mode on the training device;
+    ``history``: one dict per epoch (stage, epoch, steps, mean losses, dev F1 per
+    language, score, seconds, time split into data/forward/backward/optimizer);
+    ``dev_metrics``: language -> :func:`concner.evaluation.evaluate` report of the
+    returned model; ``n_truncated``: training sentences cut at ``model.max_length``."""
+
+    bundle: NerBundle
+    history: list[dict]
+    dev_metrics: dict[str, dict]
+    seconds: float
+    n_truncated: int
+
+
+def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
+          callback: ProgressCallback | None = None) -> TrainResult:
+    """Run stage 1 (``training.epochs`` epochs) and, when ``loss.kd``, stage 2
+    (``training.kd_epochs`` epochs). ``init=None`` builds a fresh model from
+    ``model.encoder``; ``init`` given continues from a copy of it (warm start; the
+    caller's bundle is not modified)."""
+    started = time.perf_counter()
+    tc = config.training
+    device = resolve_device(tc.device)
+    previous_threads = torch.get_num_threads()
+    if tc.num_threads > 0:
+        torch.set_num_threads(tc.num_threads)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(tc.seed)
+            runner = _Runner(config, data, init, callback, device)
+            runner.run()
+    finally:
+        torch.set_num_threads(previous_threads)
+    runner.bundle.model.eval()
+    return TrainResult(runner.bundle, runner.history, runner.best_reports,
+                       time.perf_counter() - started, runner.n_truncated)
+
+
+def pair_translations(source: list[Sentence], translations: list[Sentence],
+                      pairs: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """``(source_index, translation_index)`` pairs, as documented in :class:`TrainData`."""
+    if pairs is not None:
+        for i, j in pairs:
+            if not (0 <= i < len(source) and 0 <= j < len(translations)):
+                raise DataFormatError(f"pair ({i}, {j}) is out of range: {len(source)} source "
+                                      f"sentences, {len(translations)} translations")
+        return list(pairs)
+    ids = [t.meta.get("source_id") for t in translations]
+    if translations and all(i is not None for i in ids):
+        index = {s.id: k for k, s in enumerate(source)}
+        missing = [i for i in ids if i not in index]
+        if missing:
+            raise DataFormatError(
+                f"{len(missing)} translations name a source_id that is not among the source "
+                f"sentences (first: {missing[0]!r}); translate the same source file you train on")
+        return [(index[i], j) for j, i in enumerate(ids)]
+    if len(translations) != len(source):
+        raise DataFormatError(
+            f"{len(translations)} translations for {len(source)} source sentences and no "
+            "meta.source_id on them: give one translation per source sentence, in order, or "
+            "keep the source_id the translate command writes")
+    return [(k, k) for k in range(len(source))]
+
+
+class _Runner:
+    """State of one training run (kept out of the public API)."""
+
+    def __init__(self, config: Config, data: TrainData, init: NerBundle | None,
+                 callback: ProgressCallback | None, device: torch.device):
+        self.config, self.data, self.callback, self.device = config, data, callback, device
+        self.lc, self.tc = config.loss, config.training
+        if init is None:
+            schema = LabelSchema(config.data.entity_types)
+            self.bundle = build_bundle(config.model.encoder, schema, config.model)
+        else:
+            self.bundle = init.clone()
+        if config.model.freeze_embeddings:
+            freeze_word_embeddings(self.bundle.model)
+        self.bundle.model.to(device)
+        self.schema = self.bundle.schema
+        self.collate = Collator(self.bundle.tokenizer.pad_token_id)
+        self.generator = torch.Generator().manual_seed(self.tc.seed)
+        self.history: list[dict] = []
+        self.best_reports: dict[str, dict] = {}
+        self.n_truncated = 0
+        self._check_data()
+
+    # -- data ---------------------------------------------------------------------------
+    def _check_data(self) -> None:
+        untagged = [s.id for s in self.data.source if s.tags is None]
+        if untagged:
+            raise DataFormatError(f"{len(untagged)} source sentences have no tags (first: "
+                                  f"{untagged[0]}); training needs labelled source sentences")
+        if self.tc.epochs > 0 and not self.data.source:
+            raise ConfigError("no source sentences to train on; give a labelled training file "
+                              "or set training.epochs = 0 to distil from an existing model")
+        if self.tc.epochs > 0 and self.lc.use_translation and not self.data.translations:
+            raise ConfigError("loss.use_translation is true but no translations were given; "
+                              "add a translation file or set loss.use_translation = false")
+        if self.lc.kd and self.tc.kd_epochs > 0 and not self.data.unlabelled_target:
+            raise ConfigError("loss.kd is true but there are no unlabelled target sentences; "
+                              "add an unlabelled file or set loss.kd = false")
+
+    def _encode(self, sentences: list[Sentence], labelled: bool = True) -> list[Encoded]:
+        encoded, truncated = encode_sentences(self.bundle.tokenizer, sentences,
+                                              self.schema if labelled else None,
+                                              self.config.model.max_length)
+        if truncated:
+            log.warning("%d of %d sentences are longer than model.max_length=%d sub-words and "
+                        "were truncated for training", truncated, len(sentences),
+                        self.config.model.max_length)
+        self.n_truncated += truncated
+        return encoded
+
+    def _batch(self, rows: list[Encoded]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in self.collate(rows).items()}
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.tc.epochs > 0:
+            self._stage1()
+        if self.lc.kd and self.tc.kd_epochs > 0:
+            self._stage2()
+        if self.data.dev and not self.best_reports:
+            self.best_reports, _ = self._evaluate()
+
+    def _stage1(self) -> None:
+        source = self._encode(self.data.source)
+        units: list[tuple[int, int | None]] = [(i, None) for i in range(len(source))]
+        translations: list[Encoded] = []
+        if self.lc.use_translation:
+            pairs = pair_translations(self.data.source, self.data.translations or [],
+                                      self.data.pairs)
+            translations = self._encode(list(self.data.translations or []))
+            paired = {i for i, _ in pairs}
+            units = [(i, j) for i, j in pairs] + [(i, None) for i in range(len(source))
+                                                  if i not in paired]
+        lengths = [max(len(source[i]), len(translations[j]) if j is not None else 0)
+                   for i, j in units]
+        sampler_cls = PairBatchSampler if translations else LengthGroupedBatchSampler
+        sampler = sampler_cls(lengths, self.tc.batch_size, self.tc.seed)
+
+        def make_batch(unit_ids: list[int]):
+            src_ids: list[int] = []
+            pos: dict[int, int] = {}
+            for u in unit_ids:
+                i = units[u][0]
+                if i not in pos:
+                    pos[i] = len(src_ids)
+                    src_ids.append(i)
+            rows = [source[i] for i in src_ids]
+            tcl_src, tcl_tgt, used = [], [], set()
+            for u in unit_ids:
+                i, j = units[u]
+                if j is None:
+                    continue
+                if i not in used:  # one TCL pair per distinct source
+                    used.add(i)
+                    tcl_src.append(pos[i])
+                    tcl_tgt.append(len(rows))
+                rows.append(translations[j])
+            batch = self._batch(rows)
+            batch["tcl_src"] = torch.tensor(tcl_src, dtype=torch.long, device=self.device)
+            batch["tcl_tgt"] = torch.tensor(tcl_tgt, dtype=torch.long, device=self.device)
+            return batch
+
+        self._loop("stage1", sampler, make_batch, self._stage1_loss, self.tc.epochs)
+
+    def _stage1_loss(self, batch: dict[str, torch.Tensor]):
+        model, lc = self.bundle.model, self.lc
+        out = model(batch["input_ids"], batch["attention_mask"])
+        labels = batch["labels"]
+        ce = cross_entropy(out.logits, labels)
+        total, parts = ce, {"ce": ce}
+        if lc.lambda_lcl > 0:
+            keep = labels != -100
+            reps = model.project(out.token_repr[keep])
+            lcl = label_contrastive(reps, labels[keep], temperature=lc.temperature_lcl,
+                                    o_label_id=self.schema.tag_to_id[OUTSIDE],
+                                    o_anchor_ratio=lc.lcl_o_anchor_ratio,
+                                    generator=self.generator)
+            total, parts["lcl"] = total + lc.lambda_lcl * lcl, lcl
+        if lc.lambda_tcl > 0 and lc.use_translation and batch["tcl_src"].numel() > 0:
+            sent = out.sentence_repr
+            tcl = translation_contrastive(sent[batch["tcl_src"]], sent[batch["tcl_tgt"]],
+                                          temperature=lc.temperature_tcl)
+            total, parts["tcl"] = total + lc.lambda_tcl * tcl, tcl
+        return total, parts
+
+    def _stage2(self) -> None:
+        target = self._encode(self.data.unlabelled_target, labelled=False)
+        teacher = self._teacher_distributions(target)
+        source = self._encode(self.data.source) if self.lc.lambda_src > 0 else []
+        sampler = LengthGroupedBatchSampler([len(e) for e in target], self.tc.batch_size,
+                                            self.tc.seed + 1)
+        src_sampler = None
+        if source:
+            src_sampler = LengthGroupedBatchSampler([len(e) for e in source],
+                                                    self.tc.batch_size, self.tc.seed + 2)
+        src_state = {"epoch": 0, "iter": iter(())}
+
+        def next_source_batch() -> list[int]:
+            batch = next(src_state["iter"], None)
+            if batch is None:
+                src_sampler.set_epoch(src_state["epoch"])
+                src_state["epoch"] += 1
+                src_state["iter"] = iter(src_sampler)
+                batch = next(src_state["iter"])
+            return batch
+
+        def make_batch(ids: list[int]):
+            rows = [target[i] for i in ids]
+            n_target = len(rows)
+            if src_sampler is not None:
+                rows += [source[i] for i in next_source_batch()]
+            batch = self._batch(rows)
+            batch["n_target"] = n_target
+            batch["teacher"] = torch.cat([teacher[i] for i in ids]).to(self.device)
+            return batch
+
+        self.best_reports = {}  # the best KD epoch is kept, not the teacher
+        self._loop("kd", sampler, make_batch, self._kd_loss, self.tc.kd_epochs)
+
+    @torch.no_grad()
+    def _teacher_distributions(self, target: list[Encoded]) -> list[torch.Tensor]:
+        """Per target sentence, the frozen teacher's logits on its first sub-words
+        (``[n_first_i, C]`` float32, CPU), computed once in eval mode."""
+        model = self.bundle.model
+        model.eval()
+        out: list[torch.Tensor] = [torch.empty(0)] * len(target)
+        order = sorted(range(len(target)), key=lambda i: -len(target[i]))
+        step = self.tc.eval_batch_size
+        with self._autocast():
+            for k in range(0, len(order), step):
+                ids = order[k:k + step]
+                batch = self._batch([target[i] for i in ids])
+                logits = model(batch["input_ids"], batch["attention_mask"]).logits.float()
+                first = batch["word_ids"] >= 0
+                for row, i in enumerate(ids):
+                    out[i] = logits[row][first[row]].cpu().clone()
+        model.train()
+        return out
+
+    def _kd_loss(self, batch: dict[str, torch.Tensor]):
+        model, lc = self.bundle.model, self.lc
+        out = model(batch["input_ids"], batch["attention_mask"])
+        n = batch["n_target"]
+        first = batch["word_ids"][:n] >= 0
+        kd = distillation(out.logits[:n][first], batch["teacher"],
+                          temperature=lc.kd_temperature, kind=lc.kd_loss)
+        total, parts = kd, {"kd": kd}
+        if out.logits.shape[0] > n:
+            ce = cross_entropy(out.logits[n:], batch["labels"][n:])
+            total, parts["ce"] = total + lc.lambda_src * ce, ce
+        return total, parts
+
+    # -- the shared loop ----------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda" and self.tc.bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _loop(self, stage: str, sampler, make_batch, loss_fn, epochs: int) -> None:
+        model = self.bundle.model
+        optimizer = make_optimizer(model, self.tc, self.device)
+        total_steps = epochs * len(sampler)
+        scheduler = linear_schedule(optimizer, total_steps, self.tc.warmup_ratio)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        best_state, best_score, step = None, float("-inf"), 0
+        for epoch in range(1, epochs + 1):
+            model.train()
+            sampler.set_epoch(epoch)
+            t_epoch = time.perf_counter()
+            timing = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
+            sums: dict[str, float] = {}
+            n_steps = 0
+            for ids in sampler:
+                t0 = time.perf_counter()
+                batch = make_batch(ids)
+                t1 = time.perf_counter()
+                with self._autocast():
+                    loss, parts = loss_fn(batch)
+                t2 = time.perf_counter()
+                loss.backward()
+                t3 = time.perf_counter()
+                if self.tc.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, self.tc.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                t4 = time.perf_counter()
+                for key, a, b in (("data", t0, t1), ("forward", t1, t2), ("backward", t2, t3),
+                                  ("optimizer", t3, t4)):
+                    timing[key] += b - a
+                step += 1
+                n_steps += 1
+                values = {k: float(v.detach()) for k, v in parts.items()}
+                values["loss"] = float(loss.detach())
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                self._emit(ProgressEvent(stage, epoch, step, total_steps, values["loss"],
+                                         {k: v for k, v in values.items() if k != "loss"}))
+            record = {"stage": stage, "epoch": epoch, "steps": n_steps,
+                      "loss": sums.get("loss", 0.0) / max(1, n_steps),
+                      "losses": {k: v / max(1, n_steps) for k, v in sums.items() if k != "loss"},
+                      "timing": {k: round(v, 3) for k, v in timing.items()}}
+            if self.data.dev and (self.tc.eval_every_epoch or epoch == epochs):
+                reports, score = self._evaluate()
+                record["dev"] = {lang: r["f1"] for lang, r in reports.items()}
+                record["score"] = score
+                self._emit(ProgressEvent("eval", epoch, step, total_steps, None, {},
+                                         {**record["dev"], "score": score}))
+                if score > best_score:
+                    best_score, best_state, self.best_reports = score, snapshot(model), reports
+            record["seconds"] = round(time.perf_counter() - t_epoch, 3)
+            self.history.append(record)
+        if best_state is not None:
+            restore(model, best_state)
+            kept = max((r for r in self.history if r["stage"] == stage and "score" in r),
+                       key=lambda r: r["score"])
+            log.info("%s: keeping epoch %d (dev score %.4f)", stage, kept["epoch"], kept["score"])
+
+    def _evaluate(self) -> tuple[dict[str, dict], float]:
+        """Dev reports per language and the selection score: mean F1 over
+        ``training.select_langs`` (all dev languages when empty)."""
+        predictor = Predictor(self.bundle, batch_size=self.tc.eval_batch_size,
+                              device=str(self.device), bf16=self.tc.bf16)
+        reports = {}
+        for lang, sentences in self.data.dev.items():
+            predictions = predictor.predict(sentences)
+            reports[lang] = evaluate(sentences, [p.tags for p in predictions])
+        chosen = list(self.tc.select_langs) or list(reports)
+        unknown = [lang for lang in chosen if lang not in reports]
+        if unknown:
+            raise ConfigError(f"training.select_langs names {unknown} but the dev sets are "
+                              f"{sorted(reports)}; fix select_langs or add those dev files")
+        return reports, sum(reports[lang]["f1"] for lang in chosen) / len(chosen)
+
+    def _emit(self, event: ProgressEvent) -> None:
+        if self.callback is not None:
+            self.callback(event)
