@@ -18,7 +18,7 @@ pair's ``reason``):
 1. One non-empty piece per entity, balanced markers, spans on token boundaries: ``ok``.
 2. An entity in several pieces (same id): if only function words lie between consecutive
    pieces (at most :data:`MAX_GAP_TOKENS` tokens, each punctuation, a listed function word
-   or a lowercase word of at most 3 letters) the span runs from the first piece to the
+   or a word of at most 3 letters not starting with a capital, so caseless scripts count) the span runs from the first piece to the
    last ("Ciudad de Nueva York"); otherwise the longest piece is kept. Either way:
    ``repaired``.
 3. An entity whose marker vanished or came back empty: if the entity's source text occurs
@@ -242,7 +242,7 @@ def _is_function_gap(gap: str, lang: str) -> bool:
     if len(tokens) > MAX_GAP_TOKENS:
         return False
     words = FUNCTION_WORDS.get(lang, frozenset())
-    return all(_PUNCT_GAP.match(t) or t.lower() in words or (t.islower() and len(t) <= 3)
+    return all(_PUNCT_GAP.match(t) or t.lower() in words or (not t[0].isupper() and len(t) <= 3)
                for t in tokens)
 
 
