@@ -14,7 +14,6 @@ consumer and in tests. A retrain:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -134,25 +133,17 @@ class LockKeeper:
 
 
 def build_train_data(snap: Snapshot):
-    """:class:`concner.training.TrainData` from a snapshot.
-
-    Source gold sentences come first, in the order of their usable translations
-    (``translations[i]`` is the projected translation of ``source[i]``); a source sentence
-    translated into several target languages appears once per translation so that every
-    pair is used, and sources without translation follow. Gold target sentences are
-    added as labelled data without a translation. Unlabelled target sentences feed
-    distillation; dev holds each target language's gold dev sentences.
-    """
+    """:class:`concner.training.TrainData` from a snapshot: the gold source sentences, then
+    the gold target sentences (labelled data without a translation); every usable
+    translation paired with its source by index (several target languages per source are
+    fine); unlabelled target sentences for distillation; gold dev sentences per language."""
     from concner.training import TrainData
 
-    paired = [i for i, _ in snap.pairs]
-    unpaired = sorted(set(range(len(snap.source))) - set(paired))
-    source = [snap.source[i] for i in paired] + [snap.source[i] for i in unpaired]
     translations = [tr for _, tr in snap.pairs]
-    names = {f.name for f in dataclasses.fields(TrainData)}
-    kwargs = dict(source=source + list(snap.target_gold), translations=translations or None,
-                  unlabelled_target=list(snap.unlabelled_target), dev=dict(snap.dev))
-    return TrainData(**{k: v for k, v in kwargs.items() if k in names})
+    return TrainData(source=list(snap.source) + list(snap.target_gold),
+                     translations=translations or None,
+                     pairs=[(i, j) for j, (i, _) in enumerate(snap.pairs)] or None,
+                     unlabelled_target=list(snap.unlabelled_target), dev=dict(snap.dev))
 
 
 def evaluate_dev(bundle, snap: Snapshot, known: dict | None = None,

@@ -1,0 +1,204 @@
+"""``concner project``: drive a project without the app.
+
+  concner project create NAME --source en --targets de,es [--labels PER,ORG,LOC] [--encoder E]
+  concner project import NAME FILE --role source|translation|target --split train|dev|pool
+  concner project status NAME [--json]
+  concner project retrain NAME          (queue a retrain now; coalesces with a queued one)
+  concner project cancel RUN_ID
+
+``import`` reads CoNLL/TSV or JSONL (labelled) or plain text (one sentence per line,
+unlabelled) with :mod:`concner.corpus` and writes everything in ONE transaction: a
+validation error names the file and line and imports nothing. Translations are linked to
+their source sentence by ``meta.source_id`` (JSONL) or by the same sentence id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("project", help="create, import into and inspect projects",
+                              description=__doc__,
+                              formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="TOML config file (store URL etc.; else CONCNER_CONFIG)")
+    sub = p.add_subparsers(dest="project_command", metavar="ACTION", required=True)
+
+    c = sub.add_parser("create", help="create a project")
+    c.add_argument("name")
+    c.add_argument("--source", required=True, help="source language (ISO 639-1), e.g. en")
+    c.add_argument("--targets", required=True, help="comma-separated target languages")
+    c.add_argument("--labels", help="comma-separated entity types (default data.entity_types)")
+    c.add_argument("--encoder", help="hub id or local folder (default model.encoder)")
+    c.add_argument("--training-config", metavar="TOML",
+                   help="TOML with per-project overrides ([training], [loss], [model] ...)")
+    c.set_defaults(func=run_create)
+
+    i = sub.add_parser("import", help="import sentences (one transaction)")
+    i.add_argument("name")
+    i.add_argument("file")
+    i.add_argument("--role", required=True, choices=["source", "translation", "target"])
+    i.add_argument("--split", required=True, choices=["train", "dev", "pool"])
+    i.add_argument("--lang", help="language of the file (needed for CoNLL and text)")
+    i.add_argument("--format", dest="fmt", default="auto", choices=["auto", "conll", "jsonl", "text"])
+    i.add_argument("--author", default="import", help="author recorded on the labels")
+    i.add_argument("--backend", default="import",
+                   help="MT backend recorded on translation links (unless meta.backend)")
+    i.add_argument("--repair-iob", action="store_true", help="turn stray I-X into B-X (counted)")
+    i.set_defaults(func=run_import)
+
+    s = sub.add_parser("status", help="counts, runs, models, metrics and workers")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=run_status)
+
+    r = sub.add_parser("retrain", help="queue a retrain now")
+    r.add_argument("name")
+    r.set_defaults(func=run_retrain)
+
+    k = sub.add_parser("cancel", help="cancel a queued or running job")
+    k.add_argument("run_id", type=int)
+    k.set_defaults(func=run_cancel)
+
+
+def _config(args):
+    if args.config:
+        os.environ["CONCNER_CONFIG"] = os.path.abspath(args.config)
+    from concner.config import load_config
+
+    return load_config(os.environ.get("CONCNER_CONFIG") or None)
+
+
+def _store(config):
+    from concner.store import Store
+
+    return Store(config.services.database_url)
+
+
+def run_create(args) -> int:
+    import tomllib
+
+    from concner.errors import ConfigError
+
+    config = _config(args)
+    overrides = {}
+    if args.training_config:
+        try:
+            with open(args.training_config, "rb") as fh:
+                overrides = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{args.training_config}: cannot read TOML: {exc}") from None
+        from concner.config import config_from_dict
+
+        config_from_dict(overrides, env={})  # validate now, not at the first retrain
+    labels = args.labels.split(",") if args.labels else list(config.data.entity_types)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    project = _store(config).create_project(
+        args.name, source_lang=args.source, target_langs=targets,
+        entity_types=[x.strip() for x in labels], encoder=args.encoder or config.model.encoder,
+        training_config=overrides)
+    print(f"created project {project.name!r} (id {project.id}): {project.source_lang} -> "
+          f"{', '.join(project.target_langs)}, labels {', '.join(labels)}")
+    return 0
+
+
+def run_import(args) -> int:
+    from concner import corpus
+    from concner.labels import LabelSchema
+
+    config = _config(args)
+    store = _store(config)
+    project = store.get_project(args.name)
+    schema = LabelSchema.from_dict(project.label_schema)
+    fmt = args.fmt
+    if fmt == "text":
+        if not args.lang:
+            from concner.errors import ConfigError
+            raise ConfigError("--lang is needed for plain text")
+        sentences = corpus.read_text_lines(args.file, args.lang)
+    else:
+        sentences = corpus.read_any(args.file, args.lang, fmt=fmt, schema=schema,
+                                    repair_iob=args.repair_iob)
+    report = store.import_sentences(args.name, sentences, role=args.role, split=args.split,
+                                    author=args.author, backend=args.backend)
+    print(f"imported into {args.name!r} ({args.role}/{args.split}): {report.summary()}")
+    return 0
+
+
+def status(store, name: str) -> dict:
+    """Everything ``status`` prints, as plain data."""
+    project = store.get_project(name)
+    runs = store.runs(name, limit=10)
+    active = store.active_model_version(name)
+    metrics = store.metrics(name)
+    latest_run = max((m.run_id for m in metrics), default=None)
+    lock = store.lock_state(name)
+    return {
+        "project": {"name": project.name, "source": project.source_lang,
+                    "targets": project.target_langs,
+                    "labels": project.label_schema["entity_types"], "encoder": project.encoder},
+        "counts": store.counts(name),
+        "lock": {"run_id": lock.run_id, "queued_run_id": lock.queued_run_id,
+                 "heartbeat_at": lock.heartbeat_at and lock.heartbeat_at.isoformat()},
+        "runs": [{"id": r.id, "kind": r.kind, "status": r.status, "reason": r.reason,
+                  "label_counts": {k: v for k, v in (r.label_counts or {}).items()
+                                   if k in ("source", "translated", "target")},
+                  "stage": (r.progress or {}).get("stage"),
+                  "step": (r.progress or {}).get("step"), "total": (r.progress or {}).get("total"),
+                  "error": r.error} for r in runs],
+        "active_model": None if active is None else {
+            "version": active.version, "path": active.path, "mean_f1": active.mean_f1},
+        "metrics": [{"run": m.run_id, "lang": m.language, "f1": m.f1, "support": m.support}
+                    for m in metrics if m.run_id == latest_run],
+        "workers": [{"id": w.worker_id, "status": w.status, "last_seen": w.last_seen.isoformat()}
+                    for w in store.workers()[:5]],
+    }
+
+
+def run_status(args) -> int:
+    info = status(_store(_config(args)), args.name)
+    if args.json:
+        json.dump(info, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    p = info["project"]
+    print(f"project {p['name']}: {p['source']} -> {', '.join(p['targets'])}; labels "
+          f"{', '.join(p['labels'])}; encoder {p['encoder']}")
+    for row in info["counts"]["sentences"]:
+        print(f"  {row['role']:<11} {row['split']:<5} {row['lang']:<4} {row['sentences']:>7} "
+              f"sentences, {row['labelled']:>7} labelled")
+    print(f"  annotation versions: {info['counts']['annotations']}; translation links: "
+          f"{info['counts']['translation_links'] or 'none'}")
+    am = info["active_model"]
+    if am is None:
+        print("active model: none")
+    else:
+        f1 = "n/a" if am["mean_f1"] is None else f"{100 * am['mean_f1']:.2f}"
+        print(f"active model: v{am['version']} (mean dev F1 {f1}) at {am['path']}")
+    for m in info["metrics"]:
+        print(f"  run {m['run']} {m['lang']}: F1 {100 * m['f1']:.2f} (support {m['support']})")
+    for r in info["runs"]:
+        where = f" {r['stage']} {r['step']}/{r['total']}" if r["status"] == "running" else ""
+        print(f"run {r['id']} {r['kind']} {r['status']}{where} ({r['reason']}) "
+              f"{r['label_counts'] or ''}" + (f" error: {r['error'].splitlines()[0]}"
+                                               if r["error"] else ""))
+    for w in info["workers"]:
+        print(f"worker {w['id']}: {w['status']}, last seen {w['last_seen']}")
+    return 0
+
+
+def run_retrain(args) -> int:
+    from concner import tasks
+
+    _config(args)
+    run_id, created = tasks.request_retrain(_store(tasks.CONFIG), args.name)
+    print(f"retrain run {run_id} {'queued' if created else 'already queued (coalesced)'}")
+    return 0
+
+
+def run_cancel(args) -> int:
+    state = _store(_config(args)).cancel_run(args.run_id)
+    print(f"run {args.run_id}: {state}" + (" (stops at its next step)" if state == "running" else ""))
+    return 0

@@ -1,0 +1,101 @@
+"""Helpers for the store / worker tests: synthetic labelled data over the tiny vocabulary,
+a project with a tiny encoder and a config that trains in about a second."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from concner.sentence import Sentence
+
+PERSONS = [["John", "Smith"], ["Mary"], ["John"], ["Mary", "Smith"]]
+ORGS = [["Google"], ["Microsoft"], ["United", "Nations"]]
+LOCS = [["Paris"], ["London"], ["Berlin"], ["New", "York"]]
+TEMPLATES = [
+    ["{PER}", "visited", "{LOC}"],
+    ["{PER}", "works", "for", "{ORG}", "in", "{LOC}"],
+    ["the", "company", "{ORG}", "is", "in", "{LOC}"],
+    ["{PER}", "lives", "in", "the", "city", "of", "{LOC}"],
+    ["{PER}", "was", "a", "person", "at", "{ORG}"],
+]
+FILLERS = {"PER": PERSONS, "ORG": ORGS, "LOC": LOCS}
+
+#: a training config that runs in about a second on the tiny encoder
+TINY_TRAINING = {
+    "training": {"epochs": 1, "kd_epochs": 0, "batch_size": 8, "learning_rate": 0.003,
+                 "head_learning_rate": 0.01, "num_threads": 1, "device": "cpu",
+                 "warmup_ratio": 0.0},
+    "loss": {"kd": False, "use_translation": True},
+    "model": {"max_length": 32, "window_stride": 4, "projection_dim": 16},
+}
+
+
+def make_sentence(rng: random.Random, sid: str, lang: str, labelled: bool = True,
+                  meta: dict | None = None) -> Sentence:
+    tokens: list[str] = []
+    tags: list[str] = []
+    for slot in rng.choice(TEMPLATES):
+        if slot.startswith("{"):
+            label = slot[1:-1]
+            words = rng.choice(FILLERS[label])
+            tokens += words
+            tags += [f"B-{label}"] + [f"I-{label}"] * (len(words) - 1)
+        else:
+            tokens.append(slot)
+            tags.append("O")
+    return Sentence.from_tokens(sid, lang, tokens, tags if labelled else None, meta=meta)
+
+
+def make_sentences(prefix: str, n: int, lang: str, *, seed: int, labelled: bool = True,
+                   meta_fn=None) -> list[Sentence]:
+    rng = random.Random(seed)
+    return [make_sentence(rng, f"{prefix}{i}", lang, labelled, meta_fn(i) if meta_fn else None)
+            for i in range(n)]
+
+
+def tiny_encoder(tmp_path: Path) -> str:
+    from tests.tiny import make_tiny_encoder_dir
+
+    return str(make_tiny_encoder_dir(Path(tmp_path) / "encoder"))
+
+
+def make_project(store, name: str, encoder: str, *, n_source: int = 40, n_dev: int = 20,
+                 n_pool: int = 20, training: dict | None = None, targets=("de",)) -> None:
+    """A project with gold source sentences, their projected translations (ok/repaired/
+    failed), unlabelled target pool and gold dev per target language."""
+    store.create_project(name, source_lang="en", target_langs=list(targets),
+                         entity_types=["PER", "ORG", "LOC"], encoder=encoder,
+                         training_config=training or TINY_TRAINING)
+    store.import_sentences(name, make_sentences("src", n_source, "en", seed=1),
+                           role="source", split="train")
+    statuses = ["ok", "repaired", "failed", "ok"]
+    for k, lang in enumerate(targets):
+        store.import_sentences(name, make_sentences(
+            f"tr-{lang}-", n_source, lang, seed=2 + k,
+            meta_fn=lambda i: {"source_id": f"src{i}", "projection_status": statuses[i % 4],
+                               "backend": "dictionary"}), role="translation", split="train")
+        store.import_sentences(name, make_sentences(f"dev-{lang}-", n_dev, lang, seed=10 + k),
+                               role="target", split="dev")
+        store.import_sentences(name, make_sentences(f"pool-{lang}-", n_pool, lang, seed=20 + k,
+                                                    labelled=False), role="target", split="pool")
+
+
+def service_env(tmp_path: Path, db_url: str, **extra: str) -> dict:
+    """Environment for a worker subprocess using this test's store, queue and checkpoints."""
+    env = dict(os.environ)
+    env.update({
+        "CONCNER_SERVICES__DATABASE_URL": db_url,
+        "CONCNER_SERVICES__QUEUE_PATH": str(Path(tmp_path) / "queue.db"),
+        "CONCNER_SERVICES__CHECKPOINTS": str(Path(tmp_path) / "models"),
+        "CONCNER_SERVICES__HEARTBEAT_SECONDS": "0.5",
+        "CONCNER_SERVICES__LOCK_STALE_SECONDS": "3",
+        "CONCNER_SERVICES__WORKER_THREADS": "1",
+        "CONCNER_LOG_LEVEL": "INFO",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    })
+    env.pop("CONCNER_REDIS_URL", None)
+    env.pop("CONCNER_CONFIG", None)
+    env.update(extra)
+    return env

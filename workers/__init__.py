@@ -1,0 +1,1 @@
+"""Worker processes started by `concner up` or by hand (`python -m workers.retrain`)."""
