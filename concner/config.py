@@ -100,6 +100,18 @@ class ServicesConfig:
     argilla_url: str = "http://127.0.0.1:6900"
     argilla_api_key: str = ""
     argilla_workspace: str = "argilla"
+    #: the local stack (`concner argilla up`): data folder, server virtualenv (cached), ports
+    argilla_data_dir: str = "concner-data/argilla"
+    argilla_venv: str = "~/.cache/concner/argilla-venv"
+    argilla_redis_port: int = 6391
+    argilla_search_port: int = 9201
+    argilla_start_timeout_s: float = 180.0
+    #: submissions a record needs before it counts as done (Argilla task distribution)
+    argilla_min_submitted: int = 1
+    argilla_batch_size: int = 200
+    #: retries (exponential backoff from argilla_backoff_s) before ServiceUnavailable
+    argilla_retries: int = 4
+    argilla_backoff_s: float = 1.0
     retrain_min_new_labels: int = 50
     promote_tolerance: float = 0.5  # F1 points
     keep_versions: int = 3
@@ -271,6 +283,10 @@ def validate(config: Config) -> None:
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
+    need(s.argilla_min_submitted >= 1 and s.argilla_batch_size >= 1,
+         "services.argilla_min_submitted/argilla_batch_size", "must be >= 1")
+    need(s.argilla_retries >= 0 and s.argilla_backoff_s >= 0, "services.argilla_retries/backoff_s",
+         "must be >= 0")
     need(s.heartbeat_seconds > 0, "services.heartbeat_seconds", "must be > 0")
     need(s.lock_stale_seconds > 2 * s.heartbeat_seconds, "services.lock_stale_seconds",
          "must be more than twice services.heartbeat_seconds")

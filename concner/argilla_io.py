@@ -1,0 +1,492 @@
+"""Argilla 2.x: datasets, pushing records with model suggestions, pulling annotations.
+
+The only module of the project that imports ``argilla``. Per project there is one dataset
+for source annotation and one per target language for correcting the model (see
+:func:`dataset_name`). Each record is one :class:`~concner.sentence.Sentence`; its Argilla
+``id`` is the sentence id, so pushing is an idempotent upsert. Span offsets are Python code
+points on both sides.
+
+Failures: an unreachable server, a timeout or a 5xx answer is retried with exponential
+backoff (``retries`` times); then, and on any other error answer, a
+:class:`~concner.errors.ServiceUnavailable` says what failed and what to do. The API key
+never appears in messages or logs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+import argilla as rg
+import httpx
+from argilla._exceptions import ArgillaAPIError, ArgillaError
+
+from concner.config import ServicesConfig
+from concner.errors import ConfigError, LabelSchemaError, ServiceUnavailable
+from concner.labels import Span, spans_to_tags
+from concner.sentence import Sentence
+
+log = logging.getLogger("concner.argilla")
+
+QUESTION = "entities"
+FIELD = "text"
+ROLES = ("source", "target")
+_PAGE = 1000  # the server's largest page for listing records
+_MAX_BACKOFF_S = 30.0
+#: the cursor keeps responses this close to the server's clock at pull start (see pull)
+_WATERMARK_LAG = timedelta(seconds=2)
+
+LABEL_HELP = {
+    "PER": ("People, real or fictional, by name (not pronouns or job titles alone).",
+            "[Ana María] vive en Lima; [Sun Yat-sen]"),
+    "ORG": ("Organisations: companies, institutions, teams, parties, agencies.",
+            "[Naciones Unidas]; [FC Barcelona]; [Google]"),
+    "LOC": ("Locations: countries, cities, regions, rivers, mountains, buildings.",
+            "[Madrid]; the [Nile]; [Kilimanjaro]"),
+    "MISC": ("Other named entities: events, nationalities, works, products.",
+             "the [World Cup]; [Spanish] cuisine"),
+}
+
+
+# -- names, keys, records ------------------------------------------------------------------
+def dataset_name(project: str, role: str, lang: str) -> str:
+    """Argilla dataset name for a project's ``source`` annotation or ``target`` correction
+    dataset in ``lang``: lower-case ``[a-z0-9-]``, e.g. ``my-project-correct-sw``."""
+    if role not in ROLES:
+        raise ConfigError(f"Argilla dataset role must be one of {ROLES}, got {role!r}")
+    slug = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-")[:120]
+    code = re.sub(r"[^a-z0-9]+", "-", lang.lower()).strip("-")
+    if not slug or not code:
+        raise ConfigError(f"cannot name an Argilla dataset for project {project!r}, language "
+                          f"{lang!r}: use letters or digits in both")
+    return f"{slug}-{'annotate' if role == 'source' else 'correct'}-{code}"
+
+
+def resolve_api_key(services: ServicesConfig, env: Mapping[str, str] | None = None) -> str:
+    """The Argilla API key: ``services.argilla_api_key`` (``CONCNER_SERVICES__ARGILLA_API_KEY``),
+    then ``ARGILLA_API_KEY``, then Streamlit secrets (``argilla_api_key`` or
+    ``[argilla] api_key``, only inside the app), then the local stack's credentials file
+    (``concner argilla up``). Raises :class:`ConfigError` when none is set."""
+    env = os.environ if env is None else env
+    if services.argilla_api_key:
+        return services.argilla_api_key
+    if env.get("ARGILLA_API_KEY"):
+        return env["ARGILLA_API_KEY"]
+    import sys
+
+    if "streamlit" in sys.modules:  # inside the app: its secrets.toml
+        try:
+            secrets = sys.modules["streamlit"].secrets
+            key = secrets.get("argilla_api_key") or (secrets.get("argilla") or {}).get("api_key")
+            if key:
+                return str(key)
+        except Exception:  # no secrets file at all: try the next source
+            pass
+    creds = os.path.join(os.path.expanduser(services.argilla_data_dir), "credentials.json")
+    try:
+        with open(creds, encoding="utf-8") as f:
+            return json.load(f)["api_key"]
+    except (OSError, ValueError, KeyError):
+        pass
+    raise ConfigError("no Argilla API key: set ARGILLA_API_KEY (or "
+                      "CONCNER_SERVICES__ARGILLA_API_KEY, or argilla_api_key in Streamlit "
+                      "secrets), or start a local server with `concner argilla up`")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's prediction for one sentence, pushed as an Argilla span suggestion.
+
+    ``spans`` carry character offsets into the sentence text and an optional ``score``
+    each; ``uncertainty`` (higher = less sure) becomes sortable record metadata."""
+
+    spans: Sequence[Span]
+    uncertainty: float | None = None
+
+    @classmethod
+    def from_tags(cls, sentence: Sentence, tags: Sequence[str],
+                  uncertainty: float | None = None) -> "Prediction":
+        return cls(sentence.with_tags(tags).spans, uncertainty)
+
+
+@dataclass
+class PushReport:
+    dataset: str
+    created: int = 0
+    updated: int = 0
+    skipped_answered: int = 0  # records a person already answered: left alone
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class PulledAnnotation:
+    """One annotator's submitted answer for one sentence, as IOB2 tags over its tokens."""
+
+    sentence_id: str
+    lang: str
+    tags: list[str]
+    author: str
+    submitted_at: datetime  # UTC
+    snapped_spans: int  # spans widened to whole tokens (character-level selections)
+    dataset: str
+
+
+@dataclass
+class PullResult:
+    dataset: str
+    annotations: list[PulledAnnotation] = field(default_factory=list)
+    #: opaque; pass back as ``since`` next time (persist it with the annotations)
+    cursor: str | None = None
+    #: answers that could not become tags: ``(sentence_id, author, reason)``, never dropped silently
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def snapped_spans(self) -> int:
+        return sum(a.snapped_spans for a in self.annotations)
+
+
+def guidelines_text(labels: Sequence[str], extra: Mapping[str, tuple[str, str]] | None = None,
+                    *, role: str = "source") -> str:
+    """Markdown guidelines explaining each label with an example (``[brackets]`` = span)."""
+    helps = {**LABEL_HELP, **(extra or {})}
+    task = ("Mark every named entity in the sentence." if role == "source" else
+            "The model's guesses are pre-filled: fix wrong spans, add missed ones, delete false ones.")
+    lines = [f"# Named entities\n\n{task} Select whole words only; punctuation next to a name "
+             "is not part of it. Entities never overlap. Submit a sentence with no entities "
+             "as it is.\n", "| label | what | examples |", "|---|---|---|"]
+    for lab in labels:
+        what, example = helps.get(lab, (f"Entities of type {lab}.", "-"))
+        lines.append(f"| **{lab}** | {what} | {example} |")
+    return "\n".join(lines)
+
+
+def _parse_time(value: str) -> datetime:
+    t = datetime.fromisoformat(value)
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def _suggestion(pred: Prediction, agent: str) -> rg.Suggestion:
+    value = [{"start": s.start, "end": s.end, "label": s.label} for s in pred.spans]
+    scores = [s.score for s in pred.spans]
+    score = [float(x) for x in scores] if value and None not in scores else None
+    return rg.Suggestion(QUESTION, value, score=score, agent=agent, type="model")
+
+
+class ArgillaIO:
+    """A connection to one Argilla server (URL + API key) with retries.
+
+    ``ArgillaIO.from_config(config.services)`` reads the key as :func:`resolve_api_key`
+    says. Nothing is contacted until the first call.
+    """
+
+    def __init__(self, url: str, api_key: str, *, workspace: str = "argilla", retries: int = 4,
+                 backoff_s: float = 1.0, batch_size: int = 200, timeout_s: int = 60,
+                 sleep: Callable[[float], None] = time.sleep):
+        if not api_key:
+            raise ConfigError("an Argilla API key is needed (see resolve_api_key)")
+        self.url = url.rstrip("/")
+        self._key = api_key
+        self.workspace = workspace
+        self.retries, self.backoff_s, self.batch_size = retries, backoff_s, batch_size
+        self.timeout_s = timeout_s
+        self._sleep = sleep
+        self._client: rg.Argilla | None = None
+        self._datasets: dict[str, rg.Dataset] = {}
+        self._usernames: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"ArgillaIO({self.url!r}, workspace={self.workspace!r})"
+
+    @classmethod
+    def from_config(cls, services: ServicesConfig, **kw) -> "ArgillaIO":
+        return cls(services.argilla_url, resolve_api_key(services), workspace=services.argilla_workspace,
+                   retries=services.argilla_retries, backoff_s=services.argilla_backoff_s,
+                   batch_size=services.argilla_batch_size, **kw)
+
+    # -- transport -----------------------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _call(self, what: str, fn: Callable, *args, **kwargs):
+        """``fn(*args, **kwargs)`` with retries on transient failures; errors become
+        :class:`ServiceUnavailable` (message without the API key)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (httpx.TransportError, ArgillaAPIError, ArgillaError) as exc:
+                status = getattr(exc, "status_code", None)
+                transient = isinstance(exc, httpx.TransportError) or (status or 0) >= 500
+                detail = self._redact(str(exc))[:500]
+                if status == 401:
+                    raise ServiceUnavailable(
+                        f"Argilla at {self.url} rejected the API key while {what}; set "
+                        "ARGILLA_API_KEY to a valid key (owner or admin)") from None
+                if not transient or attempt == self.retries:
+                    tries = f" after {attempt + 1} attempts" if transient else ""
+                    raise ServiceUnavailable(
+                        f"Argilla at {self.url} failed while {what}{tries}: "
+                        f"{type(exc).__name__}: {detail}. Is the server up (`concner argilla "
+                        "status`) and services.argilla_url right? Nothing was lost: the next "
+                        "sync resumes from the last saved point") from None
+                delay = min(self.backoff_s * 2 ** attempt, _MAX_BACKOFF_S)
+                log.warning("Argilla %s failed (%s); retry %d/%d in %.1fs", what,
+                            type(exc).__name__, attempt + 1, self.retries, delay)
+                self._sleep(delay)
+
+    @property
+    def client(self) -> rg.Argilla:
+        if self._client is None:
+            # the SDK's own transport retries are off: _call does bounded backoff instead
+            self._client = rg.Argilla(api_url=self.url, api_key=self._key, timeout=self.timeout_s,
+                                      retries=0)
+        return self._client
+
+    def check(self) -> str:
+        """Contact the server; returns the username the API key belongs to."""
+        return self._call("checking the connection", lambda: self.client.api.users.get_me().username)
+
+    def _http(self, method: str, path: str, **kw) -> httpx.Response:
+        resp = self.client.api.http_client.request(method, path, **kw)
+        if resp.status_code >= 400:
+            cls = ArgillaAPIError
+            raise cls(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}",
+                      status_code=resp.status_code)
+        return resp
+
+    # -- datasets ------------------------------------------------------------------------
+    def ensure_dataset(self, project: str, role: str, lang: str, labels: Sequence[str], *,
+                       min_submitted: int = 1, guidelines: str | None = None) -> str:
+        """Create the dataset if missing (idempotent); returns its name.
+
+        Raises :class:`LabelSchemaError` when it exists with other labels."""
+        name = dataset_name(project, role, lang)
+        ds = self._find(name)
+        if ds is not None:
+            have = list(ds.settings.questions[QUESTION].labels)
+            if have != list(labels):
+                raise LabelSchemaError(
+                    f"Argilla dataset {name} has labels {have}, the project has {list(labels)}; "
+                    "delete the dataset in Argilla (its answers are already synced) or rename the project")
+            self._datasets[name] = ds
+            return name
+        settings = rg.Settings(
+            fields=[rg.TextField(name=FIELD, title="Sentence", use_markdown=False)],
+            questions=[rg.SpanQuestion(name=QUESTION, field=FIELD, labels=list(labels),
+                                       allow_overlapping=False, title="Named entities")],
+            metadata=[rg.TermsMetadataProperty(name="lang", title="Language"),
+                      rg.TermsMetadataProperty(name="sentence_id", title="Sentence id"),
+                      rg.FloatMetadataProperty(name="uncertainty", title="Model uncertainty"),
+                      rg.TermsMetadataProperty(name="model_version", title="Model version")],
+            guidelines=guidelines or guidelines_text(labels, role=role),
+            distribution=rg.TaskDistribution(min_submitted=min_submitted),
+        )
+        ds = rg.Dataset(name=name, workspace=self.workspace, settings=settings, client=self.client)
+        self._datasets[name] = self._call(f"creating dataset {name}", ds.create)
+        return name
+
+    def _find(self, name: str) -> rg.Dataset | None:
+        with warnings.catch_warnings():  # the SDK warns when a dataset does not exist
+            warnings.simplefilter("ignore", UserWarning)
+            return self._call(f"looking up dataset {name}", self.client.datasets, name=name,
+                              workspace=self.workspace)
+
+    def _dataset(self, name: str) -> rg.Dataset:
+        if name not in self._datasets:
+            ds = self._find(name)
+            if ds is None:
+                raise ServiceUnavailable(f"Argilla has no dataset {name} in workspace "
+                                         f"{self.workspace}; create it with ensure_dataset first")
+            self._datasets[name] = ds
+        return self._datasets[name]
+
+    def iter_raw_records(self, name: str) -> Iterator[dict]:
+        """Every record of the dataset as the server's JSON (with responses and suggestions,
+        including response timestamps, which the SDK's objects do not carry)."""
+        ds_id = self._dataset(name).id
+        offset = 0
+        while True:
+            page = self._call(f"reading records of {name}", self._http, "GET",
+                              f"/api/v1/datasets/{ds_id}/records",
+                              params={"offset": offset, "limit": _PAGE,
+                                      "include": ["responses", "suggestions"]}).json()["items"]
+            yield from page
+            if len(page) < _PAGE:
+                return
+            offset += len(page)
+
+    # -- push ----------------------------------------------------------------------------
+    def push(self, name: str, sentences: Sequence[Sentence],
+             predictions: Mapping[str, Prediction] | None = None, *, model_version: str | None = None,
+             only_existing: bool = False,
+             on_batch: Callable[[list[str]], None] | None = None) -> PushReport:
+        """Upsert one record per sentence (id = sentence id), in batches.
+
+        ``predictions[sentence.id]`` becomes a span suggestion (``agent`` = model version,
+        per-span scores). Records with a submitted answer are left alone; records whose
+        text, metadata and suggestion already match are not sent again. ``on_batch`` gets
+        the sentence ids of each batch once the server stored it (so a caller can record
+        progress; pushing again is always safe)."""
+        predictions = predictions or {}
+        existing = {r["external_id"]: r for r in self.iter_raw_records(name)}
+        report = PushReport(name)
+        todo: list[rg.Record] = []
+        for sent in sentences:
+            raw = existing.get(sent.id)
+            if raw is None and only_existing:
+                continue
+            if raw is not None and any(x["status"] == "submitted" for x in raw.get("responses") or []):
+                report.skipped_answered += 1
+                continue
+            pred = predictions.get(sent.id)
+            record = self._record(sent, pred, model_version)
+            if raw is not None and self._same(raw, record):
+                report.unchanged += 1
+                continue
+            if raw is None:
+                report.created += 1
+            else:
+                report.updated += 1
+            todo.append(record)
+        ds = self._dataset(name)
+        for i in range(0, len(todo), self.batch_size):
+            batch = todo[i:i + self.batch_size]
+            self._call(f"pushing records {i}-{i + len(batch)} to {name}", ds.records.log, batch,
+                       batch_size=len(batch))
+            if on_batch is not None:
+                on_batch([str(r.id) for r in batch])
+        return report
+
+    def refresh_suggestions(self, name: str, sentences: Sequence[Sentence],
+                            predictions: Mapping[str, Prediction], *, model_version: str) -> PushReport:
+        """After a promotion: new suggestions on existing records nobody has answered yet;
+        answered records keep what the annotator saw. No records are created."""
+        return self.push(name, sentences, predictions, model_version=model_version,
+                         only_existing=True)
+
+    @staticmethod
+    def _record(sent: Sentence, pred: Prediction | None, model_version: str | None) -> rg.Record:
+        meta: dict = {"lang": sent.lang, "sentence_id": sent.id}
+        if model_version is not None and pred is not None:
+            meta["model_version"] = str(model_version)
+        if pred is not None and pred.uncertainty is not None:
+            meta["uncertainty"] = float(pred.uncertainty)
+        suggestions = [] if pred is None else [_suggestion(pred, str(model_version or "model"))]
+        return rg.Record(id=sent.id, fields={FIELD: sent.text}, metadata=meta,
+                         suggestions=suggestions)
+
+    @staticmethod
+    def _same(raw: dict, record: rg.Record) -> bool:
+        if raw["fields"].get(FIELD) != record.fields[FIELD]:
+            return False
+        if (raw.get("metadata") or {}) != record.metadata.to_dict():
+            return False
+        old = {s.get("question_name") or QUESTION: s for s in raw.get("suggestions") or []}
+        new = list(record.suggestions)
+        if not new:
+            return not old
+        sug = old.get(QUESTION)
+        return (sug is not None and sug["value"] == new[0].value and sug.get("agent") == new[0].agent
+                and sug.get("score") == new[0].score)
+
+    # -- pull ----------------------------------------------------------------------------
+    def _username(self, user_id: str) -> str:
+        if user_id not in self._usernames:
+            users = self._call("listing users", self._http, "GET", "/api/v1/users").json()["items"]
+            self._usernames.update({u["id"]: u["username"] for u in users})
+        return self._usernames.get(user_id, f"user:{user_id}")
+
+    def pull(self, name: str, sentences: Mapping[str, Sentence] | Callable[[list[str]], Mapping[str, Sentence]],
+             since: str | None = None) -> PullResult:
+        """Submitted answers newer than cursor ``since`` (all of them when ``None``).
+
+        ``sentences`` maps sentence ids to the stored :class:`Sentence` (or is a function
+        ``ids -> mapping``): spans become IOB2 tags over its token offsets, character-level
+        selections snapped to whole tokens and counted. Answers that cannot be converted
+        (unknown sentence, changed text, a span on whitespace only) are reported in
+        ``problems``. All or nothing: on failure the cursor does not move, so nothing is lost.
+        """
+        state = json.loads(since) if since else {"t": None, "seen": []}
+        after = _parse_time(state["t"]) if state.get("t") else None
+        seen = set(state.get("seen", []))
+        first = self._call(f"reading the clock of {self.url}", self._http, "GET", "/api/v1/version")
+        server_now = email.utils.parsedate_to_datetime(first.headers["date"]).astimezone(timezone.utc)
+        watermark = server_now - _WATERMARK_LAG
+        found: list[tuple[dict, dict, datetime]] = []
+        for raw in self.iter_raw_records(name):
+            for resp in raw.get("responses") or []:
+                when = _parse_time(resp["updated_at"])
+                key = f"{resp['id']}@{resp['updated_at']}"
+                if resp["status"] != "submitted" or (after is not None and when <= after) or key in seen:
+                    continue
+                found.append((raw, resp, when))
+        lookup = sentences if callable(sentences) else (lambda ids: {i: sentences[i] for i in ids if i in sentences})
+        known = lookup(sorted({raw["external_id"] for raw, _, _ in found}))
+        result = PullResult(name)
+        for raw, resp, when in sorted(found, key=lambda f: f[2]):
+            sid, author = raw["external_id"], self._username(resp["user_id"])
+            sent = known.get(sid)
+            try:
+                if sent is None:
+                    raise LabelSchemaError(f"the store has no sentence {sid!r}")
+                if sent.text != raw["fields"].get(FIELD):
+                    raise LabelSchemaError("the record text differs from the stored sentence")
+                value = ((resp.get("values") or {}).get(QUESTION) or {}).get("value") or []
+                spans = [Span(int(v["start"]), int(v["end"]), v["label"]) for v in value]
+                tags, snapped = spans_to_tags(spans, sent.offsets, snap=True)
+            except LabelSchemaError as exc:
+                result.problems.append((sid, author, str(exc)))
+                log.warning("Argilla answer of %s for %s in %s not used: %s", author, sid, name, exc)
+                continue
+            result.annotations.append(PulledAnnotation(sid, sent.lang, tags, author, when, snapped, name))
+        # every answer stored at or before the watermark was visible to this listing, so it
+        # is accounted for; keep the keys of later ones, which the next pull must skip
+        t = max(watermark, after) if after else watermark
+        newer = sorted({f"{r['id']}@{r['updated_at']}" for _, r, w in found if w > t}
+                       | {k for k in seen if _parse_time(k.split("@", 1)[1]) > t})
+        result.cursor = json.dumps({"t": t.isoformat(), "seen": newer})
+        return result
+
+    # -- people (the app's admin page and the tests) --------------------------------------
+    def add_annotator(self, username: str, password: str) -> "ArgillaIO":
+        """Create an annotator in this workspace (or reuse one of that name); returns a
+        connection that acts as them (their own API key)."""
+        def create() -> dict:
+            users = {u["username"]: u for u in self._http("GET", "/api/v1/users").json()["items"]}
+            user = users.get(username)
+            if user is None:
+                user = self._http("POST", "/api/v1/users", json={
+                    "first_name": username, "username": username, "password": password,
+                    "role": "annotator"}).json()
+            ws = self.client.workspaces(self.workspace)
+            members = {u["username"] for u in self._http(
+                "GET", f"/api/v1/workspaces/{ws.id}/users").json()["items"]}
+            if username not in members:
+                self._http("POST", f"/api/v1/workspaces/{ws.id}/users", json={"user_id": user["id"]})
+            return user
+        user = self._call(f"creating annotator {username}", create)
+        return ArgillaIO(self.url, user["api_key"], workspace=self.workspace, retries=self.retries,
+                         backoff_s=self.backoff_s, batch_size=self.batch_size,
+                         timeout_s=self.timeout_s, sleep=self._sleep)
+
+    def record_ids(self, name: str) -> dict[str, str]:
+        """Sentence id -> Argilla record id (an owner's or admin's connection)."""
+        return {r["external_id"]: r["id"] for r in self.iter_raw_records(name)}
+
+    def submit(self, record_id: str, spans: Iterable[Span], *, status: str = "submitted") -> None:
+        """Answer one record as this connection's user (what an annotator does in the UI)."""
+        value = [{"start": s.start, "end": s.end, "label": s.label} for s in spans]
+        body = {"items": [{"record_id": record_id, "status": status,
+                           "values": {QUESTION: {"value": value}}}]}
+        items = self._call("submitting an answer", self._http, "POST", "/api/v1/me/responses/bulk",
+                           json=body).json()["items"]
+        if items[0].get("error"):
+            raise ServiceUnavailable(f"Argilla refused the answer for record {record_id}: "
+                                     f"{items[0]['error']['detail']}")

@@ -1,0 +1,408 @@
+"""Start, stop and inspect a real local Argilla stack, without Docker.
+
+The stack (all on 127.0.0.1, all data in one folder):
+
+- ``redis``: Debian's ``redis-server`` (argilla-server pings it and runs rq jobs on it);
+- ``search``: the ``noida-db`` Elasticsearch 8 emulator (argilla-server needs a search
+  engine and exits after ~65 s without one);
+- ``server``: ``argilla-server`` 2.8 on SQLite, and ``worker``: its rq worker.
+
+argilla-server's pins clash with the app's, so it runs from its own virtualenv
+(default ``~/.cache/concner/argilla-venv``, created once, reused across runs and
+folders). This module does not import ``argilla``: it only runs processes and speaks
+HTTP to see whether they answer. Each process gets its own process group and a pid file
+under ``<folder>/run``; ``down`` stops exactly those groups.
+
+On first start an owner user with a random password and API key is created; both are
+kept in ``<folder>/credentials.json`` (mode 0600) and never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+from concner.config import ServicesConfig
+from concner.errors import ConfigError, ServiceUnavailable
+
+#: What the server's virtualenv holds (OFFLINE.md: click<8.2, and requests for the SDK).
+VENV_REQUIREMENTS = ("argilla-server==2.8.0", "argilla==2.8.0", "requests", "click<8.2",
+                     "noida-db==0.2.3")
+OWNER = "owner"
+WORKSPACE = "argilla"
+PARTS = ("redis", "search", "server", "worker")
+_STOP_GRACE_S = 15.0
+
+
+@dataclass
+class PartStatus:
+    name: str
+    running: bool
+    pid: int | None
+    detail: str = ""
+
+
+@dataclass
+class StackStatus:
+    """What :meth:`LocalArgilla.status` and :meth:`LocalArgilla.up` report.
+
+    ``api_key``/``password`` are ``None`` until the first start created them; ``repr``
+    hides them so a status can be logged.
+    """
+
+    folder: Path
+    url: str
+    answering: bool
+    parts: list[PartStatus]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    already_running: bool = False
+
+    @property
+    def all_running(self) -> bool:
+        return self.answering and all(p.running for p in self.parts)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _redis_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class LocalArgilla:
+    """A local Argilla stack living in ``folder``.
+
+    ``LocalArgilla(folder).up()`` returns a :class:`StackStatus` with the URL and the
+    owner's API key; ``down()`` stops what ``up`` started; ``status()`` reports each part.
+    Ports of a running stack are read back from ``<folder>/stack.json``; pass ``port=0``
+    (or any port argument 0) to pick free ports, as the tests do.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        venv: str | os.PathLike = "~/.cache/concner/argilla-venv",
+        port: int = 6900,
+        redis_port: int = 6391,
+        search_port: int = 9201,
+        start_timeout_s: float = 180.0,
+        log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    ):
+        self.folder = Path(folder).expanduser().resolve()
+        self.venv = Path(venv).expanduser().resolve()
+        self.start_timeout_s = start_timeout_s
+        self.log = log
+        saved = self._read_json(self.folder / "stack.json") or {}
+        if saved and any(self._alive(p) for p in PARTS):
+            self.ports = {k: int(v) for k, v in saved["ports"].items()}
+        else:
+            self.ports = {"server": port, "redis": redis_port, "search": search_port}
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    @classmethod
+    def from_config(cls, services: ServicesConfig, folder: str | None = None, **kw) -> "LocalArgilla":
+        url = urlparse(services.argilla_url)
+        if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
+            raise ConfigError(
+                f"services.argilla_url is {services.argilla_url!r}; the local launcher serves "
+                "http://127.0.0.1:<port> only (point argilla_url there, or run your own server)"
+            )
+        return cls(folder or services.argilla_data_dir, venv=services.argilla_venv, port=url.port,
+                   redis_port=services.argilla_redis_port, search_port=services.argilla_search_port,
+                   start_timeout_s=services.argilla_start_timeout_s, **kw)
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['server']}"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.folder / "credentials.json"
+
+    def _pidfile(self, part: str) -> Path:
+        return self.folder / "run" / f"{part}.pid"
+
+    def _logfile(self, part: str) -> Path:
+        return self.folder / "logs" / f"{part}.log"
+
+    @staticmethod
+    def _read_json(path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _pid(self, part: str) -> int | None:
+        try:
+            return int(self._pidfile(part).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _alive(self, part: str) -> bool:
+        pid = self._pid(part)
+        return pid is not None and _pid_alive(pid)
+
+    # -- the virtualenv ------------------------------------------------------------------
+    def ensure_venv(self) -> Path:
+        """Create the server's virtualenv once (~70 s); reuse it when its marker matches."""
+        marker = self.venv / ".concner-requirements"
+        wanted = "\n".join(VENV_REQUIREMENTS)
+        if self.python.exists() and marker.exists() and marker.read_text() == wanted:
+            return self.venv
+        self.log(f"argilla: creating the server virtualenv in {self.venv} (once, ~70 s)")
+        tmp = self.venv.with_name(self.venv.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        steps = [[sys.executable, "-m", "venv", str(tmp)],
+                 [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q",
+                  "--disable-pip-version-check", *VENV_REQUIREMENTS]]
+        for cmd in steps:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ServiceUnavailable(
+                    f"could not build the Argilla server virtualenv ({' '.join(cmd[:4])} ...): "
+                    f"{done.stderr.strip()[-800:]}\nCheck that PyPI is reachable, then retry."
+                )
+        (tmp / ".concner-requirements").write_text(wanted)
+        if self.venv.exists():  # stale (other pins): replace it
+            shutil.rmtree(self.venv)
+        os.replace(tmp, self.venv)  # the venv runs via `bin/python -m`, so a rename is safe
+        return self.venv
+
+    def _noida_binary(self) -> Path:
+        found = sorted(self.venv.glob("lib/python*/site-packages/noida_db/noida-db"))
+        if not found:
+            raise ServiceUnavailable(f"noida-db is missing from {self.venv}; delete that folder "
+                                     "and run `concner argilla up` again to rebuild it")
+        return found[0]
+
+    # -- processes -----------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("ARGILLA_", "PYTHON", "VIRTUAL_ENV"))}
+        env.update(
+            ARGILLA_HOME_PATH=str(self.folder / "home"),
+            ARGILLA_DATABASE_URL=f"sqlite+aiosqlite:///{self.folder / 'argilla.db'}",
+            ARGILLA_REDIS_URL=f"redis://127.0.0.1:{self.ports['redis']}/0",
+            ARGILLA_SEARCH_ENGINE="elasticsearch",
+            ARGILLA_ELASTICSEARCH=f"http://127.0.0.1:{self.ports['search']}",
+            HF_HUB_OFFLINE="1",
+            HF_HUB_DISABLE_TELEMETRY="1",
+        )
+        return env
+
+    def _command(self, part: str) -> list[str]:
+        py = str(self.python)
+        if part == "redis":
+            binary = shutil.which("redis-server")
+            if binary is None:
+                raise ServiceUnavailable(
+                    "redis-server is not installed; Argilla needs it. Install it with "
+                    "`apt-get install redis-server` (Debian/Ubuntu; `brew install redis` on macOS)"
+                )
+            (self.folder / "redis").mkdir(exist_ok=True)
+            return [binary, "--bind", "127.0.0.1", "--port", str(self.ports["redis"]),
+                    "--dir", str(self.folder / "redis"), "--daemonize", "no",
+                    "--save", "60 1", "--appendonly", "no"]
+        if part == "search":
+            return [str(self._noida_binary()), "start", "--data-dir", str(self.folder / "search"),
+                    "--only", "elasticsearch", "--elasticsearch-port", str(self.ports["search"])]
+        if part == "server":
+            return [py, "-m", "argilla_server", "start", "--host", "127.0.0.1",
+                    "--port", str(self.ports["server"])]
+        return [py, "-m", "argilla_server", "worker", "--num-workers", "1"]
+
+    def _ready(self, part: str) -> bool:
+        if part == "redis":
+            return _redis_ok(self.ports["redis"])
+        if part == "search":
+            return _http_ok(f"http://127.0.0.1:{self.ports['search']}/")
+        if part == "server":
+            return _http_ok(f"{self.url}/api/v1/version")
+        return True  # the worker has no port; it is ready when it runs
+
+    def _spawn(self, part: str) -> None:
+        cmd = self._command(part)
+        logf = open(self._logfile(part), "ab")
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                env=self._env(), cwd=self.folder, start_new_session=True)
+        logf.close()
+        self._procs[part] = proc
+        self._pidfile(part).write_text(str(proc.pid))
+
+    def _wait_ready(self, part: str) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._ready(part):
+                return
+            if not self._alive(part):
+                break
+            time.sleep(0.3)
+        raise ServiceUnavailable(
+            f"Argilla's {part} did not come up (see {self._logfile(part)}): "
+            f"{self._log_tail(part)}"
+        )
+
+    def _log_tail(self, part: str, n: int = 600) -> str:
+        try:
+            return self._logfile(part).read_text(errors="replace")[-n:].strip()
+        except OSError:
+            return "(no log)"
+
+    def _run_cli(self, args: list[str], what: str) -> None:
+        done = subprocess.run([str(self.python), "-m", "argilla_server", *args], env=self._env(),
+                              cwd=self.folder, capture_output=True, text=True)
+        if done.returncode:
+            raise ServiceUnavailable(f"Argilla {what} failed: {done.stderr.strip()[-800:]}")
+
+    def _ensure_owner(self) -> dict:
+        creds = self._read_json(self.credentials_path)
+        if creds:
+            return creds
+        creds = {"username": OWNER, "password": secrets.token_urlsafe(18),
+                 "api_key": "concner." + secrets.token_urlsafe(32)}
+        self._run_cli(["database", "users", "create", "--first-name", "ConCNER", "--username", OWNER,
+                       "--password", creds["password"], "--api-key", creds["api_key"],
+                       "--role", "owner", "--workspace", WORKSPACE], "creating the owner user")
+        fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(creds, f)
+        return creds
+
+    # -- public --------------------------------------------------------------------------
+    def up(self) -> StackStatus:
+        """Start every part that is not running, wait until the server answers.
+
+        Idempotent: a stack that already runs is reported (``already_running=True``).
+        Raises :class:`ServiceUnavailable` (with the failing part's log tail) when a part
+        does not come up within ``start_timeout_s``.
+        """
+        current = self.status()
+        if current.all_running:
+            current.already_running = True
+            return current
+        for sub in ("run", "logs", "home", "search"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        for part, port in self.ports.items():
+            if port == 0:
+                self.ports[part] = _free_port()
+        self.ensure_venv()
+        (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
+        # The emulator keeps its index in memory and saves it on a clean stop only; whenever
+        # it is (re)started over an existing database, rebuild the index from SQLite.
+        reindex = (self.folder / "argilla.db").exists() and not self._alive("search")
+        try:
+            for part in ("redis", "search"):
+                if not self._alive(part):
+                    self._spawn(part)
+                self._wait_ready(part)
+            if not self._alive("server"):
+                self._run_cli(["database", "migrate"], "database migration")
+                self._ensure_owner()
+            if reindex:
+                self._run_cli(["search-engine", "reindex"], "search reindex")
+            if not self._alive("server"):
+                self._spawn("server")
+            self._wait_ready("server")
+            if not self._alive("worker"):
+                self._spawn("worker")
+        except BaseException:
+            self.down()
+            raise
+        creds = self._read_json(self.credentials_path) or {}
+        status = self.status()
+        status.username, status.password, status.api_key = (
+            creds.get("username"), creds.get("password"), creds.get("api_key"))
+        return status
+
+    def down(self) -> list[str]:
+        """Stop every part this folder started (worker first); returns their names."""
+        stopped = []
+        for part in reversed(PARTS):
+            pid = self._pid(part)
+            if pid is None:
+                continue
+            if _pid_alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                deadline = time.monotonic() + _STOP_GRACE_S
+                while _pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if _pid_alive(pid):
+                    os.killpg(pid, signal.SIGKILL)
+                stopped.append(part)
+            proc = self._procs.pop(part, None)
+            if proc is not None:
+                proc.wait(timeout=5)
+            self._pidfile(part).unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> StackStatus:
+        parts = []
+        for part in PARTS:
+            pid = self._pid(part)
+            alive = pid is not None and _pid_alive(pid)
+            ready = alive and self._ready(part)
+            detail = ("answering" if ready else "started, not answering") if alive else "stopped"
+            if part != "worker":
+                detail += f" on 127.0.0.1:{self.ports[part]}"
+            parts.append(PartStatus(part, alive and ready, pid if alive else None, detail))
+        creds = self._read_json(self.credentials_path) or {}
+        return StackStatus(self.folder, self.url, self._ready("server"), parts,
+                           creds.get("username"), creds.get("password"), creds.get("api_key"))
