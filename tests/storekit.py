@@ -55,7 +55,7 @@ def make_sentences(prefix: str, n: int, lang: str, *, seed: int, labelled: bool 
 
 
 def tiny_encoder(tmp_path: Path) -> str:
-    from tests.tiny import make_tiny_encoder_dir
+    from tiny import make_tiny_encoder_dir
 
     return str(make_tiny_encoder_dir(Path(tmp_path) / "encoder"))
 
@@ -99,3 +99,50 @@ def service_env(tmp_path: Path, db_url: str, **extra: str) -> dict:
     env.pop("CONCNER_CONFIG", None)
     env.update(extra)
     return env
+
+
+# -- database fixtures ----------------------------------------------------------------
+POSTGRES_ENV = "CONCNER_TEST_POSTGRES_URL"
+
+
+def postgres_or_skip() -> str:
+    """The PostgreSQL server URL from the environment; skip (or fail under
+    CONCNER_REQUIRE_SERVICES=1) when it is not set."""
+    import pytest
+
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        reason = (f"{POSTGRES_ENV} is not set (start one with scripts/start_postgres.sh DIR and "
+                  "export the URL it prints)")
+        if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+def fresh_postgres_database(server_url: str):
+    """Create an empty database next to ``server_url``'s; returns ``(url, drop)``."""
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    base = make_url(server_url)
+    name = f"concner_t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    return base.set(database=name).render_as_string(hide_password=False), drop
+
+
+def database_url(kind: str, tmp_path: Path):
+    """``(url, cleanup)`` of an empty database of ``kind`` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        return f"sqlite:///{Path(tmp_path) / 'store.db'}", lambda: None
+    return fresh_postgres_database(postgres_or_skip())
