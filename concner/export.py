@@ -367,3 +367,50 @@ def read_export(path: str | os.PathLike, *, fmt: str | None = None
                                   path=str(f))
         splits.setdefault(split, []).extend(corpus.read_conll(f, lang, schema=schema))
     return splits, schema
+
+
+# -- gathering the parts from the store ----------------------------------------------------
+def gather(store, project: str, parts: Sequence[str]) -> dict[str, list[Sentence]]:
+    """The chosen parts of a project as ``{split name: sentences}`` with current tags.
+
+    ``source`` -> ``source`` (and ``source_dev``); ``translations`` -> ``translations``
+    (projected tags; ``meta`` has the link); ``target`` -> ``target_dev`` (gold) and
+    ``target_train`` (pool sentences annotators labelled); ``silver`` -> ``silver``: the
+    active model's predictions on still-unlabelled target sentences (``meta`` carries the
+    model version and uncertainty). Empty splits are left out.
+    """
+    out: dict[str, list[Sentence]] = {}
+
+    def put(name: str, sentences: list[Sentence]) -> None:
+        if sentences:
+            out.setdefault(name, []).extend(sentences)
+
+    for part in check_parts(parts):
+        if part == "source":
+            for s in store.sentences(project, role="source", labelled=True):
+                put("source_dev" if s.meta.get("split") == "dev" else "source", [s])
+        elif part == "translations":
+            put("translations", store.sentences(project, role="translation", labelled=True))
+        elif part == "target":
+            for s in store.sentences(project, role="target", labelled=True):
+                put("target_dev" if s.meta.get("split") == "dev" else "target_train", [s])
+        elif part == "silver":
+            active = store.active_model_version(project)
+            if active is None:
+                raise ConcnerError(f"project {project!r} has no active model, so there are no "
+                                   "predictions to export as silver data; train one first")
+            predicted = {p.sentence_id: p for p in store.predictions(active.id)}
+            silver = []
+            for s in store.sentences(project, role="target", labelled=False):
+                p = predicted.get(s.meta.get("db_id"))
+                if p is None:
+                    continue
+                meta = {**s.meta, "model_version": active.version,
+                        "uncertainty": p.uncertainty}
+                silver.append(Sentence(s.id, s.lang, list(s.tokens), list(p.tags), s.text,
+                                       list(s.offsets), meta))
+            if not silver:
+                raise ConcnerError(f"the active model v{active.version} has no predictions on "
+                                   "unlabelled target sentences yet; run predict_pool first")
+            put("silver", silver)
+    return out

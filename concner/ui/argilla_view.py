@@ -1,0 +1,126 @@
+"""Argilla as the pages see it: reachability, the project's datasets with progress per
+annotator, and sending a batch of sentences for correction.
+
+Everything goes through :mod:`concner.argilla_io` (the only module that imports
+``argilla``). The page-facing connection makes no retries and uses a short timeout, so a
+down server costs a page a few seconds at most; the API key comes from the configuration,
+the environment or Streamlit secrets (:func:`concner.argilla_io.resolve_api_key`) and is
+never shown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+
+from concner.errors import ConcnerError
+
+#: seconds a page waits for Argilla before reporting it unreachable
+PAGE_TIMEOUT_S = 5
+
+
+@dataclass
+class ArgillaStatus:
+    reachable: bool
+    message: str
+    progress: pd.DataFrame | None = None
+
+
+@dataclass
+class SendResult:
+    dataset: str
+    url: str
+    n_records: int
+
+
+def connect(services):
+    """A no-retry, short-timeout connection for pages (raises ConfigError without a key)."""
+    from concner.argilla_io import ArgillaIO, resolve_api_key
+
+    return ArgillaIO(services.argilla_url, resolve_api_key(services),
+                     workspace=services.argilla_workspace, retries=0,
+                     batch_size=services.argilla_batch_size, timeout_s=PAGE_TIMEOUT_S)
+
+
+def dataset_url(io, name: str) -> str:
+    """The Argilla UI address of dataset ``name``."""
+    return f"{io.url}/dataset/{io._dataset(name).id}/annotation-mode"
+
+
+def project_datasets(project) -> list[tuple[str, str, str]]:
+    """``(role, lang, dataset name)`` of every dataset the project may have in Argilla."""
+    from concner.argilla_io import dataset_name
+
+    out = [("source", project.source_lang, dataset_name(project.name, "source",
+                                                        project.source_lang))]
+    out += [("target", lang, dataset_name(project.name, "target", lang))
+            for lang in project.target_langs]
+    return out
+
+
+def progress_rows(io, name: str) -> dict:
+    """Records, submitted records and submitted answers per annotator of one dataset."""
+    records = submitted = 0
+    by_user: Counter = Counter()
+    for raw in io.iter_raw_records(name):
+        records += 1
+        answers = [r for r in raw.get("responses") or [] if r["status"] == "submitted"]
+        if answers:
+            submitted += 1
+        for r in answers:
+            by_user[io._username(r["user_id"])] += 1
+    row = {"dataset": name, "records": records, "submitted": submitted}
+    row.update({f"by {user}": n for user, n in sorted(by_user.items())})
+    return row
+
+
+def argilla_status(config, project) -> ArgillaStatus:
+    """Reachability of the configured Argilla and, for ``project`` (a Project row or None),
+    progress of its datasets that exist."""
+    services = config.services
+    try:
+        io = connect(services)
+        user = io.check()
+    except ConcnerError as exc:
+        return ArgillaStatus(False, str(exc))
+    if project is None:
+        return ArgillaStatus(True, f"{services.argilla_url} as {user}")
+    rows = []
+    try:
+        for _role, _lang, name in project_datasets(project):
+            if io._call("looking up a dataset", io.client.datasets, name=name,
+                        workspace=io.workspace) is None:
+                continue
+            rows.append(progress_rows(io, name))
+    except ConcnerError as exc:
+        return ArgillaStatus(False, str(exc))
+    frame = pd.DataFrame(rows).fillna(0) if rows else None
+    return ArgillaStatus(True, f"{services.argilla_url} as {user} · {len(rows)} dataset(s) "
+                               "of this project", frame)
+
+
+def send_batch(config, store, project, rows, model_version) -> SendResult:
+    """Push review rows (sentence + the model's spans and uncertainty) to the project's
+    correction dataset of each language (created on first use). Returns the last
+    dataset's name and UI address and the number of records sent or already there."""
+    from concner.argilla_io import Prediction
+
+    if not rows:
+        raise ConcnerError("nothing to send: choose at least one sentence")
+    services = config.services
+    io = connect(services)
+    by_lang: dict[str, list] = {}
+    for r in rows:
+        by_lang.setdefault(r.sentence.lang, []).append(r)
+    labels = list(project.label_schema["entity_types"])
+    total, name = 0, ""
+    for lang, group in sorted(by_lang.items()):
+        name = io.ensure_dataset(project.name, "target", lang, labels,
+                                 min_submitted=services.argilla_min_submitted)
+        report = io.push(name, [r.sentence for r in group],
+                         {r.sentence.id: Prediction(r.spans, r.uncertainty) for r in group},
+                         model_version=f"v{model_version.version}")
+        total += report.created + report.updated + report.unchanged
+    return SendResult(name, dataset_url(io, name), total)

@@ -1,0 +1,65 @@
+"""What every page needs: the configuration, the store, the current project.
+
+The app reads its configuration from the TOML file named by ``CONCNER_CONFIG`` (if any)
+plus ``CONCNER_<SECTION>__<FIELD>`` overrides, exactly as the worker does, so both see
+the same store and queue. The store is one cached object per database URL.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from concner.config import Config, load_config
+
+CONFIG_ENV = "CONCNER_CONFIG"
+_PROJECT_KEY = "concner_project"
+
+
+def get_config() -> Config:
+    """The app's configuration (re-read each run: cheap, and env changes are seen)."""
+    return load_config(os.environ.get(CONFIG_ENV) or None)
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str):
+    from concner.store import Store
+
+    return Store(url)
+
+
+def get_store():
+    """The store for ``services.database_url`` (migrated to the latest schema once)."""
+    return _store(get_config().services.database_url)
+
+
+def current_project_name() -> str | None:
+    return st.session_state.get(_PROJECT_KEY)
+
+
+def set_current_project(name: str | None) -> None:
+    st.session_state[_PROJECT_KEY] = name
+
+
+def project_picker(store) -> str | None:
+    """Sidebar select box of the store's projects; returns the chosen name (or None)."""
+    names = [p.name for p in store.list_projects()]
+    if not names:
+        st.sidebar.caption("No project yet: create one on the Overview page.")
+        set_current_project(None)
+        return None
+    current = current_project_name()
+    index = names.index(current) if current in names else 0
+    chosen = st.sidebar.selectbox("Project", names, index=index, key="project_select")
+    set_current_project(chosen)
+    return chosen
+
+
+def require_project(store):
+    """The current project row, or an info message and ``st.stop()`` when there is none."""
+    name = current_project_name()
+    if not name:
+        st.info("Create or pick a project on the Overview page first.")
+        st.stop()
+    return store.get_project(name)

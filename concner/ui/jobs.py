@@ -1,0 +1,147 @@
+"""Queued jobs from the pages: start, cancel, and live progress (never run in the page).
+
+Progress is read from the run rows the worker writes (:class:`concner.store.models.Run`
+``progress``: stage, step, total, loss, log tail), refreshed by ``st.fragment(run_every=)``.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+
+import streamlit as st
+
+from concner.errors import ConcnerError
+from concner.ui.views import progress_fraction, run_progress_text
+
+LIVE_SECONDS = 2
+
+
+def _tasks():
+    from concner import tasks
+
+    return tasks
+
+
+def start_retrain(store, project: str) -> None:
+    try:
+        run_id, created = _tasks().request_retrain(store, project)
+    except ConcnerError as exc:
+        st.error(str(exc))
+        return
+    if created:
+        st.success(f"Retrain queued as run {run_id}.")
+    else:
+        st.info(f"A retrain is already queued (run {run_id}); this request joins it.")
+
+
+def start_predict(store, project: str) -> None:
+    try:
+        run_id = _tasks().request_predict(store, project)
+    except ConcnerError as exc:
+        st.error(str(exc))
+        return
+    st.success(f"Prediction of the pool queued as run {run_id}.")
+
+
+def cancel(store, run_id: int) -> None:
+    try:
+        status = store.cancel_run(run_id)
+    except ConcnerError as exc:
+        st.error(str(exc))
+        return
+    if status == "cancelled":
+        st.info(f"Run {run_id} was cancelled before it started.")
+    elif status == "running":
+        st.info(f"Run {run_id} was asked to stop; it stops at its next step.")
+    else:
+        st.info(f"Run {run_id} had already finished ({status}).")
+
+
+def latest_run(store, project: str, kind: str):
+    runs = store.runs(project, kind=kind, limit=1)
+    return runs[0] if runs else None
+
+
+def render_run(run, *, log_lines: int = 12, key: str = "run") -> None:
+    """Status, progress bar and log tail of one run."""
+    if run is None:
+        st.caption("No run yet.")
+        return
+    text = run_progress_text(run.progress)
+    st.markdown(f"**Run {run.id}** ({run.kind}) · status **{run.status}**"
+                + (f" · {text}" if text else ""))
+    fraction = progress_fraction(run.progress)
+    if run.status == "running" and fraction is not None:
+        st.progress(fraction, text=text or None)
+    if run.error:
+        st.error(run.error)
+    lines = (run.progress or {}).get("log") or []
+    if lines:
+        st.code("\n".join(lines[-log_lines:]), language=None)
+
+
+def live_run_panel(store, project: str, kind: str) -> None:
+    """The latest run of ``kind``, refreshed every few seconds, with a cancel button."""
+
+    @st.fragment(run_every=LIVE_SECONDS)
+    def panel():
+        run = latest_run(store, project, kind)
+        render_run(run, key=kind)
+        if run is not None and run.status in ("queued", "running"):
+            if st.button(f"Cancel run {run.id}", key=f"cancel-{kind}-{run.id}"):
+                cancel(store, run.id)
+
+    panel()
+
+
+# -- translation -------------------------------------------------------------------------
+def installed_translation_backends() -> dict[str, str]:
+    """Backends usable on this machine -> what they offer (for the backend picker)."""
+    found: dict[str, str] = {}
+    if shutil.which("apertium"):
+        try:
+            from concner.translation.apertium import installed_pairs
+
+            pairs = installed_pairs()
+        except ConcnerError:
+            pairs = []
+        if pairs:
+            found["apertium"] = "pairs: " + ", ".join(pairs)
+    dicts = sorted(glob.glob("/usr/share/dictd/freedict-*.index"))
+    if dicts:
+        names = [d.rsplit("/", 1)[1][len("freedict-"):-len(".index")] for d in dicts]
+        found["dictionary"] = "FreeDict: " + ", ".join(names)
+    found["hf"] = "a seq2seq model (hub id or local folder)"
+    found["file"] = "your own translations (upload them as JSONL with meta.source_id)"
+    return found
+
+
+def translation_panel(store, config, project) -> None:
+    st.markdown("Translations with projected labels feed the translation-contrastive loss.")
+    counts = store.counts(project.name)
+    links = counts.get("translation_links", {})
+    if links:
+        st.write("Projection status of stored translations: "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(links.items())))
+    backends = installed_translation_backends()
+    backend = st.selectbox("Backend", list(backends), format_func=lambda b: f"{b} ({backends[b]})")
+    target = st.selectbox("Target language", list(project.target_langs), key="tr-target")
+    tasks = _tasks()
+    if not hasattr(tasks, "request_translate"):
+        st.warning(
+            "Translation is not a queued job in this version. Run it from a terminal, then "
+            "upload the result in the **Translations** tab above:\n\n"
+            f"`concner translate --backend {backend} "
+            + ("--pair eng-<target> " if backend == "apertium" else f"--target {target} ")
+            + f"--in source.tsv --out translations-{target}.jsonl`")
+        return
+    if st.button("Translate the source sentences", type="primary"):
+        try:
+            run_id = tasks.request_translate(store, project.name, backend=backend,
+                                             target_lang=target)
+        except ConcnerError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Translation queued as run {run_id}.")
+    live_run_panel(store, project.name, "translate")

@@ -1,0 +1,78 @@
+"""Rows of the Review page: the active model's predictions on target sentences, filtered
+and sorted, and prediction-vs-correction pairs once corrections come back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from concner.labels import Span
+from concner.sentence import Sentence
+
+SORTS = {
+    "uncertainty": "most uncertain first (mean word entropy)",
+    "confidence": "most confident first",
+    "id": "sentence id",
+}
+
+
+@dataclass
+class ReviewRow:
+    sentence: Sentence
+    tags: list[str]
+    spans: list[Span]
+    uncertainty: float
+    corrected: list[str] | None  # current labels when someone labelled the sentence
+
+    @property
+    def labels(self) -> set[str]:
+        return {s.label for s in self.spans}
+
+
+def spans_from_dicts(items: Sequence[dict]) -> list[Span]:
+    return [Span(int(d["start"]), int(d["end"]), str(d["label"]),
+                 None if d.get("score") is None else float(d["score"])) for d in items]
+
+
+def review_rows(sentences: Sequence[Sentence], predictions: Sequence) -> list[ReviewRow]:
+    """Join stored predictions (``PredictionRow``: sentence db id, tags, spans, uncertainty)
+    with the target sentences (``meta["db_id"]``); sentences without a prediction are left
+    out (predict the pool to include them)."""
+    by_id = {s.meta.get("db_id"): s for s in sentences}
+    rows = []
+    for p in predictions:
+        s = by_id.get(p.sentence_id)
+        if s is None:
+            continue
+        corrected = list(s.tags) if s.tags is not None else None
+        rows.append(ReviewRow(s, list(p.tags), spans_from_dicts(p.spans), float(p.uncertainty),
+                              corrected))
+    return rows
+
+
+def filter_rows(rows: Sequence[ReviewRow], *, langs: Sequence[str] | None = None,
+                labels: Sequence[str] | None = None, status: str = "all") -> list[ReviewRow]:
+    """``langs``: keep these languages; ``labels``: keep sentences with a predicted entity
+    of one of these labels; ``status``: ``all``, ``unlabelled`` or ``corrected``."""
+    out = []
+    for r in rows:
+        if langs and r.sentence.lang not in langs:
+            continue
+        if labels and not (r.labels & set(labels)):
+            continue
+        if status == "unlabelled" and r.corrected is not None:
+            continue
+        if status == "corrected" and r.corrected is None:
+            continue
+        out.append(r)
+    return out
+
+
+def sort_rows(rows: Sequence[ReviewRow], how: str) -> list[ReviewRow]:
+    if how == "uncertainty":
+        return sorted(rows, key=lambda r: (-r.uncertainty, r.sentence.id))
+    if how == "confidence":
+        return sorted(rows, key=lambda r: (r.uncertainty, r.sentence.id))
+    if how == "id":
+        return sorted(rows, key=lambda r: r.sentence.id)
+    raise ValueError(f"unknown sort {how!r}; one of {list(SORTS)}")

@@ -1,0 +1,96 @@
+"""The training-config editor: a project's overrides of ``[model]``, ``[loss]``,
+``[training]`` and ``[active]``, validated by :func:`concner.config.config_from_dict` before
+they are saved."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from concner.config import Config, config_from_dict
+from concner.errors import ConfigError
+
+#: sections a project may override (services and data stay machine/project level)
+EDITABLE_SECTIONS = ("model", "loss", "training", "active")
+
+#: the fields shown as widgets: (section, field, label)
+FORM_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("loss", "use_translation", "use translations (translation contrastive loss)"),
+    ("loss", "lambda_lcl", "λ label contrastive"),
+    ("loss", "lambda_tcl", "λ translation contrastive"),
+    ("loss", "temperature_lcl", "temperature (label contrastive)"),
+    ("loss", "temperature_tcl", "temperature (translation contrastive)"),
+    ("loss", "kd", "knowledge distillation (stage 2)"),
+    ("training", "epochs", "epochs (stage 1)"),
+    ("training", "kd_epochs", "epochs (distillation)"),
+    ("training", "batch_size", "batch size"),
+    ("training", "learning_rate", "learning rate (encoder)"),
+    ("training", "seed", "seed"),
+)
+
+
+def effective_config(overrides: dict[str, Any] | None) -> Config:
+    """Defaults + the project's overrides (no environment: what the project asks for)."""
+    return config_from_dict(dict(overrides or {}), env={})
+
+
+def validate_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check a project's overrides; returns them cleaned (only editable sections).
+
+    Raises :class:`ConfigError` naming the key on an unknown section or field, a wrong
+    type or a value out of range.
+    """
+    unknown = sorted(set(overrides) - set(EDITABLE_SECTIONS))
+    if unknown:
+        raise ConfigError(f"a project's training config may set {', '.join(EDITABLE_SECTIONS)};"
+                          f" not {', '.join(unknown)}")
+    for section, values in overrides.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table of settings")
+    config_from_dict(overrides, env={})  # raises ConfigError naming the key
+    return {k: dict(v) for k, v in overrides.items() if v}
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+
+
+def to_toml(overrides: dict[str, Any]) -> str:
+    """Minimal TOML for flat sections of scalars (what the editor holds)."""
+    lines = []
+    for section in EDITABLE_SECTIONS:
+        values = overrides.get(section)
+        if not values:
+            continue
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def merge_form(overrides: dict[str, Any], values: dict[tuple[str, str], Any]
+               ) -> dict[str, dict[str, Any]]:
+    """The project's overrides with the form's values applied: a value equal to the default
+    removes the override, any other value sets it; fields not in the form are kept."""
+    defaults = Config()
+    out = {k: dict(v) for k, v in (overrides or {}).items()}
+    for (section, name), value in values.items():
+        if getattr(getattr(defaults, section), name) == value:
+            out.get(section, {}).pop(name, None)
+        else:
+            out.setdefault(section, {})[name] = value
+    return {k: v for k, v in out.items() if v}

@@ -1,0 +1,66 @@
+"""Dashboard: F1 against label count per target language, per-label F1 of the active model,
+the runs with live progress, and the benchmark comparison when its results exist."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from concner.errors import ConcnerError
+from concner.ui import charts
+from concner.ui.context import get_store, require_project
+from concner.ui.views import load_benchmark, metrics_frame, per_label_frame, runs_frame
+
+st.title("Dashboard")
+store = get_store()
+project = require_project(store)
+BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "quality.json"
+
+
+@st.fragment(run_every="5s")
+def live():
+    versions = store.model_versions(project.name, include_deleted=True)
+    metrics = store.metrics(project.name)
+    frame = metrics_frame(metrics, versions)
+    targets = frame[frame["language"].isin(project.target_langs)]
+    st.subheader("F1 against label count")
+    if targets.empty:
+        st.info("No evaluated run yet: metrics appear here after the worker's first retrain "
+                "(target dev data is needed to evaluate).")
+    else:
+        x = st.radio("x axis", list(charts.LABEL_AXES), horizontal=True,
+                     format_func=charts.LABEL_AXES.get, key="f1_axis")
+        st.altair_chart(charts.f1_curve_chart(targets, x=x), use_container_width=True)
+    active = store.active_model_version(project.name)
+    st.subheader("Per-label F1 of the active model")
+    if active is None or active.run_id is None:
+        st.info("No active model yet.")
+    else:
+        rows = [m for m in metrics if m.run_id == active.run_id]
+        per_label = per_label_frame(rows)
+        if per_label.empty:
+            st.info(f"Model v{active.version} has no per-label metrics.")
+        else:
+            st.caption(f"model v{active.version} (run {active.run_id})")
+            st.altair_chart(charts.per_label_chart(per_label), use_container_width=True)
+    st.subheader("Runs")
+    runs = store.runs(project.name, limit=50)
+    if not runs:
+        st.info("No runs yet.")
+    else:
+        st.dataframe(runs_frame(runs), hide_index=True)
+
+
+live()
+
+st.subheader("ConCNER against the baselines (benchmarks)")
+try:
+    bench = load_benchmark(BENCHMARK)
+except ConcnerError as exc:
+    st.error(str(exc))
+else:
+    if bench is None:
+        st.caption(f"No benchmark results yet ({BENCHMARK.relative_to(BENCHMARK.parents[2])} "
+                   "is written by benchmarks/quality.py).")
+    else:
+        st.altair_chart(charts.benchmark_chart(bench), use_container_width=True)
+        st.dataframe(bench, hide_index=True)

@@ -1,0 +1,69 @@
+"""Review: the active model's predictions on target sentences, highlighted (right to left
+where the script is), filtered and sorted; send a batch to Argilla for correction; see
+prediction vs correction once corrections come back."""
+
+import streamlit as st
+
+from concner.errors import ConcnerError
+from concner.labels import LabelSchema
+from concner.ui import jobs
+from concner.ui.argilla_view import send_batch
+from concner.ui.context import get_config, get_store, require_project
+from concner.ui.highlight import highlight_html, legend_html, side_by_side_html
+from concner.ui.review import SORTS, filter_rows, review_rows, sort_rows
+
+st.title("Review")
+config = get_config()
+store = get_store()
+project = require_project(store)
+schema = LabelSchema.from_dict(project.label_schema)
+
+active = store.active_model_version(project.name)
+if active is None:
+    st.info("No active model yet: start a retrain on the Training page.")
+    st.stop()
+predictions = store.predictions(active.id)
+if not predictions:
+    st.info(f"Model v{active.version} has not predicted the pool yet.")
+    if st.button("Predict the pool"):
+        jobs.start_predict(store, project.name)
+    st.stop()
+
+rows = review_rows(store.sentences(project.name, role="target"), predictions)
+c1, c2, c3, c4 = st.columns(4)
+langs = c1.multiselect("Languages", list(project.target_langs), default=list(project.target_langs))
+labels = c2.multiselect("Has a predicted", schema.entity_types)
+status = c3.selectbox("Status", ["unlabelled", "corrected", "all"])
+how = c4.selectbox("Sort", list(SORTS), format_func=SORTS.get)
+shown = sort_rows(filter_rows(rows, langs=langs, labels=labels, status=status), how)
+st.caption(f"Model v{active.version} · {len(shown)} of {len(rows)} predicted sentences")
+st.markdown(legend_html(schema.entity_types), unsafe_allow_html=True)
+
+if status != "corrected":
+    batch_size = st.number_input("Batch to send", min_value=1, max_value=max(1, len(shown)),
+                                 value=min(config.active.batch_size, max(1, len(shown))))
+    batch = [r for r in shown if r.corrected is None][: int(batch_size)]
+    if st.button(f"Send {len(batch)} sentences to Argilla", type="primary",
+                 disabled=not batch):
+        try:
+            result = send_batch(config, store, project, batch, active)
+        except ConcnerError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Sent {result.n_records} records to Argilla dataset {result.dataset}.")
+            st.link_button("Open the dataset in Argilla", result.url)
+
+page_size = 50
+for r in shown[:page_size]:
+    meta = f"`{r.sentence.id}` · {r.sentence.lang} · uncertainty {r.uncertainty:.3f}"
+    if r.corrected is not None:
+        corrected_spans = schema.tags_to_spans(r.corrected, r.sentence.offsets)
+        st.markdown(meta + " · corrected", unsafe_allow_html=False)
+        st.markdown(side_by_side_html(r.sentence.text, r.spans, corrected_spans,
+                                      r.sentence.lang), unsafe_allow_html=True)
+    else:
+        st.markdown(meta)
+        st.markdown(highlight_html(r.sentence.text, r.spans, r.sentence.lang,
+                                   sentence_id=r.sentence.id), unsafe_allow_html=True)
+if len(shown) > page_size:
+    st.caption(f"showing the first {page_size}; narrow the filters to see others")

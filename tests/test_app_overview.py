@@ -1,0 +1,48 @@
+"""Overview page: create a project through the form, see health lines and counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.appkit import app_env, markdown_text, no_exception, open_page
+
+
+@pytest.fixture
+def store(monkeypatch, tmp_path):
+    from concner.store import Store
+
+    return Store(app_env(monkeypatch, tmp_path))
+
+
+def test_create_project_and_see_it(store):
+    at = open_page()
+    no_exception(at)
+    assert not store.list_projects()
+    at.text_input[0].input("demo")
+    at.text_input[1].input("en")
+    at.text_input[2].input("sw, ar")
+    at.text_input[3].input("PER, ORG, LOC")
+    at.text_input[4].input("/nonexistent/encoder")
+    at.button[0].click()
+    at.run()
+    no_exception(at)
+    project = store.get_project("demo")
+    assert project.target_langs == ["sw", "ar"]
+    assert project.label_schema["entity_types"] == ["PER", "ORG", "LOC"]
+    assert at.session_state["concner_project"] == "demo"
+    assert any(m.label == "pool" and m.value == "0" for m in at.metric)
+    text = markdown_text(at)
+    assert "**Store**" in text and "**Queue worker**" in text and "**Argilla**" in text
+    assert "no worker has ever started" in text
+
+
+def test_invalid_project_shows_error_and_creates_nothing(store):
+    at = open_page()
+    at.text_input[0].input("bad")
+    at.text_input[1].input("en")
+    at.text_input[2].input("en")  # source language listed as a target
+    at.button[0].click()
+    at.run()
+    no_exception(at)
+    assert any("also listed as a target" in e.value for e in at.error)
+    assert not store.list_projects()
