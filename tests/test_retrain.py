@@ -1,0 +1,221 @@
+"""Retraining on SQLite and PostgreSQL: the label-count policy, metrics rows with the label
+counts each run saw, promotion of better models only, the registry (local and fsspec
+URLs), and the Huey jobs (run in immediate mode)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from storekit import TINY_TRAINING, database_url, make_project, tiny_encoder
+
+from concner.config import load_config
+from concner.errors import ModelError
+from concner.registry import MANIFEST, ModelRegistry
+from concner.runner import JobContext, execute_retrain, maybe_request_retrain
+from concner.store import Store
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+torch.set_num_threads(1)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    url, cleanup = database_url(request.param, tmp_path)
+    st = Store(url)
+    yield st
+    st.close()
+    cleanup()
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    return tiny_encoder(tmp_path_factory.mktemp("enc"))
+
+
+def _ctx(store, tmp_path, **services) -> JobContext:
+    env = {f"CONCNER_SERVICES__{k.upper()}": str(v) for k, v in services.items()}
+    config = load_config(env=env)
+    return JobContext(store, ModelRegistry.from_config(store, config) if "checkpoints" in services
+                      else ModelRegistry(store, str(tmp_path / "models"),
+                                         keep_versions=config.services.keep_versions,
+                                         promote_tolerance=config.services.promote_tolerance),
+                      config, "test-worker")
+
+
+def _label_pool(store, name: str, n: int, rng: random.Random) -> None:
+    """An annotator labels ``n`` pool sentences (correctly: the generator's tags)."""
+    pool = store.sentences(name, role="target", split="pool", labelled=False)[:n]
+    assert len(pool) == n
+    for sent in pool:
+        tags = [f"I-{_TYPES[tok]}" if tok in _TYPES else "O" for tok in sent.tokens]
+        store.add_annotation(name, sent.id, _valid(tags), author=f"ann{rng.randint(1, 3)}")
+
+
+_TYPES = {"John": "PER", "Smith": "PER", "Mary": "PER", "Google": "ORG", "Microsoft": "ORG",
+          "United": "ORG", "Nations": "ORG", "Paris": "LOC", "London": "LOC", "Berlin": "LOC",
+          "New": "LOC", "York": "LOC"}
+
+
+def _valid(tags: list[str]) -> list[str]:
+    out = []
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-") and (i == 0 or out[-1][2:] != tag[2:]):
+            tag = "B-" + tag[2:]
+        out.append(tag)
+    return out
+
+
+def test_labels_in_steps_of_50_trigger_retrains_with_their_counts(store, tmp_path, encoder):
+    make_project(store, "p", encoder, n_source=15, n_dev=10, n_pool=120)
+    usable_translations = sum(1 for i in range(15) if i % 4 != 2)  # storekit: every 4th failed
+    ctx = _ctx(store, tmp_path)
+    k = ctx.config.services.retrain_min_new_labels
+    assert k == 50
+    rng = random.Random(0)
+    imported = store.annotation_count("p")  # 15 source + 15 translations + 10 dev
+    assert imported < k and maybe_request_retrain(store, "p", k) is None
+
+    seen = []
+    for new_labels, expect_run in ((50 - imported, True), (30, False), (20, True), (49, False),
+                                   (1, True)):
+        _label_pool(store, "p", new_labels, rng)
+        run = maybe_request_retrain(store, "p", k)
+        assert (run is not None) == expect_run
+        if run is not None:
+            assert execute_retrain(ctx, "p", run) == "succeeded", store.get_run(run).error
+            seen.append(run)
+    labelled_target = [50 - imported, 50 - imported + 50, 50 - imported + 100]
+    for run_id, n_target in zip(seen, labelled_target):
+        run = store.get_run(run_id)
+        assert run.label_counts["target"] == n_target
+        assert run.label_counts["source"] == 15
+        assert run.label_counts["translated"] == usable_translations
+        assert run.label_counts["annotations"] == imported + n_target
+        (metric,) = store.metrics("p", run_id=run_id)
+        assert (metric.language, metric.split) == ("de", "dev")
+        assert (metric.n_source, metric.n_translated, metric.n_target) == (
+            15, usable_translations, n_target)
+        assert 0.0 <= metric.f1 <= 1.0 and metric.support > 0
+    assert [r.id for r in store.runs("p")] == seen[::-1]
+
+
+def test_better_model_is_promoted_and_worse_is_not(store, tmp_path, encoder):
+    good = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 5}}
+    make_project(store, "p", encoder, training=good)
+    ctx = _ctx(store, tmp_path)
+
+    def retrain() -> int:
+        run, _ = store.request_run("p")
+        assert execute_retrain(ctx, "p", run) == "succeeded", store.get_run(run).error
+        return run
+
+    first = retrain()
+    v1 = store.active_model_version("p")
+    assert v1.run_id == first and v1.promoted and v1.mean_f1 > 0.5
+    # an untrained model (0 epochs) is much worse: recorded, not promoted
+    store.update_training_config("p", {**good, "training": {**good["training"], "epochs": 0}})
+    worse = retrain()
+    versions = store.model_versions("p")
+    assert [v.version for v in versions] == [1, 2]
+    assert versions[1].run_id == worse and not versions[1].promoted and not versions[1].active
+    assert versions[1].mean_f1 < v1.mean_f1 - ctx.config.services.promote_tolerance / 100
+    assert "not promoted" in store.get_run(worse).progress["log"][-1]
+    assert store.active_model_version("p").id == v1.id
+    # a model as good as the active one (same data, config and seed) is promoted
+    store.update_training_config("p", good)
+    retrain()
+    v3 = store.active_model_version("p")
+    assert v3.version == 3 and v3.mean_f1 == pytest.approx(v1.mean_f1, abs=0.005)
+    bundle, mv = ctx.registry.load_active("p")
+    assert mv.id == v3.id and len(bundle.schema.tags) == 7
+
+
+def test_registry_on_an_fsspec_url_keeps_the_last_versions(tmp_path):
+    from tiny import make_tiny_bundle
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_project("p/x y", source_lang="en", target_langs=["de"],
+                         entity_types=["PER", "ORG", "LOC"], encoder="enc")
+    registry = ModelRegistry(store, "memory://concner-test-models", keep_versions=2,
+                             promote_tolerance=0.5)
+    bundle = make_tiny_bundle(tmp_path)
+    published = [registry.publish("p/x y", bundle, run_id=None, mean_f1=f1)
+                 for f1 in (0.80, 0.60, 0.797, 0.70)]
+    assert [p.promoted for p in published] == [True, False, True, False]
+    versions = store.model_versions("p/x y", include_deleted=True)
+    # keep the newest two (v3 active, v4) and never the active one; v1, v2 pruned
+    assert [(v.version, v.deleted_at is not None) for v in versions] == [
+        (1, True), (2, True), (3, False), (4, False)]
+    fs = registry._fs()
+    assert not fs.exists(versions[0].path) and fs.exists(f"{versions[2].path}/{MANIFEST}")
+    with pytest.raises(ModelError, match="pruned"):
+        registry.load(versions[0])
+    loaded, mv = registry.load_active("p/x y")
+    assert mv.version == 3
+    for (name, a), (_, b) in zip(bundle.model.state_dict().items(),
+                                 loaded.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    fs.rm(f"{versions[3].path}/{MANIFEST}")  # as if the upload stopped before the manifest
+    with pytest.raises(ModelError, match="incomplete"):
+        registry.local_folder(versions[3])
+
+
+def test_local_registry_is_atomic_and_cleans_leftovers(tmp_path):
+    from tiny import make_tiny_bundle
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_project("p", source_lang="en", target_langs=["de"],
+                         entity_types=["PER", "ORG", "LOC"], encoder="enc")
+    registry = ModelRegistry(store, str(tmp_path / "models"), keep_versions=1)
+    base = tmp_path / "models" / f"p-{store.get_project('p').id}"
+    base.mkdir(parents=True)
+    (base / ".tmp-v0001-dead").mkdir()  # a write interrupted by a crash
+    (base / ".tmp-v0001-dead" / "model.safetensors").write_bytes(b"partial")
+    pub = registry.publish("p", make_tiny_bundle(tmp_path), run_id=None, mean_f1=None)
+    assert pub.promoted and pub.reason == "no active model yet"
+    assert sorted(p.name for p in base.iterdir()) == ["v0001"]
+    assert (base / "v0001" / MANIFEST).is_file()
+    pub2 = registry.publish("p", make_tiny_bundle(tmp_path), run_id=None, mean_f1=None)
+    assert not pub2.promoted and "no dev F1" in pub2.reason
+    # keep_versions=1 keeps the newest, and the active v1 is never deleted
+    assert sorted(p.name for p in base.iterdir()) == ["v0001", "v0002"]
+
+
+def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
+    from concner import tasks
+
+    make_project(store, "p", encoder, n_pool=15)
+    ctx = _ctx(store, tmp_path)
+    ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
+    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
+    tasks._resources["ctx"] = ctx
+    tasks.huey.immediate = True
+    try:
+        run, created = tasks.request_retrain(store, "p")
+        assert created and store.get_run(run).status == "succeeded"
+        mv = store.active_model_version("p")
+        pred_run = tasks.request_predict(store, "p")
+        assert store.get_run(pred_run).status == "succeeded", store.get_run(pred_run).error
+        preds = store.predictions(mv.id)
+        assert len(preds) == 15 and all(len(p.tags) > 0 and p.uncertainty >= 0 for p in preds)
+        eval_run = tasks.request_evaluate(store, "p", mv.id)
+        (metric,) = store.metrics("p", run_id=eval_run)
+        (trained,) = store.metrics("p", run_id=run)
+        assert metric.f1 == pytest.approx(trained.f1) and metric.model_version_id == mv.id
+        # a dead worker's retrain is failed and re-run by the housekeeping tick
+        lost, _ = store.request_run("p")
+        assert store.acquire_retrain(lost, "dead")
+        ctx.config = load_config(env={"CONCNER_SERVICES__LOCK_STALE_SECONDS": "0.001",
+                                      "CONCNER_SERVICES__HEARTBEAT_SECONDS": "0.0001"})
+        assert tasks.tick(ctx) == {"recovered": 1, "enqueued": 1}
+        assert store.get_run(lost).status == "failed"
+        assert store.runs("p", kind="retrain")[0].status == "succeeded"
+        assert store.runs("p", kind="retrain")[0].retry_of == lost
+    finally:
+        tasks.huey.immediate = saved_mode
+        if saved_ctx is None:
+            tasks._resources.pop("ctx", None)
+        else:
+            tasks._resources["ctx"] = saved_ctx
