@@ -49,8 +49,21 @@ def test_entity_split_by_content_word_keeps_longest_piece():
     output = 'la <b id="e1">Línea Principal</b> paraestatal <b id="e1">de Obras Públicas</b>'
     pair = project(source, output, refs, "es")
     assert pair.status is Status.REPAIRED and "longest" in pair.reason
-    assert entities(pair.translated) == [("de Obras Públicas", "ORG")]
+    # the longest piece, with the "de" Apertium moved into the marker trimmed off
+    assert entities(pair.translated) == [("Obras Públicas", "ORG")] and "trimmed" in pair.reason
     assert "paraestatal" not in [t for t, _ in entities(pair.translated)]
+
+
+def test_function_word_moved_into_marker_is_trimmed_unless_source_has_it():
+    source = sent("Quakers and United Empire Loyalists", "O O B-ORG I-ORG I-ORG")
+    _, refs = mark(source, "html")
+    pair = project(source, 'Cuáqueros <b id="e1">e Imperio Unido Leales</b>', refs, "es")
+    assert pair.status is Status.REPAIRED and "trimmed" in pair.reason
+    assert entities(pair.translated) == [("Imperio Unido Leales", "ORG")]
+    kept = sent("He saw The Hague", "O O B-LOC I-LOC")
+    _, refs = mark(kept, "html")
+    pair = project(kept, 'Vio <b id="e1">the Hague</b>', refs, "en")
+    assert entities(pair.translated) == [("the Hague", "LOC")]
 
 
 def test_entity_that_disappears_fails_and_is_not_usable():

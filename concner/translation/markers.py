@@ -24,8 +24,11 @@ pair's ``reason``):
 3. An entity whose marker vanished or came back empty: if the entity's source text occurs
    verbatim (whole words, outside other entities) in the translation, that occurrence is
    tagged (``repaired``); otherwise the pair ``failed`` (a real entity would be tagged O).
-4. A span that does not fall on token boundaries is widened to whole tokens (``repaired``).
-5. Unbalanced or nested markers, unknown ids, overlapping entities, an empty translation:
+4. A listed function word the engine moved to the edge of a marker is trimmed off
+   ("<b>e imperio Unido</b>" -> "imperio Unido"), unless the source entity itself starts
+   or ends with one (``repaired``).
+5. A span that does not fall on token boundaries is widened to whole tokens (``repaired``).
+6. Unbalanced or nested markers, unknown ids, overlapping entities, an empty translation:
    ``failed``.
 """
 
@@ -246,6 +249,29 @@ def _is_function_gap(gap: str, lang: str) -> bool:
                for t in tokens)
 
 
+def _trim_function_words(text: str, start: int, end: int, source_text: str, source_lang: str,
+                         target_lang: str) -> tuple[int, int]:
+    """Drop listed function words the engine moved to the edge of an entity marker
+    ("<b>e imperio Unido</b>" for "and <b>United Empire</b>"), unless the source entity
+    itself starts/ends with one. Never empties the span."""
+    words = FUNCTION_WORDS.get(target_lang, frozenset())
+    source_words = source_text.split()
+    source_fn = FUNCTION_WORDS.get(source_lang, frozenset())
+    keep_first = bool(source_words) and source_words[0].lower() in source_fn
+    keep_last = bool(source_words) and source_words[-1].lower() in source_fn
+    while not keep_first:
+        m = re.match(r"(\S+)\s+", text[start:end])
+        if m is None or m.group(1) not in words:
+            break
+        start += m.end()
+    while not keep_last:
+        m = re.search(r"\s+(\S+)$", text[start:end])
+        if m is None or m.group(1) not in words:
+            break
+        end = start + m.start()
+    return start, end
+
+
 def _find_verbatim(text: str, needle: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
     if not needle:
         return None
@@ -318,10 +344,10 @@ def project(source: Sentence, output: str, refs: list[EntityRef], target_lang: s
                           for a, b in zip(parts, parts[1:]))
             if gaps_ok:
                 chosen[ref.id] = (parts[0][0], parts[-1][1])
-                repairs.append(f"e{ref.id} came back in {len(parts)} pieces; merged")
+                repairs.append(f"e{ref.id} came back in {len(parts)} pieces, merged")
             else:
                 chosen[ref.id] = max(parts, key=lambda p: p[1] - p[0])
-                repairs.append(f"e{ref.id} came back in {len(parts)} pieces; kept the longest")
+                repairs.append(f"e{ref.id} came back in {len(parts)} pieces, kept the longest")
     for ref in refs:
         if ref.id in chosen:
             continue
@@ -331,6 +357,11 @@ def project(source: Sentence, output: str, refs: list[EntityRef], target_lang: s
                           f"entity e{ref.id} ({ref.label} {ref.text!r}) lost in translation")
         chosen[ref.id] = found
         repairs.append(f"e{ref.id} marker lost; found its text")
+    for ident, (s, e) in list(chosen.items()):
+        trimmed = _trim_function_words(text, s, e, by_id[ident].text, source.lang, target_lang)
+        if trimmed != (s, e):
+            chosen[ident] = trimmed
+            repairs.append(f"e{ident} function word moved inside the marker, trimmed")
     spans = [Span(s, e, by_id[i].label) for i, (s, e) in chosen.items()]
     tokens, offsets = tokenize_text(text, target_lang)
     if not tokens:
