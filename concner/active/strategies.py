@@ -37,13 +37,12 @@ def rank(outputs: PoolOutputs, scores: np.ndarray, k: int,
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(outputs),):
         raise ConfigError(f"{scores.shape} scores for a pool of {len(outputs)} sentences")
-    rounded = np.round(scores, _TIE_DECIMALS)
-    empty = outputs.lengths == 0
-    order = sorted(
-        (i for i, sid in enumerate(outputs.sentence_ids) if sid not in exclude),
-        key=lambda i: (bool(empty[i]), -rounded[i], outputs.sentence_ids[i]),
-    )
-    return [Selection(outputs.sentence_ids[i], float(scores[i])) for i in order[:k]]
+    sids = outputs.sentence_ids
+    keep = np.array([sid not in exclude for sid in sids], dtype=bool)
+    # np.lexsort: the last key is the primary one
+    order = np.lexsort((np.array(sids), -np.round(scores, _TIE_DECIMALS), outputs.lengths == 0))
+    order = order[keep[order]][:k]
+    return [Selection(sids[i], float(scores[i])) for i in order]
 
 
 class Strategy(ABC):
