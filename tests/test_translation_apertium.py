@@ -99,3 +99,26 @@ def test_cache_hits_skip_the_engine_and_grown_sets_translate_only_new(tmp_path):
                      config=TranslationConfig(apertium_protect_types=()))
     other.translate(SENTENCES[:1], "es")
     assert sum(calls) == 6
+
+
+def test_cli_apertium_with_cache_and_errors(tmp_path, capsys):
+    require_apertium("eng-spa")
+    from concner.cli import main
+    from concner.corpus import read_jsonl
+
+    src = tmp_path / "en.tsv"
+    src.write_text("He\tO\nlives\tO\nin\tO\nMexico\tB-LOC\nCity\tI-LOC\n\n"
+                   "Anna\tB-PER\nsleeps\tO\n", encoding="utf-8")
+    out = tmp_path / "es.jsonl"
+    args = ["translate", "--backend", "apertium", "--pair", "eng-spa", "--in", str(src),
+            "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "2 sentences" in first and "failed 0" in first and "projection rate 100.0%" in first
+    rows = read_jsonl(out)
+    assert [r.lang for r in rows] == ["es", "es"]
+    assert [r.meta["projection"] in ("ok", "repaired") for r in rows] == [True, True]
+    assert main(args) == 0
+    assert read_jsonl(out)[0].tokens == rows[0].tokens
+    assert main(["translate", "--backend", "apertium", "--in", str(src), "--out", str(out)]) == 2
+    assert "--pair" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 The source text is the engine input (marked text), so a changed marker style or
 protected-type setting is a different key; ``model`` carries engine, pair and such
 settings. Re-running on a grown source set translates only the sentences not seen before.
+Only the engine backends (``apertium``, ``hf``) are cached; ``dictionary`` and ``file``
+are local lookups that are faster than a cache read.
 """
 
 from __future__ import annotations
