@@ -235,7 +235,8 @@ def setting_name(args) -> str:
     """Rows of different settings never mix (the encoder and the sizes are part of the key)."""
     encoder = "smoke" if args.smoke else Path(require_encoder()).name
     return (f"{encoder}-i{args.initial}-s{args.step}-b{args.budget}-p{args.pool_size}"
-            f"-d{args.dev_size}-e{args.epochs}-{args.langs.replace(',', '-')}"
+            f"-d{args.dev_size}-e{args.epochs}-ie{args.initial_epochs}-mc{args.mc_passes}"
+            f"-{args.langs.replace(',', '-')}"
             f"-{args.target_pool_lang}")
 
 
@@ -293,7 +294,8 @@ def parse_args(argv=None):
     p.add_argument("--dev-size", type=int, default=500)
     p.add_argument("--kd-size", type=int, default=500, help="unlabelled target sentences for the student")
     p.add_argument("--epochs", type=int, default=2, help="epochs per warm-started update")
-    p.add_argument("--initial-epochs", type=int, default=5, help="epochs of the first model")
+    p.add_argument("--initial-epochs", type=int, default=10,
+                   help="epochs of the first model (100 sentences need more than 5 to learn)")
     p.add_argument("--mc-passes", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--config", default="", help='JSON overrides, e.g. {"training": {"batch_size": 8}}')
