@@ -71,6 +71,7 @@ def run_worker(threads: int | None = None) -> int:
     """Run the worker until SIGTERM/SIGINT; returns the exit code."""
     logging.basicConfig(level=os.environ.get("CONCNER_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from concner import tasks
 
     config = tasks.CONFIG
@@ -81,7 +82,8 @@ def run_worker(threads: int | None = None) -> int:
     heartbeat = Heartbeat(ctx, worker_id, tasks.tick)
     heartbeat.beat("starting")
     consumer = _Consumer(tasks.huey, workers=threads or config.services.worker_threads,
-                         worker_type="thread", periodic=True, on_stop=ctx.shutdown.set)
+                         worker_type="thread", periodic=True, max_delay=1.0,
+                         on_stop=ctx.shutdown.set)
     log.info("worker %s: store %r, queue %s, hooks %s", worker_id, ctx.store,
              type(tasks.huey).__name__, sorted(tasks.sync_hooks()) or "none")
     heartbeat.thread.start()
