@@ -201,6 +201,8 @@ class _Runner:
         if self.tc.epochs > 0 and self.lc.use_translation and not self.data.translations:
             raise ConfigError("loss.use_translation is true but no translations were given; "
                               "add a translation file or set loss.use_translation = false")
+        if self.data.dev:
+            self._selection_langs()  # fail before training, not after the first epoch
         if self.lc.kd and self.tc.kd_epochs > 0 and not self.data.unlabelled_target:
             raise ConfigError("loss.kd is true but there are no unlabelled target sentences; "
                               "add an unlabelled file or set loss.kd = false")
@@ -225,8 +227,11 @@ class _Runner:
             self._stage1()
         if self.lc.kd and self.tc.kd_epochs > 0:
             self._stage2()
-        if self.data.dev and not self.best_reports:
-            self.best_reports, _ = self._evaluate()
+        missing = [lang for lang in self.data.dev if lang not in self.best_reports]
+        if missing:  # languages not needed for selection are evaluated once, at the end
+            reports, _ = self._evaluate(missing, score=False)
+            merged = {**self.best_reports, **reports}
+            self.best_reports = {lang: merged[lang] for lang in self.data.dev}
 
     def _stage1(self) -> None:
         source = self._encode(self.data.source)
@@ -409,7 +414,7 @@ class _Runner:
                       "losses": {k: v / max(1, n_steps) for k, v in sums.items() if k != "loss"},
                       "timing": {k: round(v, 3) for k, v in timing.items()}}
             if self.data.dev and (self.tc.eval_every_epoch or epoch == epochs):
-                reports, score = self._evaluate()
+                reports, score = self._evaluate(self._selection_langs())
                 record["dev"] = {lang: r["f1"] for lang, r in reports.items()}
                 record["score"] = score
                 self._emit(ProgressEvent("eval", epoch, step, total_steps, None, {},
@@ -424,21 +429,27 @@ class _Runner:
                        key=lambda r: r["score"])
             log.info("%s: keeping epoch %d (dev score %.4f)", stage, kept["epoch"], kept["score"])
 
-    def _evaluate(self) -> tuple[dict[str, dict], float]:
-        """Dev reports per language and the selection score: mean F1 over
-        ``training.select_langs`` (all dev languages when empty)."""
+    def _selection_langs(self) -> list[str]:
+        """Dev languages evaluated after each epoch: ``training.select_langs`` (the others
+        are evaluated once, on the returned model), or all dev languages when empty."""
+        chosen = list(self.tc.select_langs) or list(self.data.dev)
+        unknown = [lang for lang in chosen if lang not in self.data.dev]
+        if unknown:
+            raise ConfigError(f"training.select_langs names {unknown} but the dev sets are "
+                              f"{sorted(self.data.dev)}; fix select_langs or add those dev files")
+        return chosen
+
+    def _evaluate(self, langs: list[str], score: bool = True) -> tuple[dict[str, dict], float]:
+        """Dev reports for ``langs`` and their mean F1 (the selection score)."""
         predictor = Predictor(self.bundle, batch_size=self.tc.eval_batch_size,
                               device=str(self.device), bf16=self.tc.bf16)
         reports = {}
-        for lang, sentences in self.data.dev.items():
+        for lang in langs:
+            sentences = self.data.dev[lang]
             predictions = predictor.predict(sentences)
             reports[lang] = evaluate(sentences, [p.tags for p in predictions])
-        chosen = list(self.tc.select_langs) or list(reports)
-        unknown = [lang for lang in chosen if lang not in reports]
-        if unknown:
-            raise ConfigError(f"training.select_langs names {unknown} but the dev sets are "
-                              f"{sorted(reports)}; fix select_langs or add those dev files")
-        return reports, sum(reports[lang]["f1"] for lang in chosen) / len(chosen)
+        mean = sum(r["f1"] for r in reports.values()) / len(reports) if score and reports else 0.0
+        return reports, mean
 
     def _emit(self, event: ProgressEvent) -> None:
         if self.callback is not None:

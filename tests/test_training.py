@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -202,6 +203,15 @@ def test_progress_events(encoder_dir, source):
     assert set(evals[0].metrics) == {"en", "score"}
 
 
+def test_select_langs_evaluates_the_others_once_at_the_end(encoder_dir, source, translations):
+    dev = {"en": source[:6], "es": translations[:6]}
+    result = train(make_config(encoder_dir, epochs=2, eval_every_epoch=True, select_langs=["es"]),
+                   TrainData(source, dev=dev))
+    assert [set(h["dev"]) for h in result.history] == [{"es"}, {"es"}]
+    assert list(result.dev_metrics) == ["en", "es"]
+    assert result.dev_metrics["es"]["f1"] == pytest.approx(max(h["score"] for h in result.history))
+
+
 def test_freeze_embeddings_and_warm_start(encoder_dir, source):
     first = train(make_config(encoder_dir, epochs=1), TrainData(source))
     init_weights = weights(first.bundle)
@@ -271,3 +281,65 @@ def test_parameter_groups_and_schedule(encoder_dir):
         opt.step()
         sched.step()
     assert lrs == pytest.approx([0.5, 1.0, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+
+
+# ---------------------------------------------------------------- the command
+def test_train_command_writes_model_and_metrics(encoder_dir, source, translations, tmp_path,
+                                                capsys):
+    from concner.cli import main
+    from concner.corpus import read_conll, write_conll, write_jsonl
+
+    write_conll(source, tmp_path / "train-en.tsv")
+    write_conll(source[:6], tmp_path / "dev-en.tsv")
+    write_conll(translations[:6], tmp_path / "dev-es.tsv")
+    # translations name their source by id, as `concner translate` writes them
+    ids = [s.id for s in read_conll(tmp_path / "train-en.tsv", "en")]
+    named = [t.__class__(t.id, t.lang, t.tokens, t.tags, meta={"source_id": i})
+             for t, i in zip(translations, ids)]
+    write_jsonl(named, tmp_path / "tr-es.jsonl")
+    (tmp_path / "run.toml").write_text(f"""
+[data]
+source_lang = "en"
+target_langs = ["es"]
+train_sample = 12
+[model]
+encoder = "{encoder_dir}"
+[loss]
+lambda_lcl = 0.5
+lambda_tcl = 0.5
+[training]
+epochs = 2
+batch_size = 4
+learning_rate = 3e-3
+[paths]
+train = "{tmp_path}/train-{{lang}}.tsv"
+translations = "{tmp_path}/tr-{{lang}}.jsonl"
+dev = {{ en = "{tmp_path}/dev-en.tsv", es = "{tmp_path}/dev-es.tsv" }}
+""", encoding="utf-8")
+    out = tmp_path / "model"
+    assert main(["train", "--config", str(tmp_path / "run.toml"), "--out", str(out),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "en" in printed and "es" in printed and "mean" in printed
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["dev_f1"]) == {"en", "es"}
+    assert metrics["seen"]["source"]["sentences"] == 12
+    assert metrics["seen"]["translated"]["sentences"] == 12  # only the sampled sentences'
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert set(metrics["history"][0]["losses"]) == {"ce", "lcl", "tcl"}
+    reloaded = NerBundle.load(out)
+    preds = Predictor(reloaded, device="cpu").predict(source[:6])
+    assert evaluate(source[:6], [p.tags for p in preds])["f1"] == pytest.approx(
+        metrics["dev_f1"]["en"])
+
+
+def test_train_command_errors(encoder_dir, tmp_path, capsys):
+    from concner.cli import main
+
+    (tmp_path / "a.toml").write_text(f'[model]\nencoder = "{encoder_dir}"\n'
+                                     f'[paths]\ntrain = "{tmp_path}/missing.tsv"\n')
+    assert main(["train", "--config", str(tmp_path / "a.toml")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "a.toml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.tsv" in err and "not found" in err
