@@ -29,7 +29,7 @@ def live():
     else:
         x = st.radio("x axis", list(charts.LABEL_AXES), horizontal=True,
                      format_func=charts.LABEL_AXES.get, key="f1_axis")
-        st.altair_chart(charts.f1_curve_chart(targets, x=x), use_container_width=True)
+        st.altair_chart(charts.f1_curve_chart(targets, x=x), width="stretch")
     active = store.active_model_version(project.name)
     st.subheader("Per-label F1 of the active model")
     if active is None or active.run_id is None:
@@ -41,7 +41,7 @@ def live():
             st.info(f"Model v{active.version} has no per-label metrics.")
         else:
             st.caption(f"model v{active.version} (run {active.run_id})")
-            st.altair_chart(charts.per_label_chart(per_label), use_container_width=True)
+            st.altair_chart(charts.per_label_chart(per_label), width="stretch")
     st.subheader("Runs")
     runs = store.runs(project.name, limit=50)
     if not runs:
@@ -62,5 +62,5 @@ else:
         st.caption(f"No benchmark results yet ({BENCHMARK.relative_to(BENCHMARK.parents[2])} "
                    "is written by benchmarks/quality.py).")
     else:
-        st.altair_chart(charts.benchmark_chart(bench), use_container_width=True)
+        st.altair_chart(charts.benchmark_chart(bench), width="stretch")
         st.dataframe(bench, hide_index=True)

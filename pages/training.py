@@ -20,8 +20,8 @@ if c1.button("Start a retrain", type="primary"):
 if c2.button("Predict the pool with the active model"):
     jobs.start_predict(store, project.name)
 
-st.subheader("Latest retrain")
-jobs.live_run_panel(store, project.name, "retrain")
+st.subheader("Retrains")
+jobs.live_run_panel(store, project.name, "retrain", choose=True)
 st.subheader("Latest prediction run")
 jobs.live_run_panel(store, project.name, "predict")
 

@@ -45,3 +45,45 @@ def no_exception(at) -> None:
 
 def markdown_text(at) -> str:
     return "\n".join(m.value for m in at.markdown)
+
+
+def trained_store(folder: Path, *, targets=("de", "ar"), name: str = "demo"):
+    """A store at ``folder`` with project ``name`` (tiny encoder, synthetic data), one
+    finished retrain (metrics, an active model) and the pool predicted by that model.
+    Runs the worker's job functions in this process (about a few seconds)."""
+    import torch
+
+    from concner.config import load_config
+    from concner.registry import ModelRegistry
+    from concner.runner import JobContext, execute_predict, execute_retrain
+    from concner.store import Store
+    from storekit import TINY_TRAINING, make_project, tiny_encoder
+
+    torch.set_num_threads(1)
+    url = f"sqlite:///{folder / 'store.db'}"
+    store = Store(url)
+    # 6 epochs: the tiny model then finds the entities of the synthetic data (F1 1.0 on dev)
+    training = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 6}}
+    make_project(store, name, tiny_encoder(folder), targets=targets, n_source=24, n_dev=8,
+                 n_pool=12, training=training)
+    ctx = JobContext(store, ModelRegistry(store, str(folder / "models")), load_config(env={}),
+                     "test-worker")
+    run_id, _ = store.request_run(name)
+    status = execute_retrain(ctx, name, run_id)
+    if status != "succeeded":
+        raise RuntimeError(f"retrain {status}: {store.get_run(run_id).error}")
+    predict_id, _ = store.request_run(name, kind="predict")
+    status = execute_predict(ctx, name, predict_id)
+    if status != "succeeded":
+        raise RuntimeError(f"predict {status}: {store.get_run(predict_id).error}")
+    return store
+
+
+def use_store(monkeypatch, folder: Path) -> None:
+    """Point the app at an existing store folder built by :func:`trained_store`."""
+    monkeypatch.setenv("CONCNER_SERVICES__DATABASE_URL", f"sqlite:///{folder / 'store.db'}")
+    monkeypatch.setenv("CONCNER_SERVICES__QUEUE_PATH", str(folder / "queue.db"))
+    monkeypatch.setenv("CONCNER_SERVICES__CHECKPOINTS", str(folder / "models"))
+    monkeypatch.setenv("CONCNER_SERVICES__ARGILLA_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("CONCNER_CONFIG", raising=False)
+    monkeypatch.delenv("CONCNER_ADMIN_PASSWORD", raising=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.appkit import app_env, markdown_text, no_exception, open_page
+from appkit import app_env, markdown_text, no_exception, open_page
 
 
 @pytest.fixture

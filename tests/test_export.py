@@ -194,3 +194,36 @@ def test_push_to_hub_needs_token_and_valid_repo():
         push_to_hub(_splits(), SCHEMA, "user/name", "")
     with pytest.raises(ConcnerError, match="user/name"):
         push_to_hub(_splits(), SCHEMA, "not a repo", "hf_secret")
+
+
+def test_export_command_from_the_store(tmp_path, monkeypatch, capsys):
+    from concner.cli import main
+    from concner.store import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("CONCNER_SERVICES__DATABASE_URL", url)
+    store = Store(url)
+    store.create_project("p", source_lang="en", target_langs=["es"],
+                         entity_types=["PER", "ORG", "LOC", "MISC"], encoder="x")
+    splits = _splits()
+    store.import_sentences("p", splits["source"], role="source", split="train")
+    store.import_sentences("p", splits["translations"], role="translation", split="train")
+    store.import_sentences("p", splits["silver"], role="target", split="dev")
+    out = tmp_path / "out"
+    assert main(["export", "--project", "p", "--what", "source,translations,target",
+                 "--format", "parquet", "--layout", "run_ner", "--out", str(out)]) == 0
+    assert f"to {out}" in capsys.readouterr().out
+    back, schema = read_export(out)
+    assert schema == SCHEMA
+    assert [(s.id, s.tags) for s in back["train"]] == \
+        [(s.id, s.tags) for s in splits["source"] + splits["translations"]]
+    assert [(s.id, s.tags) for s in back["validation"]] == [("p1", splits["silver"][0].tags)]
+    # silver needs an active model; pushing needs a token: both refused with a clear message
+    assert main(["export", "--project", "p", "--what", "silver", "--out",
+                 str(tmp_path / "o2")]) == 2
+    assert "no active model" in capsys.readouterr().err
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert main(["export", "--project", "p", "--out", str(tmp_path / "o3"),
+                 "--push-to-hub", "me/data"]) == 2
+    assert "needs a token in $HF_TOKEN" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()

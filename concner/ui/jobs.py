@@ -81,12 +81,19 @@ def render_run(run, *, log_lines: int = 12, key: str = "run") -> None:
         st.code("\n".join(lines[-log_lines:]), language=None)
 
 
-def live_run_panel(store, project: str, kind: str) -> None:
-    """The latest run of ``kind``, refreshed every few seconds, with a cancel button."""
+def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> None:
+    """The latest run of ``kind`` (or, with ``choose``, any recent one), refreshed every few
+    seconds, with a cancel button while it is queued or running."""
 
     @st.fragment(run_every=LIVE_SECONDS)
     def panel():
-        run = latest_run(store, project, kind)
+        runs = store.runs(project, kind=kind, limit=20)
+        run = runs[0] if runs else None
+        if choose and len(runs) > 1:
+            ids = [r.id for r in runs]
+            picked = st.selectbox("Run", ids, key=f"pick-{kind}",
+                                  format_func=lambda i: f"run {i} ({next(r.status for r in runs if r.id == i)})")
+            run = next(r for r in runs if r.id == picked)
         render_run(run, key=kind)
         if run is not None and run.status in ("queued", "running"):
             if st.button(f"Cancel run {run.id}", key=f"cancel-{kind}-{run.id}"):

@@ -153,15 +153,22 @@ def load_benchmark(path: str | Path) -> pd.DataFrame | None:
     if not isinstance(rows, list):
         raise DataFormatError("expected a list of result rows (or {\"results\": [...]})",
                               path=str(p))
+    try:
+        return load_benchmark_rows(rows)
+    except DataFormatError as exc:
+        raise DataFormatError(exc.reason, path=str(p)) from None
+
+
+def load_benchmark_rows(rows: list) -> pd.DataFrame:
+    """Mean F1 (percent) and number of runs per (system, language) from result rows."""
     records = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise DataFormatError(f"row {i} is not an object", path=str(p))
+            raise DataFormatError(f"row {i} is not an object")
         lang = row.get("language", row.get("lang"))
         f1 = row.get("f1")
         if row.get("system") is None or lang is None or f1 is None:
-            raise DataFormatError(f"row {i} lacks system, lang or f1: {sorted(row)}",
-                                  path=str(p))
+            raise DataFormatError(f"row {i} lacks system, lang or f1: {sorted(row)}")
         records.append({"system": str(row["system"]), "language": str(lang), "f1": float(f1)})
     if not records:
         return pd.DataFrame(columns=["system", "language", "f1", "n"])

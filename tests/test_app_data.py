@@ -1,0 +1,115 @@
+"""Data page: uploads import in one transaction, every error names file and line, size is
+bounded, unlabelled target text and gold dev data land in the right role and split."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from appkit import app_env, no_exception, open_page
+
+GOOD = b"John\tB-PER\nvisited\tO\nParis\tB-LOC\n\nGoogle\tB-ORG\nis\tO\nhere\tO\n"
+BAD = b"Mary\tB-PER\nlives\tO\n\nin\tO\nLondon\tI-LOC\n"  # stray I- on line 5
+
+
+@pytest.fixture
+def store(monkeypatch, tmp_path):
+    from concner.store import Store
+
+    url = app_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("CONCNER_DATA__MAX_UPLOAD_MB", "1")
+    store = Store(url)
+    store.create_project("demo", source_lang="en", target_langs=["sw", "ar"],
+                         entity_types=["PER", "ORG", "LOC"], encoder="/nonexistent")
+    return store
+
+
+def _form_button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _tab(at, kind_index: int):
+    return at.tabs[kind_index]
+
+
+def test_source_upload_imports_all_files_in_one_go(store):
+    at = open_page("data", project="demo")
+    no_exception(at)
+    source_tab = _tab(at, 0)
+    source_tab.file_uploader[0].set_value([("a-en.tsv", GOOD, "text/tab-separated-values"),
+                                           ("b-en.tsv", GOOD.replace(b"John", b"Mary"),
+                                            "text/tab-separated-values")])
+    source_tab.button[0].click()
+    at.run()
+    no_exception(at)
+    assert any("Imported 4 sentences, 4 labelled" in s.value for s in at.success)
+    got = store.sentences("demo", role="source")
+    assert [s.tokens for s in got][:2] == [["John", "visited", "Paris"], ["Google", "is", "here"]]
+    assert got[0].tags == ["B-PER", "O", "B-LOC"]
+
+
+def test_errors_listed_with_file_and_line_and_nothing_imported(store):
+    at = open_page("data", project="demo")
+    tab = _tab(at, 0)
+    tab.file_uploader[0].set_value([("good-en.tsv", GOOD, "text/plain"),
+                                    ("bad-en.tsv", BAD, "text/plain"),
+                                    ("worse-en.tsv", b"Berlin\tB-XYZ\n", "text/plain")])
+    tab.button[0].click()
+    at.run()
+    no_exception(at)
+    message = at.error[0].value
+    assert "Nothing was imported" in message
+    assert "bad-en.tsv:5:" in message and "invalid IOB2" in message
+    assert "worse-en.tsv:1:" in message and "unknown label 'B-XYZ'" in message
+    assert store.sentences("demo") == []  # the good file was not imported either
+
+
+def test_upload_over_the_size_limit_is_refused(store):
+    at = open_page("data", project="demo")
+    tab = _tab(at, 0)
+    big = GOOD * (1_100_000 // len(GOOD) + 1)
+    tab.file_uploader[0].set_value(("big-en.tsv", big, "text/plain"))
+    tab.button[0].click()
+    at.run()
+    no_exception(at)
+    assert "over the 1 MB limit" in at.error[0].value
+    assert store.sentences("demo") == []
+
+
+def test_target_text_and_gold_dev(store):
+    at = open_page("data", project="demo")
+    text_tab = _tab(at, 1)
+    text_tab.selectbox[0].set_value("ar")
+    text_tab.file_uploader[0].set_value(("pool.txt", "زار محمد القاهرة\n\nذهب علي إلى دبي\n"
+                                         .encode("utf-8"), "text/plain"))
+    text_tab.button[0].click()
+    at.run()
+    no_exception(at)
+    pool = store.sentences("demo", role="target", split="pool")
+    assert [s.lang for s in pool] == ["ar", "ar"] and all(s.tags is None for s in pool)
+    assert pool[0].tokens == ["زار", "محمد", "القاهرة"]
+
+    gold_tab = _tab(at, 3)
+    gold_tab.selectbox[0].set_value("sw")
+    gold_tab.file_uploader[0].set_value(("dev-sw.tsv", b"Juma\tB-PER\nyuko\tO\nNairobi\tB-LOC\n",
+                                         "text/plain"))
+    gold_tab.button[0].click()
+    at.run()
+    no_exception(at)
+    dev = store.sentences("demo", role="target", split="dev")
+    assert [(s.lang, s.tags) for s in dev] == [("sw", ["B-PER", "O", "B-LOC"])]
+
+
+def test_translation_tab_lists_installed_backends(store):
+    at = open_page("data", project="demo")
+    no_exception(at)
+    tab = _tab(at, 4)
+    names = [o.split(" ")[0] for o in tab.selectbox[0].options]
+    assert "file" in names and "hf" in names
+    assert ("apertium" in names) == (shutil.which("apertium") is not None)
+    # the job or, until the queue has a translate job, the exact command to run
+    from concner import tasks
+
+    if not hasattr(tasks, "request_translate"):
+        assert "concner translate --backend" in tab.warning[0].value
