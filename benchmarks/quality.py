@@ -1,0 +1,305 @@
+"""Does ConCNER work? METHOD.md's comparison, resumable, one result row per cell.
+
+    python -m benchmarks.quality                 # the full grid (hours on 2 CPU cores)
+    python -m benchmarks.quality --only concner --langs es --seeds 1
+    python -m benchmarks.quality --table         # rebuild the table and plot from the rows
+    python -m benchmarks.quality --smoke         # a minute: tiny model, tiny data
+
+Rows go to ``benchmarks/results/quality.jsonl`` (key: system, train language, seed, slice);
+``quality.json``, ``quality.md`` and ``quality.png`` are rebuilt from them. Models that
+later rows start from (the stage-1 teachers for KD) are kept under ``benchmarks/work/``.
+Every system is the same code (:func:`concner.training.train`) with different flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import bench_data as bd
+from benchmarks.common import RESULTS, WORK, ResultLog, fmt_mean_std, markdown_table, mean_std
+from benchmarks.common import provenance, require_encoder
+from concner.config import Config, config_from_dict
+from concner.evaluation import evaluate
+from concner.inference import Predictor
+from concner.model import NerBundle
+from concner.training import TrainData, train
+
+#: system -> loss flags; "teacher" names the system whose model KD starts from
+SYSTEMS: dict[str, dict] = {
+    "source_only": {"use_translation": False, "lambda_lcl": 0.0, "lambda_tcl": 0.0},
+    "src_tr_ce": {"use_translation": True, "lambda_lcl": 0.0, "lambda_tcl": 0.0},
+    "src_tr_lcl": {"use_translation": True, "lambda_tcl": 0.0},
+    "src_tr_tcl": {"use_translation": True, "lambda_lcl": 0.0},
+    "concner": {"use_translation": True},
+    "concner_kd": {"teacher": "concner", "kd": True},
+    "source_only_kd": {"teacher": "source_only", "kd": True},
+}
+LABELS = {
+    "source_only": "1. source only (zero-shot)",
+    "src_tr_ce": "2. source + translation (CE)",
+    "src_tr_lcl": "3. + LCL",
+    "src_tr_tcl": "4. + TCL",
+    "concner": "5. ConCNER (LCL + TCL)",
+    "concner_kd": "6. ConCNER + KD",
+    "source_only_kd": "source only + KD",
+}
+#: defaults chosen on the tuning slice (see benchmarks/results/quality_tuning.md)
+BASE = {
+    "model": {"freeze_embeddings": True, "max_length": 128},
+    "loss": {"lambda_lcl": 0.5, "lambda_tcl": 0.5},
+    "training": {"epochs": 5, "kd_epochs": 2, "batch_size": 16, "learning_rate": 1e-4,
+                 "num_threads": 2, "select_langs": ["en"]},
+}
+
+
+def make_config(system: str, seed: int, encoder: Path, overrides: dict | None = None) -> Config:
+    flags = {k: v for k, v in SYSTEMS[system].items() if k != "teacher"}
+    data: dict = {k: dict(v) for k, v in BASE.items()}
+    data["model"]["encoder"] = str(encoder)
+    data["loss"].update(flags)
+    data["training"]["seed"] = seed
+    if "teacher" in SYSTEMS[system]:
+        data["training"]["epochs"] = 0  # KD only, from the saved stage-1 teacher
+        data["loss"]["use_translation"] = False
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    return config_from_dict(data, env={})
+
+
+def evaluate_bundle(bundle: NerBundle, dev: dict[str, list]) -> dict[str, float]:
+    predictor = Predictor(bundle, batch_size=64)
+    out = {}
+    for lang, gold in dev.items():
+        preds = predictor.predict(gold)
+        out[lang] = evaluate(gold, [p.tags for p in preds])["f1"]
+    return out
+
+
+class Benchmark:
+    def __init__(self, args):
+        self.args = args
+        self.log = ResultLog(args.results, ("system", "train_lang", "seed", "slice", "variant"))
+        self.work = args.work
+        self._cache: dict = {}
+
+    def data(self):
+        if "data" in self._cache:
+            return self._cache["data"]
+        a = self.args
+        source = bd.source_sample(a.n_source, pool=a.source_pool)
+        translations, stats = {}, {}
+        for lang in a.translated:
+            translations[lang], stats[lang] = bd.translations(source, lang, work=self.work)
+        unlabelled = {lang: bd.unlabelled(lang, a.n_unlabelled) for lang in a.translated + a.zero_shot}
+        langs = ["en"] + a.translated + a.zero_shot
+        dev = {lang: bd.dev(lang, a.slice, a.n_dev) for lang in langs}
+        encoder = require_encoder() if a.encoder is None else Path(a.encoder)
+        if a.trim:
+            everything = [source, *translations.values(), *unlabelled.values(), *dev.values(),
+                          *[bd.dev(lang, "tune" if a.slice == "report" else "report", a.n_dev)
+                            for lang in langs]]
+            encoder = bd.trimmed_encoder(encoder, everything, work=self.work)
+        self._cache["data"] = (source, translations, stats, unlabelled, dev, encoder)
+        return self._cache["data"]
+
+    def model_dir(self, system: str, lang: str, seed: int) -> Path:
+        return self.work / "quality-models" / self.args.variant / f"{system}-{lang}-s{seed}"
+
+    def cells(self):
+        """(system, train_lang, seed) in an order where every teacher comes first."""
+        a = self.args
+        for seed in a.seeds:
+            for system in a.systems:
+                if system == "source_only":
+                    yield system, "en", seed
+                elif system == "source_only_kd":
+                    for lang in a.zero_shot:
+                        yield system, lang, seed
+                else:
+                    for lang in a.translated:
+                        yield system, lang, seed
+
+    def run_cell(self, system: str, lang: str, seed: int) -> None:
+        source, translations, stats, unlabelled, dev, encoder = self.data()
+        config = make_config(system, seed, encoder, self.args.overrides)
+        teacher = SYSTEMS[system].get("teacher")
+        init = None
+        if teacher:
+            teacher_lang = "en" if teacher == "source_only" else lang
+            path = self.model_dir(teacher, teacher_lang, seed)
+            if not (path / "model.safetensors").exists():
+                self.run_cell(teacher, teacher_lang, seed)
+            init = NerBundle.load(path)
+        use_tr = config.loss.use_translation and not teacher
+        eval_langs = ["en"] + ([lang] if lang != "en" else self.args.translated + self.args.zero_shot)
+        train_data = TrainData(
+            source=source,
+            translations=translations[lang] if use_tr else None,
+            unlabelled_target=unlabelled[lang] if config.loss.kd else [],
+            dev={k: dev[k] for k in eval_langs},
+        )
+        started = time.perf_counter()
+        result = train(config, train_data, init=init)
+        seconds = time.perf_counter() - started
+        if system in ("source_only", "concner"):
+            result.bundle.save(self.model_dir(system, lang, seed))
+        f1 = {k: v["f1"] for k, v in result.dev_metrics.items()}
+        row = {
+            "system": system, "train_lang": lang, "seed": seed, "slice": self.args.slice,
+            "variant": self.args.variant, "f1": f1, "seconds": round(seconds, 1),
+            "n_source": len(source), "n_translations": len(translations.get(lang, [])) if use_tr else 0,
+            "projection": stats.get(lang), "n_unlabelled": len(train_data.unlabelled_target),
+            "encoder": str(encoder), "config": {k: dataclasses.asdict(getattr(config, k))
+                                                for k in ("model", "loss", "training")},
+            "history": result.history, "provenance": provenance(),
+        }
+        self.log.append(row)
+        shown = ", ".join(f"{k} {100 * v:.1f}" for k, v in f1.items())
+        print(f"[quality] {system} {lang} seed {seed}: {shown} ({seconds:.0f} s)", flush=True)
+
+    def run(self) -> None:
+        for system, lang, seed in self.cells():
+            if self.log.done(system=system, train_lang=lang, seed=seed, slice=self.args.slice,
+                             variant=self.args.variant):
+                continue
+            self.run_cell(system, lang, seed)
+            if self.args.slice == "report" and not self.args.smoke:
+                write_table(self.log.rows, self.args)
+
+
+def write_table(rows: list[dict], args) -> None:
+    """quality.json / .md / .png from the report-slice rows of the default variant."""
+    rows = [r for r in rows if r["slice"] == "report" and r["variant"] == args.variant]
+    cols = list(args.translated) + ["mean (translated)"] + list(args.zero_shot)
+    cells: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        per = cells.setdefault(r["system"], {})
+        for lang, f1 in r["f1"].items():
+            if r["system"] == "source_only" or lang == r["train_lang"]:
+                per.setdefault(lang, []).append(f1)
+    for system in cells:  # mean over the translated targets, per seed
+        seeds = {}
+        for r in rows:
+            if r["system"] != system:
+                continue
+            for lang in args.translated:
+                if lang in r["f1"] and (system == "source_only" or lang == r["train_lang"]):
+                    seeds.setdefault(r["seed"], {})[lang] = r["f1"][lang]
+        means = [sum(v.values()) / len(v) for v in seeds.values() if len(v) == len(args.translated)]
+        cells[system]["mean (translated)"] = means
+    order = [s for s in SYSTEMS if s in cells]
+    table_rows = [[LABELS[s]] + [fmt_mean_std(cells[s].get(c, [])) for c in cols] for s in order]
+    summary = {s: {c: dict(zip(("mean", "std", "n"), (*mean_std([100 * v for v in cells[s].get(c, [])]),
+                                                     len(cells[s].get(c, [])))))
+                   for c in cols} for s in order}
+    verdict = _verdict(summary)
+    out = {"table": summary, "verdict": verdict, "columns": cols, "provenance": provenance(),
+           "rows": len(rows)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "quality.json").write_text(json.dumps(out, indent=2, default=str))
+    md = ["# ConCNER vs baselines (dev F1, strict seqeval, mean ± std over seeds)", "",
+          f"Made by `{out['provenance']['command']}` on {out['provenance']['machine']}, commit "
+          f"{out['provenance']['commit']}, {out['provenance']['date']}. Rows so far: {len(rows)}.",
+          "", markdown_table(["system"] + cols, table_rows), "", f"**Verdict:** {verdict}", ""]
+    (RESULTS / "quality.md").write_text("\n".join(md))
+    _plot(summary, cols)
+
+
+def _verdict(summary: dict) -> str:
+    key = "mean (translated)"
+    try:
+        kd, base = summary["concner_kd"][key], summary["src_tr_ce"][key]
+    except KeyError:
+        return "incomplete: ConCNER + KD or source + translation rows are missing"
+    if kd["n"] < 1 or base["n"] < 1:
+        return "incomplete: not every translated language has a row yet"
+    gain = kd["mean"] - base["mean"]
+    spread = max(kd["std"], base["std"])
+    ok = gain >= 2.0 and gain > spread
+    return (f"ConCNER + KD {'beats' if ok else 'does NOT beat'} source + translation by "
+            f"{gain:+.1f} F1 on the translated mean (seed spread {spread:.1f}; target: >= 2.0 "
+            f"and more than the spread; seeds: {kd['n']} vs {base['n']})")
+
+
+def _plot(summary: dict, cols: list[str]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    systems = list(summary)
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(cols)), 4))
+    width = 0.8 / max(1, len(systems))
+    for i, s in enumerate(systems):
+        xs = [j + i * width for j in range(len(cols))]
+        ax.bar(xs, [summary[s][c]["mean"] for c in cols], width,
+               yerr=[summary[s][c]["std"] for c in cols], label=LABELS[s], capsize=2)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cols))], cols)
+    ax.set_ylabel("dev F1")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "quality.png", dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    p.add_argument("--only", nargs="+", choices=list(SYSTEMS), help="alias of --systems")
+    p.add_argument("--langs", nargs="+", help="translated targets (default es de nl)")
+    p.add_argument("--zero-shot", nargs="+", default=list(bd.ZERO_SHOT))
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--slice", choices=["report", "tune"], default="report")
+    p.add_argument("--variant", default="default", help="name of a hyper-parameter variant")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (tuning), e.g. --set loss.lambda_tcl=0.1")
+    p.add_argument("--table", action="store_true", help="only rebuild the table")
+    p.add_argument("--smoke", action="store_true", help="tiny model and data, about a minute")
+    p.add_argument("--no-trim", dest="trim", action="store_false")
+    p.add_argument("--encoder", default=None)
+    args = p.parse_args(argv)
+    if args.only:
+        args.systems = args.only
+    args.translated = args.langs or list(bd.TRANSLATED)
+    args.n_source, args.n_unlabelled, args.n_dev, args.source_pool = 1000, 2000, 1000, None
+    args.results = RESULTS / ("quality.jsonl" if args.slice == "report" else "quality_tuning.jsonl")
+    args.work = WORK
+    args.overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        args.overrides.setdefault(section, {})[name] = parsed
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.smoke:
+        from benchmarks.smoke import smoke_setup
+
+        user = args.overrides
+        smoke_setup(args)
+        for section, values in user.items():
+            args.overrides.setdefault(section, {}).update(values)
+    if args.table:
+        write_table(ResultLog(args.results, ()).rows, args)
+        return 0
+    Benchmark(args).run()
+    if not args.smoke and args.slice == "report":
+        write_table(ResultLog(args.results, ()).rows, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The quality benchmark runs end to end in --smoke mode (tiny encoder, a few dozen PAN-X
+sentences), resumes without redoing finished cells, and builds its table."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks import quality
+from benchmarks.common import PANX
+
+
+@pytest.mark.slow
+def test_quality_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch):
+    if not (PANX / "train-en.tsv").exists():
+        pytest.skip(f"PAN-X data not found at {PANX}")
+    if os.system("apertium -l >/dev/null 2>&1") != 0 and not os.environ.get("CONCNER_REQUIRE_SERVICES"):
+        pytest.skip("apertium is not installed (apt-get install apertium apertium-eng-spa)")
+    monkeypatch.setattr(quality, "RESULTS", tmp_path / "results")
+    args = ["--smoke", "--systems", "source_only", "src_tr_ce", "concner", "concner_kd",
+            "source_only_kd"]
+    import benchmarks.smoke as smoke
+
+    original = smoke.smoke_setup
+
+    def setup_in_tmp(a):
+        a.smoke_work = tmp_path / "work"
+        original(a)
+
+    monkeypatch.setattr(smoke, "smoke_setup", setup_in_tmp)
+    assert quality.main(args) == 0
+    rows = [json.loads(x) for x in (tmp_path / "work" / "quality_smoke.jsonl").read_text().splitlines()]
+    keys = {(r["system"], r["train_lang"]) for r in rows}
+    assert keys == {("source_only", "en"), ("src_tr_ce", "es"), ("src_tr_ce", "de"),
+                    ("concner", "es"), ("concner", "de"), ("concner_kd", "es"),
+                    ("concner_kd", "de"), ("source_only_kd", "sw")}
+    for r in rows:
+        assert all(0.0 <= f <= 1.0 for f in r["f1"].values())
+        assert r["provenance"]["commit"]
+    by_key = {(r["system"], r["train_lang"]): r for r in rows}
+    assert by_key[("src_tr_ce", "es")]["n_translations"] > 0
+    assert by_key[("source_only", "en")]["n_translations"] == 0
+    # a re-run skips every finished cell
+    mtime = (tmp_path / "work" / "quality_smoke.jsonl").stat().st_mtime_ns
+    assert quality.main(args) == 0
+    assert (tmp_path / "work" / "quality_smoke.jsonl").stat().st_mtime_ns == mtime
+    # the table is built from the rows
+    class A:  # the table's view of the arguments
+        translated, zero_shot, variant = ["es", "de"], ["sw"], "default"
+    for r in rows:
+        r["slice"] = "report"
+    quality.write_table(rows, A)
+    table = json.loads((tmp_path / "results" / "quality.json").read_text())
+    assert table["table"]["concner"]["es"]["n"] == 1
+    assert "mean (translated)" in table["columns"]
