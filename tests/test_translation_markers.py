@@ -110,13 +110,20 @@ def test_html_escaping_round_trips_special_characters():
     assert [plain[s:e] for _, s, e in pieces] == ["AT&T", "Texas"]
 
 
-def test_protected_types_are_wrapped_and_read_back_without_script_tags():
-    source = sent("Will Smith visited Paris", "B-PER I-PER O B-LOC")
+def test_protected_types_travel_as_placeholders_and_come_back():
+    source = sent("Will Smith visited Paris with Zx1q", "B-PER I-PER O B-LOC O B-PER")
     text, refs = mark(source, "html", protect=frozenset({"PER"}))
-    assert "<script>Will Smith</script>" in text and "<script>Paris" not in text
-    pair = project(source, text, refs, "en")
+    placeholders = [r.placeholder for r in refs]
+    assert placeholders[1] is None and placeholders[0] and placeholders[2]
+    assert "Will Smith" not in text and "Paris" in text
+    # the placeholder cannot collide with a word of the sentence
+    assert all(p.lower() not in source.text.lower() for p in placeholders if p)
+    engine = text.replace("visited", "visitó").replace("with", "con")
+    pair = project(source, engine, refs, "es")
     assert pair.status is Status.OK
-    assert "script" not in pair.translated.text
+    assert entities(pair.translated) == [("Will Smith", "PER"), ("Paris", "LOC"), ("Zx1q", "PER")]
+    gone = project(source, engine.replace(refs[0].placeholder, "Herrero"), refs, "es")
+    assert gone.status is Status.FAILED and "Will Smith" in gone.reason
 
 
 @pytest.mark.parametrize("tokens,tags,lang", [
