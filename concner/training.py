@@ -4,6 +4,9 @@ and stage 2 (knowledge distillation on unlabelled target text).
 Every baseline of METHOD.md is this code with flags (:class:`~concner.config.LossConfig`):
 ``use_translation=false`` trains on the source only; ``lambda_lcl = 0`` / ``lambda_tcl = 0``
 switch a contrastive term off (it is then not computed at all); ``kd = true`` adds stage 2.
+A project that has no translations (or no unlabelled target text) yet still trains: with a
+logged warning, stage 1 runs on the source only (or stage 2 is skipped); the history's
+loss terms show what ran. (``concner train`` refuses such a config instead.)
 
 Batches (stage 1). With translations, a batch holds ``batch_size`` *units*: a unit is a
 (source, translation) pair, or a source sentence that has no translation. The distinct
@@ -38,14 +41,9 @@ from typing import Callable
 
 import torch
 
+from concner.batches import DistillationBatches, Stage1Batches, pair_translations, teacher_logits
 from concner.config import Config
-from concner.encoding import (
-    Collator,
-    Encoded,
-    LengthGroupedBatchSampler,
-    PairBatchSampler,
-    encode_sentences,
-)
+from concner.encoding import Collator, Encoded, encode_sentences
 from concner.errors import ConfigError, DataFormatError
 from concner.evaluation import evaluate
 from concner.inference import Predictor, resolve_device
@@ -56,6 +54,9 @@ from concner.optim import freeze_word_embeddings, linear_schedule, make_optimize
 from concner.sentence import Sentence
 
 log = logging.getLogger(__name__)
+
+__all__ = ["TrainData", "ProgressEvent", "ProgressCallback", "TrainResult", "train",
+           "pair_translations"]
 
 
 @dataclass
@@ -140,32 +141,6 @@ def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
                        time.perf_counter() - started, runner.n_truncated)
 
 
-def pair_translations(source: list[Sentence], translations: list[Sentence],
-                      pairs: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
-    """``(source_index, translation_index)`` pairs, as documented in :class:`TrainData`."""
-    if pairs is not None:
-        for i, j in pairs:
-            if not (0 <= i < len(source) and 0 <= j < len(translations)):
-                raise DataFormatError(f"pair ({i}, {j}) is out of range: {len(source)} source "
-                                      f"sentences, {len(translations)} translations")
-        return list(pairs)
-    ids = [t.meta.get("source_id") for t in translations]
-    if translations and all(i is not None for i in ids):
-        index = {s.id: k for k, s in enumerate(source)}
-        missing = [i for i in ids if i not in index]
-        if missing:
-            raise DataFormatError(
-                f"{len(missing)} translations name a source_id that is not among the source "
-                f"sentences (first: {missing[0]!r}); translate the same source file you train on")
-        return [(index[i], j) for j, i in enumerate(ids)]
-    if len(translations) != len(source):
-        raise DataFormatError(
-            f"{len(translations)} translations for {len(source)} source sentences and no "
-            "meta.source_id on them: give one translation per source sentence, in order, or "
-            "keep the source_id the translate command writes")
-    return [(k, k) for k in range(len(source))]
-
-
 class _Runner:
     """State of one training run (kept out of the public API)."""
 
@@ -199,13 +174,13 @@ class _Runner:
             raise ConfigError("no source sentences to train on; give a labelled training file "
                               "or set training.epochs = 0 to distil from an existing model")
         if self.tc.epochs > 0 and self.lc.use_translation and not self.data.translations:
-            raise ConfigError("loss.use_translation is true but no translations were given; "
-                              "add a translation file or set loss.use_translation = false")
+            log.warning("loss.use_translation is true but there are no translations yet: "
+                        "stage 1 trains on the source sentences only (no TCL)")
         if self.data.dev:
             self._selection_langs()  # fail before training, not after the first epoch
         if self.lc.kd and self.tc.kd_epochs > 0 and not self.data.unlabelled_target:
-            raise ConfigError("loss.kd is true but there are no unlabelled target sentences; "
-                              "add an unlabelled file or set loss.kd = false")
+            log.warning("loss.kd is true but there are no unlabelled target sentences: "
+                        "distillation (stage 2) is skipped")
 
     def _encode(self, sentences: list[Sentence], labelled: bool = True) -> list[Encoded]:
         encoded, truncated = encode_sentences(self.bundle.tokenizer, sentences,
@@ -218,14 +193,11 @@ class _Runner:
         self.n_truncated += truncated
         return encoded
 
-    def _batch(self, rows: list[Encoded]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in self.collate(rows).items()}
-
     # -- the run ------------------------------------------------------------------------
     def run(self) -> None:
         if self.tc.epochs > 0:
             self._stage1()
-        if self.lc.kd and self.tc.kd_epochs > 0:
+        if self.lc.kd and self.tc.kd_epochs > 0 and self.data.unlabelled_target:
             self._stage2()
         missing = [lang for lang in self.data.dev if lang not in self.best_reports]
         if missing:  # languages not needed for selection are evaluated once, at the end
@@ -235,45 +207,13 @@ class _Runner:
 
     def _stage1(self) -> None:
         source = self._encode(self.data.source)
-        units: list[tuple[int, int | None]] = [(i, None) for i in range(len(source))]
-        translations: list[Encoded] = []
-        if self.lc.use_translation:
-            pairs = pair_translations(self.data.source, self.data.translations or [],
-                                      self.data.pairs)
-            translations = self._encode(list(self.data.translations or []))
-            paired = {i for i, _ in pairs}
-            units = [(i, j) for i, j in pairs] + [(i, None) for i in range(len(source))
-                                                  if i not in paired]
-        lengths = [max(len(source[i]), len(translations[j]) if j is not None else 0)
-                   for i, j in units]
-        sampler_cls = PairBatchSampler if translations else LengthGroupedBatchSampler
-        sampler = sampler_cls(lengths, self.tc.batch_size, self.tc.seed)
-
-        def make_batch(unit_ids: list[int]):
-            src_ids: list[int] = []
-            pos: dict[int, int] = {}
-            for u in unit_ids:
-                i = units[u][0]
-                if i not in pos:
-                    pos[i] = len(src_ids)
-                    src_ids.append(i)
-            rows = [source[i] for i in src_ids]
-            tcl_src, tcl_tgt, used = [], [], set()
-            for u in unit_ids:
-                i, j = units[u]
-                if j is None:
-                    continue
-                if i not in used:  # one TCL pair per distinct source
-                    used.add(i)
-                    tcl_src.append(pos[i])
-                    tcl_tgt.append(len(rows))
-                rows.append(translations[j])
-            batch = self._batch(rows)
-            batch["tcl_src"] = torch.tensor(tcl_src, dtype=torch.long, device=self.device)
-            batch["tcl_tgt"] = torch.tensor(tcl_tgt, dtype=torch.long, device=self.device)
-            return batch
-
-        self._loop("stage1", sampler, make_batch, self._stage1_loss, self.tc.epochs)
+        translations, pairs = None, []
+        if self.lc.use_translation and self.data.translations:
+            pairs = pair_translations(self.data.source, self.data.translations, self.data.pairs)
+            translations = self._encode(list(self.data.translations))
+        batches = Stage1Batches(source, translations, pairs, self.tc.batch_size, self.tc.seed,
+                                self.collate, self.device)
+        self._loop("stage1", batches, self._stage1_loss, self.tc.epochs)
 
     def _stage1_loss(self, batch: dict[str, torch.Tensor]):
         model, lc = self.bundle.model, self.lc
@@ -298,57 +238,13 @@ class _Runner:
 
     def _stage2(self) -> None:
         target = self._encode(self.data.unlabelled_target, labelled=False)
-        teacher = self._teacher_distributions(target)
-        source = self._encode(self.data.source) if self.lc.lambda_src > 0 else []
-        sampler = LengthGroupedBatchSampler([len(e) for e in target], self.tc.batch_size,
-                                            self.tc.seed + 1)
-        src_sampler = None
-        if source:
-            src_sampler = LengthGroupedBatchSampler([len(e) for e in source],
-                                                    self.tc.batch_size, self.tc.seed + 2)
-        src_state = {"epoch": 0, "iter": iter(())}
-
-        def next_source_batch() -> list[int]:
-            batch = next(src_state["iter"], None)
-            if batch is None:
-                src_sampler.set_epoch(src_state["epoch"])
-                src_state["epoch"] += 1
-                src_state["iter"] = iter(src_sampler)
-                batch = next(src_state["iter"])
-            return batch
-
-        def make_batch(ids: list[int]):
-            rows = [target[i] for i in ids]
-            n_target = len(rows)
-            if src_sampler is not None:
-                rows += [source[i] for i in next_source_batch()]
-            batch = self._batch(rows)
-            batch["n_target"] = n_target
-            batch["teacher"] = torch.cat([teacher[i] for i in ids]).to(self.device)
-            return batch
-
-        self.best_reports = {}  # the best KD epoch is kept, not the teacher
-        self._loop("kd", sampler, make_batch, self._kd_loss, self.tc.kd_epochs)
-
-    @torch.no_grad()
-    def _teacher_distributions(self, target: list[Encoded]) -> list[torch.Tensor]:
-        """Per target sentence, the frozen teacher's logits on its first sub-words
-        (``[n_first_i, C]`` float32, CPU), computed once in eval mode."""
-        model = self.bundle.model
-        model.eval()
-        out: list[torch.Tensor] = [torch.empty(0)] * len(target)
-        order = sorted(range(len(target)), key=lambda i: -len(target[i]))
-        step = self.tc.eval_batch_size
-        with self._autocast():
-            for k in range(0, len(order), step):
-                ids = order[k:k + step]
-                batch = self._batch([target[i] for i in ids])
-                logits = model(batch["input_ids"], batch["attention_mask"]).logits.float()
-                first = batch["word_ids"] >= 0
-                for row, i in enumerate(ids):
-                    out[i] = logits[row][first[row]].cpu().clone()
-        model.train()
-        return out
+        teacher = teacher_logits(self.bundle.model, target, self.collate, self.device,
+                                 self.tc.eval_batch_size, self._autocast)
+        source = self._encode(self.data.source) if self.lc.lambda_src > 0 else None
+        batches = DistillationBatches(target, teacher, source, self.tc.batch_size,
+                                      self.tc.seed + 1, self.collate, self.device)
+        self.best_reports = {}  # the best distillation epoch is kept, not the teacher
+        self._loop("kd", batches, self._kd_loss, self.tc.kd_epochs)
 
     def _kd_loss(self, batch: dict[str, torch.Tensor]):
         model, lc = self.bundle.model, self.lc
@@ -369,23 +265,26 @@ class _Runner:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _loop(self, stage: str, sampler, make_batch, loss_fn, epochs: int) -> None:
+    def _loop(self, stage: str, batches, loss_fn, epochs: int) -> None:
         model = self.bundle.model
         optimizer = make_optimizer(model, self.tc, self.device)
-        total_steps = epochs * len(sampler)
+        total_steps = epochs * len(batches)
         scheduler = linear_schedule(optimizer, total_steps, self.tc.warmup_ratio)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         best_state, best_score, step = None, float("-inf"), 0
         for epoch in range(1, epochs + 1):
             model.train()
-            sampler.set_epoch(epoch)
+            batches.set_epoch(epoch)
             t_epoch = time.perf_counter()
             timing = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
             sums: dict[str, float] = {}
             n_steps = 0
-            for ids in sampler:
+            iterator = iter(batches)
+            while True:
                 t0 = time.perf_counter()
-                batch = make_batch(ids)
+                batch = next(iterator, None)
+                if batch is None:
+                    break
                 t1 = time.perf_counter()
                 with self._autocast():
                     loss, parts = loss_fn(batch)

@@ -169,9 +169,14 @@ def test_kd_stage_runs_and_changes_the_student(encoder_dir, source, translations
     assert any(not torch.equal(wb[k], wk[k]) for k in wb)
 
 
-def test_kd_requires_unlabelled_target(encoder_dir, source):
-    with pytest.raises(ConfigError, match="unlabelled"):
-        train(make_config(encoder_dir, kd=True), TrainData(source))
+def test_missing_translations_or_unlabelled_text_warn_and_train_what_exists(
+        encoder_dir, source, caplog):
+    with caplog.at_level("WARNING", logger="concner.training"):
+        result = train(make_config(encoder_dir, full=True, kd=True, epochs=1), TrainData(source))
+    assert [h["stage"] for h in result.history] == ["stage1"]  # no distillation stage
+    assert set(result.history[0]["losses"]) == {"ce", "lcl"}  # no TCL without translations
+    text = caplog.text
+    assert "no translations" in text and "distillation (stage 2) is skipped" in text
 
 
 # ---------------------------------------------------------------- control
@@ -229,8 +234,6 @@ def test_freeze_embeddings_and_warm_start(encoder_dir, source):
 
 
 def test_data_errors(encoder_dir, source, translations):
-    with pytest.raises(ConfigError, match="use_translation"):
-        train(make_config(encoder_dir, full=True), TrainData(source))
     with pytest.raises(DataFormatError, match="no tags"):
         train(make_config(encoder_dir), TrainData([source[0].with_tags(None)] + source[1:]))
     with pytest.raises(ConfigError, match="select_langs"):
@@ -340,6 +343,11 @@ def test_train_command_errors(encoder_dir, tmp_path, capsys):
                                      f'[paths]\ntrain = "{tmp_path}/missing.tsv"\n')
     assert main(["train", "--config", str(tmp_path / "a.toml")]) == 2
     assert "--out" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "a.toml"), "--out", str(tmp_path / "o")]) == 2
+    assert "use_translation" in capsys.readouterr().err  # default true, no translations given
+    (tmp_path / "a.toml").write_text(f'[model]\nencoder = "{encoder_dir}"\n'
+                                     '[loss]\nuse_translation = false\n'
+                                     f'[paths]\ntrain = "{tmp_path}/missing.tsv"\n')
     assert main(["train", "--config", str(tmp_path / "a.toml"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "missing.tsv" in err and "not found" in err

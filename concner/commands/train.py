@@ -98,6 +98,12 @@ def load_inputs(config) -> tuple[Any, dict]:
     paths, data_cfg = config.paths, config.data
     if "train" not in paths and config.training.epochs > 0:
         raise ConfigError("[paths] needs train = \"<labelled source file>\"")
+    if config.loss.use_translation and config.training.epochs > 0 and "translations" not in paths:
+        raise ConfigError("loss.use_translation is true but [paths] has no translations; add "
+                          "translations = \"...{lang}...\" or set loss.use_translation = false")
+    if config.loss.kd and config.training.kd_epochs > 0 and "unlabelled" not in paths:
+        raise ConfigError("loss.kd is true but [paths] has no unlabelled target text; add "
+                          "unlabelled = \"...{lang}...\" or set loss.kd = false")
     src_lang = data_cfg.source_lang
     targets = list(data_cfg.target_langs)
     repair = data_cfg.repair_iob
