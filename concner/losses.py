@@ -117,8 +117,10 @@ def label_contrastive(
     if o_label_id is not None:
         is_o = lab == o_label_id
         n_o = int(is_o.sum())
-        cap = o_anchor_ratio * int((~is_o).sum())
-        cap = n_o if cap == float("inf") else min(n_o, int(cap))
+        if o_anchor_ratio == float("inf"):
+            cap = n_o
+        else:
+            cap = min(n_o, int(o_anchor_ratio * int((~is_o).sum())))
         if cap < n_o:
             o_pos = is_o.nonzero(as_tuple=True)[0]
             perm = torch.randperm(n_o, generator=generator, device="cpu")

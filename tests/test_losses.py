@@ -138,6 +138,16 @@ def test_label_contrastive_caps_o_anchors():
     assert len({round(v, 6) for v in values}) > 1  # the choice really depends on the seed
 
 
+def test_label_contrastive_o_cap_edge_cases():
+    reps = torch.tensor(VECS[:4])
+    all_o = torch.tensor([0, 0, 0, 0])
+    # no entity token: with a finite ratio no O anchor is allowed, with inf all are
+    assert label_contrastive(reps, all_o, temperature=0.5).item() == 0.0
+    expected = sum(_supcon_anchor(VECS[:4], [0, 0, 0, 0], i, 0.5) for i in range(4)) / 4
+    got = label_contrastive(reps, all_o, temperature=0.5, o_anchor_ratio=float("inf"))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_label_contrastive_without_anchor_is_zero_with_graph():
     reps = torch.randn(3, 4, requires_grad=True)
     loss = label_contrastive(reps, torch.tensor([1, 2, 3]))
