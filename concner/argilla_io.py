@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import argilla as rg
 import httpx
-from argilla._exceptions import ArgillaAPIError, ArgillaError
+from argilla._exceptions import ArgillaAPIError, ArgillaCredentialsError, ArgillaError
 
 from concner.config import ServicesConfig
 from concner.errors import ConfigError, LabelSchemaError, ServiceUnavailable
@@ -225,7 +225,7 @@ class ArgillaIO:
                 status = getattr(exc, "status_code", None)
                 transient = isinstance(exc, httpx.TransportError) or (status or 0) >= 500
                 detail = self._redact(str(exc))[:500]
-                if status == 401:
+                if status == 401 or isinstance(exc, ArgillaCredentialsError):
                     raise ServiceUnavailable(
                         f"Argilla at {self.url} rejected the API key while {what}; set "
                         "ARGILLA_API_KEY to a valid key (owner or admin)") from None
@@ -245,8 +245,9 @@ class ArgillaIO:
     def client(self) -> rg.Argilla:
         if self._client is None:
             # the SDK's own transport retries are off: _call does bounded backoff instead
-            self._client = rg.Argilla(api_url=self.url, api_key=self._key, timeout=self.timeout_s,
-                                      retries=0)
+            # (the SDK checks the key when it connects)
+            self._client = self._call("connecting", rg.Argilla, api_url=self.url,
+                                      api_key=self._key, timeout=self.timeout_s, retries=0)
         return self._client
 
     def check(self) -> str:
@@ -321,6 +322,19 @@ class ArgillaIO:
             if len(page) < _PAGE:
                 return
             offset += len(page)
+
+    def most_uncertain(self, name: str, limit: int = 20) -> list[str]:
+        """Sentence ids of records still pending, most uncertain first: the order annotators
+        get when they sort by the ``uncertainty`` metadata (served by the search engine)."""
+        ds_id = self._dataset(name).id
+        body = {"filters": {"and": [{"type": "terms", "values": ["pending"],
+                                     "scope": {"entity": "record", "property": "status"}}]},
+                "sort": [{"scope": {"entity": "metadata", "metadata_property": "uncertainty"},
+                          "order": "desc"}]}
+        items = self._call(f"searching {name}", self._http, "POST",
+                           f"/api/v1/datasets/{ds_id}/records/search",
+                           params={"limit": limit}, json=body).json()["items"]
+        return [item["record"]["external_id"] for item in items]
 
     # -- push ----------------------------------------------------------------------------
     def push(self, name: str, sentences: Sequence[Sentence],
@@ -480,13 +494,16 @@ class ArgillaIO:
         """Sentence id -> Argilla record id (an owner's or admin's connection)."""
         return {r["external_id"]: r["id"] for r in self.iter_raw_records(name)}
 
-    def submit(self, record_id: str, spans: Iterable[Span], *, status: str = "submitted") -> None:
-        """Answer one record as this connection's user (what an annotator does in the UI)."""
-        value = [{"start": s.start, "end": s.end, "label": s.label} for s in spans]
-        body = {"items": [{"record_id": record_id, "status": status,
-                           "values": {QUESTION: {"value": value}}}]}
-        items = self._call("submitting an answer", self._http, "POST", "/api/v1/me/responses/bulk",
-                           json=body).json()["items"]
-        if items[0].get("error"):
-            raise ServiceUnavailable(f"Argilla refused the answer for record {record_id}: "
-                                     f"{items[0]['error']['detail']}")
+    def submit(self, answers: Mapping[str, Iterable[Span]], *, status: str = "submitted") -> None:
+        """Answer records (record id -> spans) as this connection's user, as an annotator
+        does in the UI; 100 answers per request."""
+        items = [{"record_id": rid, "status": status,
+                  "values": {QUESTION: {"value": [{"start": sp.start, "end": sp.end,
+                                                   "label": sp.label} for sp in spans]}}}
+                 for rid, spans in answers.items()]
+        for i in range(0, len(items), 100):
+            done = self._call("submitting answers", self._http, "POST", "/api/v1/me/responses/bulk",
+                              json={"items": items[i:i + 100]}).json()["items"]
+            errors = [d["error"]["detail"] for d in done if d.get("error")]
+            if errors:
+                raise ServiceUnavailable(f"Argilla refused {len(errors)} answers: {errors[0]}")

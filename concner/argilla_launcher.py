@@ -303,25 +303,28 @@ class LocalArgilla:
         except OSError:
             return "(no log)"
 
-    def _run_cli(self, args: list[str], what: str) -> None:
-        done = subprocess.run([str(self.python), "-m", "argilla_server", *args], env=self._env(),
-                              cwd=self.folder, capture_output=True, text=True)
+    def _run_cli(self, steps: list[list[str]], what: str) -> None:
+        """Run ``python -m argilla_server <args>`` for each step in ONE process (importing
+        the server takes most of the time); arguments travel on stdin, not in ``ps``."""
+        script = ("import json, sys\nfrom argilla_server.cli.__main__ import app\n"
+                  "for args in json.load(sys.stdin):\n    app(args, standalone_mode=False)\n")
+        done = subprocess.run([str(self.python), "-c", script], input=json.dumps(steps),
+                              env=self._env(), cwd=self.folder, capture_output=True, text=True)
         if done.returncode:
             raise ServiceUnavailable(f"Argilla {what} failed: {done.stderr.strip()[-800:]}")
 
-    def _ensure_owner(self) -> dict:
-        creds = self._read_json(self.credentials_path)
-        if creds:
-            return creds
+    def _owner_steps(self) -> list[list[str]]:
+        """The step creating the owner on first start (credentials saved, mode 0600)."""
+        if self._read_json(self.credentials_path):
+            return []
         creds = {"username": OWNER, "password": secrets.token_urlsafe(18),
                  "api_key": "concner." + secrets.token_urlsafe(32)}
-        self._run_cli(["database", "users", "create", "--first-name", "ConCNER", "--username", OWNER,
-                       "--password", creds["password"], "--api-key", creds["api_key"],
-                       "--role", "owner", "--workspace", WORKSPACE], "creating the owner user")
         fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(creds, f)
-        return creds
+        return [["database", "users", "create", "--first-name", "ConCNER", "--username", OWNER,
+                 "--password", creds["password"], "--api-key", creds["api_key"],
+                 "--role", "owner", "--workspace", WORKSPACE]]
 
     # -- public --------------------------------------------------------------------------
     def up(self) -> StackStatus:
@@ -342,21 +345,35 @@ class LocalArgilla:
                 self.ports[part] = _free_port()
         self.ensure_venv()
         (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
-        # The emulator keeps its index in memory and saves it on a clean stop only; whenever
-        # it is (re)started over an existing database, rebuild the index from SQLite.
-        reindex = (self.folder / "argilla.db").exists() and not self._alive("search")
+        # The emulator keeps its index in memory and saves it when stopped cleanly (down()
+        # leaves a marker then); after any other stop, rebuild the index from SQLite.
+        clean = self.folder / "run" / "search-clean"
+        reindex = ((self.folder / "argilla.db").exists() and not self._alive("search")
+                   and not clean.exists())
+        migrated = self.folder / "run" / "migrated"
+        migrate = not (migrated.exists() and migrated.read_text() == "\n".join(VENV_REQUIREMENTS))
         try:
             for part in ("redis", "search"):
                 if not self._alive(part):
+                    if part == "search":
+                        clean.unlink(missing_ok=True)
                     self._spawn(part)
                 self._wait_ready(part)
             if not self._alive("server"):
-                self._run_cli(["database", "migrate"], "database migration")
-                self._ensure_owner()
-            if reindex:
-                self._run_cli(["search-engine", "reindex"], "search reindex")
-            if not self._alive("server"):
+                owner = self._owner_steps()
+                steps = ([["database", "migrate"]] if migrate else []) + owner
+                steps += [["search-engine", "reindex"]] if reindex else []
+                try:
+                    if steps:
+                        self._run_cli(steps, "setup (" + ", ".join(" ".join(s[:2]) for s in steps) + ")")
+                except ServiceUnavailable:
+                    if owner:
+                        self.credentials_path.unlink(missing_ok=True)  # the owner was not made
+                    raise
+                migrated.write_text("\n".join(VENV_REQUIREMENTS))
                 self._spawn("server")
+            elif reindex:
+                self._run_cli([["search-engine", "reindex"]], "search reindex")
             self._wait_ready("server")
             if not self._alive("worker"):
                 self._spawn("worker")
@@ -386,6 +403,8 @@ class LocalArgilla:
                     time.sleep(0.1)
                 if _pid_alive(pid):
                     os.killpg(pid, signal.SIGKILL)
+                elif part == "search":  # it saved its index: no reindex needed next time
+                    (self.folder / "run" / "search-clean").touch()
                 stopped.append(part)
             proc = self._procs.pop(part, None)
             if proc is not None:

@@ -1,0 +1,153 @@
+"""The worker's Argilla sync: store <-> Argilla, both ways, for one project.
+
+``sync_project(store, project, io)``, per dataset (source annotation in the source
+language, correction in each target language):
+
+1. make sure the dataset exists (labels, metadata, guidelines, task distribution);
+2. push the sentences that still need a person (unlabelled, not dev) with the active
+   model's predictions as suggestions (``agent`` = ``v<version>``); a record a person
+   already answered is never touched, so after a promotion only unanswered records get
+   the new model's suggestions;
+3. pull the submitted answers newer than the dataset's saved cursor, and store each
+   annotator's answer (author = Argilla username) together with the new cursor in one
+   transaction: a crash or an unreachable server loses nothing and the next sync resumes.
+
+Listing this module in ``services.sync_modules`` registers :func:`sync_hook` with the
+worker (``concner.tasks.register_sync_hook``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from concner.argilla_io import ArgillaIO, Prediction
+from concner.config import Config
+from concner.errors import LabelSchemaError
+from concner.labels import LabelSchema, Span
+from concner.sentence import Sentence
+
+log = logging.getLogger("concner.argilla")
+
+
+@dataclass
+class DatasetSync:
+    """What one sync did for one Argilla dataset."""
+
+    dataset: str
+    pushed: int = 0
+    skipped_answered: int = 0
+    new_labels: int = 0
+    snapped_spans: int = 0
+    cursor: str | None = None
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        msg = f"{self.new_labels} new labels, {self.pushed} records pushed"
+        if self.snapped_spans:
+            msg += f", {self.snapped_spans} spans snapped to whole tokens"
+        if self.problems:
+            sid, author, why = self.problems[0]
+            msg += f", {len(self.problems)} answers not usable (e.g. {sid} by {author}: {why})"
+        return msg
+
+
+def _predictions(store, project: str) -> tuple[dict[int, Prediction], str | None]:
+    """Active model's predictions by sentence row id, and its version name (``v3``)."""
+    mv = store.active_model_version(project)
+    if mv is None:
+        return {}, None
+    preds = {}
+    for row in store.predictions(mv.id):
+        spans = [Span(int(d["start"]), int(d["end"]), d["label"], d.get("score"))
+                 for d in row.spans]
+        preds[row.sentence_id] = Prediction(spans, row.uncertainty)
+    return preds, f"v{mv.version}"
+
+
+def _save(store, project: str, dataset: str, annotations, cursor: str) -> None:
+    """Annotations and the dataset's cursor in one transaction."""
+    from concner.store.models import SyncState, utcnow
+
+    with store.write() as s:
+        for ann in annotations:
+            store.add_annotation(project, ann.sentence_id, ann.tags, author=ann.author,
+                                 origin="argilla", session=s)
+        project_id = store.get_project(project, s).id
+        state = s.scalar(sa.select(SyncState).where(SyncState.project_id == project_id,
+                                                    SyncState.dataset == dataset))
+        if state is None:
+            state = SyncState(project_id=project_id, dataset=dataset)
+            s.add(state)
+        state.cursor, state.last_sync_at, state.status = cursor, utcnow(), "ok"
+
+
+def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schema: LabelSchema,
+                 *, min_submitted: int = 1) -> DatasetSync:
+    name = io.ensure_dataset(project, role, lang, schema.entity_types, min_submitted=min_submitted)
+    store_role = "source" if role == "source" else "target"
+    every = store.sentences(project, role=store_role, lang=lang)
+    todo = [s for s in every if s.tags is None and s.meta.get("split") != "dev"]
+    preds_by_row, version = _predictions(store, project) if role == "target" else ({}, None)
+    preds = {s.id: preds_by_row[s.meta["db_id"]] for s in todo if s.meta["db_id"] in preds_by_row}
+    report = DatasetSync(name)
+    pushed = io.push(name, todo, preds, model_version=version)
+    report.pushed, report.skipped_answered = pushed.created + pushed.updated, pushed.skipped_answered
+    state = store.get_sync_state(project, name)
+    by_id: dict[str, Sentence] = {s.id: s for s in every}
+    pulled = io.pull(name, by_id, since=state.cursor if state else None)
+    usable = []
+    report.problems = list(pulled.problems)
+    for ann in pulled.annotations:
+        try:
+            schema.check_tags(ann.tags)
+        except LabelSchemaError as exc:
+            report.problems.append((ann.sentence_id, ann.author, str(exc)))
+            continue
+        usable.append(ann)
+    _save(store, project, name, usable, pulled.cursor)
+    report.new_labels, report.cursor = len(usable), pulled.cursor
+    report.snapped_spans = sum(a.snapped_spans for a in usable)
+    return report
+
+
+def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1) -> list[DatasetSync]:
+    """Sync the project's source dataset and each target-language dataset (see module doc).
+
+    Raises :class:`~concner.errors.ServiceUnavailable` when Argilla cannot be reached after
+    the retries; datasets synced before the failure keep their saved progress."""
+    proj = store.get_project(project)
+    schema = LabelSchema.from_dict(proj.label_schema)
+    plan = [("source", proj.source_lang)] + [("target", lang) for lang in proj.target_langs]
+    return [sync_dataset(store, project, io, role, lang, schema, min_submitted=min_submitted)
+            for role, lang in plan]
+
+
+def sync_hook(store, project: str, config: Config) -> list:
+    """The worker's hook: ``(store, project, config) -> [SyncReport]``."""
+    from concner.tasks import SyncReport
+
+    io = ArgillaIO.from_config(config.services)
+    out = []
+    for rep in sync_project(store, project, io, min_submitted=config.services.argilla_min_submitted):
+        log.info("argilla sync %s/%s: %s", project, rep.dataset, rep.message)
+        out.append(SyncReport(dataset=rep.dataset, n_new=rep.new_labels, cursor=rep.cursor,
+                              message=rep.message))
+    return out
+
+
+def register() -> None:
+    """Register :func:`sync_hook` with the worker's queue module."""
+    from concner.tasks import register_sync_hook
+
+    register_sync_hook("argilla", sync_hook)
+
+
+# The worker imports ``concner.tasks`` and then the modules in ``services.sync_modules``;
+# importing this module anywhere else (tests, the app) does not build a queue.
+if "concner.tasks" in sys.modules:
+    register()

@@ -1,0 +1,245 @@
+"""Against a real local Argilla (argilla-server 2.8 + Redis + noida-db + SQLite).
+
+The stack is started once for this file by :class:`LocalArgilla` in a temporary folder
+(the server's virtualenv is cached in ~/.cache/concner/argilla-venv, built once, ~70 s),
+or an already running one is used when CONCNER_ARGILLA_URL and CONCNER_ARGILLA_API_KEY are
+set. Without Redis or PyPI the tests skip, unless CONCNER_REQUIRE_SERVICES=1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+
+import pytest
+
+from concner.argilla_io import ArgillaIO, Prediction, dataset_name
+from concner.argilla_launcher import LocalArgilla
+from concner.errors import LabelSchemaError, ServiceUnavailable
+from concner.labels import Span
+from concner.sentence import Sentence
+
+pytestmark = pytest.mark.integration
+
+LABELS = ["PER", "ORG", "LOC"]
+
+# (lang, tokens, gold tags): emoji, combining marks, Arabic, Hebrew, Chinese without spaces
+TEMPLATES = [
+    ("en", ["Ana", "Pérez", "works", "at", "Acme", "Corp", "in", "Lima", "."],
+     ["B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC", "O"]),
+    ("en", ["Meet", "Zoë", "😀", "in", "Paris", "🇫🇷", "with", "👩‍👩‍👧", "UNICEF"],
+     ["O", "B-PER", "O", "O", "B-LOC", "O", "O", "O", "B-ORG"]),
+    ("pt", ["Jose\u0301", "visitou", "Sa\u0303o", "Paulo", "e", "a", "Petrobra\u0301s"],
+     ["B-PER", "O", "B-LOC", "I-LOC", "O", "O", "B-ORG"]),
+    ("ar", ["زار", "محمد", "علي", "القاهرة", "مع", "الأمم", "المتحدة"],
+     ["O", "B-PER", "I-PER", "B-LOC", "O", "B-ORG", "I-ORG"]),
+    ("he", ["דוד", "בן", "גוריון", "ביקר", "בחיפה", "עם", "ההסתדרות"],
+     ["B-PER", "I-PER", "I-PER", "O", "B-LOC", "O", "B-ORG"]),
+    ("zh", list("李明在北京的清华大学工作"),
+     ["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "B-ORG", "I-ORG", "I-ORG", "I-ORG", "O", "O"]),
+]
+
+
+def corpus(n: int, prefix: str = "s") -> list[Sentence]:
+    out = []
+    for i in range(n):
+        lang, tokens, tags = TEMPLATES[i % len(TEMPLATES)]
+        out.append(Sentence.from_tokens(f"{prefix}{i:03d}", lang, tokens, tags))
+    return out
+
+
+def model_guess(sent: Sentence) -> list[str]:
+    """A 'model' that misses the last entity of every other sentence (so corrections differ)."""
+    tags = list(sent.tags)
+    if int(sent.id[-3:]) % 2:
+        last = max(i for i, t in enumerate(tags) if t.startswith("B-"))
+        for j in range(last, len(tags)):
+            if j == last or tags[j].startswith("I-"):
+                tags[j] = "O"
+            else:
+                break
+    return tags
+
+
+def predictions(sents, version_bias: float = 0.0) -> dict[str, Prediction]:
+    out = {}
+    for k, s in enumerate(sents):
+        guess = s.with_tags(model_guess(s))
+        spans = [Span(sp.start, sp.end, sp.label, round(0.5 + 0.01 * (k % 40), 3))
+                 for sp in guess.spans]
+        out[s.id] = Prediction(spans, uncertainty=round(version_bias + 0.001 * k, 4))
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    url, key = os.environ.get("CONCNER_ARGILLA_URL"), os.environ.get("CONCNER_ARGILLA_API_KEY")
+    if url and key:
+        yield None, url, key
+        return
+    local = LocalArgilla(tmp_path_factory.mktemp("argilla"), port=0, redis_port=0, search_port=0,
+                         venv=os.environ.get("CONCNER_ARGILLA_VENV", "~/.cache/concner/argilla-venv"),
+                         log=lambda m: None)
+    try:
+        status = local.up()
+    except ServiceUnavailable as exc:
+        local.down()
+        if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"the local Argilla stack did not start: {exc}")
+        pytest.skip(f"cannot start a local Argilla stack here: {exc}")
+    try:
+        yield local, status.url, status.api_key
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="module")
+def io(stack):
+    _, url, key = stack
+    return ArgillaIO(url, key, retries=2, backoff_s=0.2, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def project(io):
+    return f"it-{os.getpid()}"
+
+
+def test_stack_reports_every_part_and_up_is_idempotent(stack):
+    local, url, key = stack
+    if local is None:
+        pytest.skip("an external Argilla is used (CONCNER_ARGILLA_URL)")
+    status = local.status()
+    assert [p.name for p in status.parts] == ["redis", "search", "server", "worker"]
+    assert status.all_running and status.url == url
+    again = local.up()
+    assert again.already_running and again.api_key == key
+    assert [p.pid for p in again.parts] == [p.pid for p in status.parts]
+    mode = stat.S_IMODE(os.stat(local.credentials_path).st_mode)
+    assert mode == 0o600
+    assert key not in repr(again) and json.loads(local.credentials_path.read_text())["api_key"] == key
+
+
+def test_datasets_are_created_once_with_the_project_settings(io, project):
+    name = io.ensure_dataset(project, "target", "es", LABELS, min_submitted=2)
+    assert name == dataset_name(project, "target", "es")
+    assert io.ensure_dataset(project, "target", "es", LABELS, min_submitted=2) == name
+    src = io.ensure_dataset(project, "source", "en", LABELS)
+    assert src != name
+    ds = io.client.datasets(name=name, workspace="argilla")
+    question = ds.settings.questions["entities"]
+    assert list(question.labels) == LABELS and question.allow_overlapping is False
+    assert {m.name for m in ds.settings.metadata} == {"lang", "sentence_id", "uncertainty",
+                                                      "model_version"}
+    assert ds.settings.distribution.min_submitted == 2
+    assert all(label in ds.settings.guidelines for label in LABELS)
+    with pytest.raises(LabelSchemaError, match="has labels"):
+        io.ensure_dataset(project, "target", "es", ["PER", "LOC"])
+
+
+def test_push_answer_pull_refresh_round_trip(io, project):
+    name = io.ensure_dataset(project, "target", "es", LABELS, min_submitted=2)
+    sents = corpus(200)
+    preds = predictions(sents)
+    report = io.push(name, sents, preds, model_version="v1")
+    assert (report.created, report.updated) == (200, 0)
+    assert io.push(name, sents, preds, model_version="v1").unchanged == 200  # idempotent
+    assert io.most_uncertain(name, 3) == ["s199", "s198", "s197"]
+
+    raw = {r["external_id"]: r for r in io.iter_raw_records(name)}
+    assert len(raw) == 200
+    for s in sents[:12]:
+        sug = raw[s.id]["suggestions"][0]
+        assert sug["agent"] == "v1"
+        assert [(v["start"], v["end"], v["label"]) for v in sug["value"]] == \
+            [sp.key() for sp in preds[s.id].spans]
+        assert sug["score"] == [sp.score for sp in preds[s.id].spans]
+        assert raw[s.id]["fields"]["text"] == s.text
+        assert raw[s.id]["metadata"]["uncertainty"] == preds[s.id].uncertainty
+
+    fixer = io.add_annotator("ann-fixer", "fixer-password-1")
+    accepter = io.add_annotator("ann-accepter", "accepter-password-1")
+    ids = io.record_ids(name)
+    answered = sents[:120]
+    fixer.submit({ids[s.id]: s.spans for s in answered})
+    accepter.submit({ids[s.id]: [Span(v["start"], v["end"], v["label"])
+                                 for v in raw[s.id]["suggestions"][0]["value"]] for s in answered})
+
+    by_id = {s.id: s for s in sents}
+    pulled = io.pull(name, by_id)
+    assert pulled.problems == [] and pulled.snapped_spans == 0
+    got = {(a.sentence_id, a.author): a.tags for a in pulled.annotations}
+    assert len(got) == 240
+    for s in answered:
+        assert got[(s.id, "ann-fixer")] == s.tags
+        assert got[(s.id, "ann-accepter")] == model_guess(s)
+    assert sum(got[(s.id, "ann-fixer")] != got[(s.id, "ann-accepter")] for s in answered) == 60
+    assert io.pull(name, by_id, since=pulled.cursor).annotations == []
+
+    # a character-level selection is snapped to whole tokens and counted
+    odd = sents[120]  # "Ana Pérez ..." : select "na Pé"
+    fixer.submit({ids[odd.id]: [Span(1, 6, "PER"), Span(odd.offsets[7][0], odd.offsets[7][1], "LOC")]})
+    late = io.pull(name, by_id, since=pulled.cursor)
+    assert [(a.sentence_id, a.snapped_spans) for a in late.annotations] == [(odd.id, 1)]
+    assert late.annotations[0].tags[:2] == ["B-PER", "I-PER"] and late.annotations[0].tags[7] == "B-LOC"
+
+    # promotion: new suggestions only where nobody has answered
+    refreshed = io.refresh_suggestions(name, sents, predictions(sents, 0.5), model_version="v2")
+    assert refreshed.skipped_answered == 121 and refreshed.updated == 79 and refreshed.created == 0
+    after = {r["external_id"]: r for r in io.iter_raw_records(name)}
+    for s in sents:
+        agent = after[s.id]["suggestions"][0]["agent"]
+        assert agent == ("v1" if int(s.id[1:]) <= 120 else "v2"), s.id
+        assert after[s.id]["suggestions"][0]["value"] == raw[s.id]["suggestions"][0]["value"] \
+            or agent == "v2"
+    assert len(after[sents[0].id]["responses"]) == 2  # answers untouched
+
+
+def test_stopping_the_server_mid_sync_loses_nothing(stack, io, project, caplog):
+    local, url, key = stack
+    if local is None:
+        pytest.skip("an external Argilla is used (CONCNER_ARGILLA_URL): it cannot be restarted")
+    name = io.ensure_dataset(project, "target", "sw", LABELS)
+    sents = corpus(60, prefix="m")
+    annotator = io.add_annotator("ann-fixer", "fixer-password-1")
+    preds = predictions(sents)
+    io.push(name, sents[:20], preds, model_version="v1")
+    cursor = io.pull(name, {}).cursor
+    ids = io.record_ids(name)
+    annotator.submit({ids[s.id]: s.spans for s in sents[:10]})  # answered, not yet pulled
+
+    small = ArgillaIO(url, key, retries=1, backoff_s=0.05, batch_size=10)
+    stopped = []
+
+    def stop_after_first_batch(batch_ids):
+        if not stopped:
+            stopped.append(list(batch_ids))
+            local.down()
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ServiceUnavailable) as err:
+        small.push(name, sents, preds, model_version="v1", on_batch=stop_after_first_batch)
+    assert "after 2 attempts" in str(err.value) and key not in str(err.value)
+    with pytest.raises(ServiceUnavailable):
+        small.pull(name, {s.id: s for s in sents}, since=cursor)
+    assert all(key not in r.getMessage() for r in caplog.records)
+    assert len(stopped[0]) == 10
+
+    local.up()  # restart: SQLite kept everything, the search index is rebuilt
+    report = small.push(name, sents, preds, model_version="v1")
+    assert report.created == 30 and report.skipped_answered == 10  # 20 + the first batch stored
+    pulled = small.pull(name, {s.id: s for s in sents}, since=cursor)
+    assert sorted(a.sentence_id for a in pulled.annotations) == [s.id for s in sents[:10]]
+    assert all(a.tags == {s.id: s for s in sents}[a.sentence_id].tags for a in pulled.annotations)
+    assert len(small.record_ids(name)) == 60
+    # the search index (what annotators sort and filter with) came back too
+    assert small.most_uncertain(name, 3) == ["m059", "m058", "m057"]
+
+
+def test_bad_api_key_is_refused_without_echoing_it(stack):
+    _, url, _ = stack
+    wrong = "concner.this-key-is-wrong-0123456789"
+    with pytest.raises(ServiceUnavailable) as err:
+        ArgillaIO(url, wrong, retries=0).check()
+    assert "rejected the API key" in str(err.value) and wrong not in str(err.value)
