@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from concner.active import (
     STRATEGIES,
@@ -255,6 +257,18 @@ def test_select_never_returns_excluded_or_duplicates_and_is_reproducible(name):
     assert got == strategy.select(out, 20, exclude=exclude, seed=7)
     scores = [s.score for s in got]
     assert scores == sorted(scores, reverse=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), k=st.integers(0, 40), seed=st.integers(0, 5),
+       excluded=st.sets(st.integers(0, 29), max_size=30), name=st.sampled_from(sorted(STRATEGIES)))
+def test_select_contract_holds_for_any_pool_k_and_exclusion(n, k, seed, excluded, name):
+    out = random_pool(n, seed=seed)
+    exclude = {f"s{i:05d}" for i in excluded}
+    got = ids(get_strategy(name).select(out, k, exclude=exclude, seed=seed))
+    available = set(out.sentence_ids) - exclude
+    assert len(got) == len(set(got)) == min(k, len(available))
+    assert set(got) <= available
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
