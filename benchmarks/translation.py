@@ -164,14 +164,14 @@ def markdown(result: dict) -> str:
     lines = [
         "# Translation and label projection",
         "",
-        f"First {result['n_sentences']} English PAN-X train sentences. "
-        f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores, "
-        f"Python {m['python']}, 1-min load average {m['load_average_1min']:.1f} at the start "
-        f"(the cores are shared, so sentences/s varies with it; best of {result['repeats']} "
-        f"runs). Commit `{result['git_commit'][:12]}`, {result['date']}.",
+        (f"First {result['n_sentences']} English PAN-X train sentences. "
+         f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores, "
+         f"Python {m['python']}, 1-min load average {m['load_average_1min']:.1f} at the start "
+         f"(the cores are shared, so sentences/s varies with it; best of {result['repeats']} "
+         f"runs). Commit `{result['git_commit'][:12]}`, {result['date']}."),
         "",
-        "| run | target | ok | repaired | failed | ok + repaired | non-entity words "
-        "translated | sentences/s | load s |",
+        ("| run | target | ok | repaired | failed | ok + repaired | non-entity words "
+         "translated | sentences/s | load s |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
@@ -192,10 +192,11 @@ def markdown(result: dict) -> str:
     for r in result["runs"]:
         if r["top_reasons"]:
             lines.append(f"- {r['name']}: " + "; ".join(f"{k} ({v})" for k, v in r["top_reasons"]))
-    lines += ["", "Non-entity words translated: share of the source's non-entity words whose "
-              "form does not reappear in the translation (a lower bound: words spelled alike "
-              "count as untranslated); for the dictionary, in brackets, the exact share "
-              "replaced by a dictionary sense (bounded by the dictionary's coverage).", ""]
+    lines += ["", ("Non-entity words translated: share of the source's non-entity words whose "
+                   "form does not reappear in the translation (a lower bound: words spelled "
+                   "alike count as untranslated); for the dictionary, in brackets, the exact "
+                   "share replaced by a dictionary sense (bounded by the dictionary's "
+                   "coverage)."), ""]
     return "\n".join(lines)
 
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "translation",
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv or sys.argv[1:])),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "machine": machine(),
         "n_sentences": len(sentences),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from translation_support import require_apertium
 
 from concner.config import TranslationConfig
 from concner.errors import ConfigError, ServiceUnavailable
@@ -10,7 +11,6 @@ from concner.sentence import Sentence
 from concner.translation.apertium import ApertiumTranslator
 from concner.translation.base import Status, usable_pairs
 from concner.translation.cache import TranslationCache
-from translation_support import require_apertium
 
 
 def s(sid: str, tokens: str, tags: str) -> Sentence:

@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+from translation_support import require_freedict
 
 from concner.cli import main
 from concner.errors import ServiceUnavailable
@@ -13,7 +14,6 @@ from concner.labels import OUTSIDE
 from concner.sentence import Sentence
 from concner.translation.base import Status
 from concner.translation.dictionary import DictdDictionary, DictionaryTranslator, decode_b64
-from translation_support import require_freedict
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -138,3 +138,21 @@ def test_cli_dictionary_writes_only_usable_pairs(dict_dir, tmp_path, capsys):
     assert rows[0]["meta"]["source_id"] and rows[0]["meta"]["projection"] == "ok"
     summary = capsys.readouterr().out
     assert "2 sentences" in summary and "ok 2" in summary and "failed 0" in summary
+
+
+def test_malformed_index_names_file_and_line(tmp_path):
+    from concner.errors import DataFormatError
+
+    data = tmp_path / "x.dict.dz"
+    with gzip.open(data, "wb") as out:
+        out.write(b"house\nHaus\n")
+    index = tmp_path / "x.index"
+    index.write_text("house\tA\tL\nbroken line without tabs\n", encoding="utf-8")
+    with pytest.raises(DataFormatError) as info:
+        DictdDictionary(index, data)
+    assert info.value.line == 2 and info.value.path == str(index)
+    index.write_text("apple\tA\tL\nhouse\t!!\tL\n", encoding="utf-8")
+    d = DictdDictionary(index, data)
+    with pytest.raises(DataFormatError) as info:
+        d.first_sense("house")
+    assert info.value.line == 2

@@ -34,7 +34,7 @@ def test_identity_round_trip_reproduces_tokens_and_tags():
 
 
 def test_entity_split_in_two_by_function_word_is_merged():
-    text, refs = mark(NYC, "html")
+    _, refs = mark(NYC, "html")
     output = 'Vive en <b id="e1">Ciudad</b> de <b id="e1">Nueva York</b>.'
     pair = project(NYC, output, refs, "es")
     assert pair.status is Status.REPAIRED
@@ -103,7 +103,7 @@ def test_duplicated_marker_and_unbalanced_markers():
 
 def test_html_escaping_round_trips_special_characters():
     source = sent("AT&T beat <Foo> & Co in Texas", "B-ORG O O O O O B-LOC")
-    text, refs = mark(source, "html")
+    text, _ = mark(source, "html")
     assert "&amp;" in text and "<Foo>" not in text
     plain, pieces = read_markers(text, "html")
     assert plain == "AT&T beat <Foo> & Co in Texas"
@@ -175,7 +175,7 @@ def test_literal_brackets_in_source_do_not_become_markers():
 
 def test_unlabelled_source_gets_untagged_translation_and_rates_group_by_language():
     source = Sentence.from_tokens("u1", "en", ["Hello", "world"])
-    text, refs = mark(source, "html")
+    _, refs = mark(source, "html")
     assert refs == []
     pair = project(source, "Hola mundo", refs, "es")
     assert pair.status is Status.OK and pair.translated.tags is None

@@ -23,7 +23,7 @@ def require(condition: bool, reason: str) -> None:
 def require_apertium(pair: str = "eng-spa") -> None:
     binary = shutil.which("apertium")
     require(binary is not None, "apertium is not installed (apt-get install apertium)")
-    listed = subprocess.run(["apertium", "-l"], capture_output=True, text=True).stdout.split()
+    listed = subprocess.run(["apertium", "-l"], capture_output=True, text=True, check=False).stdout.split()
     require(pair in listed, f"Apertium pair {pair} missing (apt-get install apertium-{pair})")
 
 

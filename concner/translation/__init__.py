@@ -7,8 +7,14 @@ Use :func:`~concner.translation.base.usable_pairs` to get the training view: fai
 projections never reach training.
 """
 
-from concner.translation.base import (ProjectedPair, Status, Translator, projection_rates,
-                                      status_counts, usable_pairs)
+from concner.translation.base import (
+                                      ProjectedPair,
+                                      Status,
+                                      Translator,
+                                      projection_rates,
+                                      status_counts,
+                                      usable_pairs,
+)
 
 __all__ = ["ProjectedPair", "Status", "Translator", "projection_rates", "status_counts",
            "usable_pairs"]

@@ -27,7 +27,8 @@ def installed_pairs(binary: str = "apertium") -> list[str]:
         raise ServiceUnavailable(
             f"{binary!r} is not installed; install it with "
             "'apt-get install apertium apertium-eng-spa' (Debian/Ubuntu)")
-    done = subprocess.run([binary, "-l"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([binary, "-l"], capture_output=True, text=True, timeout=60,
+                          check=False)
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
 
@@ -67,7 +68,8 @@ class ApertiumTranslator(MarkerTranslator):
         payload = "".join(f"<p>{t}</p>\n" for t in texts)
         try:
             done = subprocess.run([self.binary, "-u", "-f", "html", self.pair], input=payload,
-                                  capture_output=True, text=True, timeout=self.timeout)
+                                  capture_output=True, text=True, timeout=self.timeout,
+                                  check=False)
         except subprocess.TimeoutExpired:
             raise ServiceUnavailable(
                 f"Apertium took longer than {self.timeout:.0f} s for {len(texts)} sentences; "

@@ -15,9 +15,9 @@ IOB2 tags were carried over ("projected") from the source. Each result is a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Sequence
 
 from concner.sentence import Sentence
 

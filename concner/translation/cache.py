@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from concner.errors import ServiceUnavailable
 

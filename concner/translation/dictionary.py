@@ -32,7 +32,7 @@ from concner.config import TranslationConfig
 from concner.errors import DataFormatError, ServiceUnavailable
 from concner.labels import OUTSIDE
 from concner.sentence import Sentence, tokenize_text
-from concner.translation.base import ProjectedPair, Progress, Status, Translator
+from concner.translation.base import Progress, ProjectedPair, Status, Translator
 from concner.translation.langcodes import iso3
 
 _B64 = {c: i for i, c in enumerate(
@@ -58,19 +58,16 @@ class DictdDictionary:
 
     def __init__(self, index_path: str | Path, dict_path: str | Path):
         self.index_path, self.dict_path = Path(index_path), Path(dict_path)
-        self._index: dict[str, list[tuple[str, int, int]]] = {}
+        # headword (lower-cased) -> [(headword, offset digits, length digits, line)];
+        # the base64 digits are decoded on lookup (half a million entries for eng-deu)
+        self._index: dict[str, list[tuple[str, str, str, int]]] = {}
         with open(self.index_path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 parts = line.rstrip("\n").split("\t")
                 if len(parts) != 3:
                     raise DataFormatError("expected 'headword<TAB>offset<TAB>length'",
                                           path=str(self.index_path), line=number)
-                try:
-                    offset, length = decode_b64(parts[1]), decode_b64(parts[2])
-                except KeyError:
-                    raise DataFormatError("offset/length are not dictd base64 digits",
-                                          path=str(self.index_path), line=number) from None
-                self._index.setdefault(parts[0].lower(), []).append((parts[0], offset, length))
+                self._index.setdefault(parts[0].lower(), []).append((*parts, number))
         with gzip.open(self.dict_path, "rb") as handle:
             self._data = handle.read()
         self._senses: dict[str, str | None] = {}
@@ -80,8 +77,17 @@ class DictdDictionary:
 
     def entries(self, word: str) -> list[str]:
         """Raw definitions indexed under exactly ``word`` (case-sensitive)."""
-        found = [e for e in self._index.get(word.lower(), []) if e[0] == word]
-        return [self._data[o:o + n].decode("utf-8", errors="replace") for _, o, n in found]
+        entries = []
+        for head, offset, length, number in self._index.get(word.lower(), []):
+            if head != word:
+                continue
+            try:
+                start, size = decode_b64(offset), decode_b64(length)
+            except KeyError:
+                raise DataFormatError("offset/length are not dictd base64 digits",
+                                      path=str(self.index_path), line=number) from None
+            entries.append(self._data[start:start + size].decode("utf-8", errors="replace"))
+        return entries
 
     def first_sense(self, word: str) -> str | None:
         """The first clean single translation of ``word``, or ``None`` (see module doc).

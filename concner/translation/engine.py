@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from concner.sentence import Sentence
-from concner.translation.base import ProjectedPair, Progress, Translator, failed
+from concner.translation.base import Progress, ProjectedPair, Translator, failed
 from concner.translation.cache import TranslationCache
 from concner.translation.markers import mark, project
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from concner.errors import DataFormatError, LabelSchemaError
 from concner.labels import iob2_errors, split_tag
 from concner.sentence import Sentence
-from concner.translation.base import ProjectedPair, Progress, Status, Translator, failed
+from concner.translation.base import Progress, ProjectedPair, Status, Translator, failed
 from concner.translation.markers import MarkerError, mark, project, read_markers
 
 
@@ -217,7 +217,7 @@ class FileTranslator(Translator):
             _, pieces = read_markers(record.text, "html")
             unknown = sorted({i for i, _, _ in pieces if i not in known})
             if unknown:
-                raise self._fail(f"marker id(s) {['e%d' % i for i in unknown]} but source "
+                raise self._fail(f"marker id(s) {[f'e{i}' for i in unknown]} but source "
                                  f"{sentence.id} has {len(refs)} entities", record.line)
             return project(sentence, record.text, refs, target_lang, style="html",
                            backend=self.backend, sentence_id=tid)

@@ -41,6 +41,7 @@ import difflib
 import html
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from concner.errors import LabelSchemaError
 from concner.labels import Span, spans_to_tags, split_tag
@@ -352,7 +353,7 @@ def project(source: Sentence, output: str, refs: list[EntityRef], target_lang: s
             chosen[ref.id] = parts[0]
         elif len(parts) > 1:
             gaps_ok = all(_is_function_gap(text[a[1]:b[0]], target_lang)
-                          for a, b in zip(parts, parts[1:]))
+                          for a, b in pairwise(parts))
             if gaps_ok:
                 chosen[ref.id] = (parts[0][0], parts[-1][1])
                 repairs.append(f"e{ref.id} came back in {len(parts)} pieces, merged")
