@@ -231,7 +231,6 @@ def read_markers(output: str, style: str = "html") -> tuple[str, list[tuple[int 
         raise MarkerError("an entity marker is never closed")
     raw_text = "".join(raw)
     text, mapping = _normalise(raw_text)
-    lead = len(text) - len(text.lstrip())
     trimmed = []
     for ident, s, e in pieces:
         s, e = mapping[s], mapping[e]
@@ -240,8 +239,6 @@ def read_markers(output: str, style: str = "html") -> tuple[str, list[tuple[int 
         while e > s and text[e - 1] == " ":
             e -= 1
         trimmed.append((ident, s, e))
-    if lead:  # _normalise never leaves leading space; kept for clarity
-        raise MarkerError("internal: leading whitespace after normalisation")
     return text, trimmed
 
 
