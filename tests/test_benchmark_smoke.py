@@ -56,3 +56,26 @@ def test_quality_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch):
     table = json.loads((tmp_path / "results" / "quality.json").read_text())
     assert table["table"]["concner"]["es"]["n"] == 1
     assert "mean (translated)" in table["columns"]
+
+
+@pytest.mark.slow
+def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
+    if not (PANX / "train-en.tsv").exists():
+        pytest.skip(f"PAN-X data not found at {PANX}")
+    from benchmarks import speed
+
+    monkeypatch.setattr(speed, "RESULTS", tmp_path)
+    assert speed.main(["--smoke", "--section", "train", "cycle"]) == 0
+    res = json.loads((tmp_path / "speed_smoke.json").read_text())
+    variants = res["train"]["variants"]
+    assert set(variants) == {"hf_trainer", "concner_ce", "pairs_ce", "pairs_full"}
+    for v in variants.values():
+        assert v["sentences_per_s"] > 0 and v["peak_rss_mb"] > 0
+    # the loop's own timers split a step into its parts
+    timing = variants["pairs_full"]["runs"][0]["timing"]
+    assert set(timing) == {"data", "forward", "backward", "optimizer"}
+    assert res["train"]["ratios"]["concner_ce_vs_hf_trainer"] > 0
+    cycle = res["cycle"]
+    assert cycle["full_cycle_seconds"] > 0 and cycle["incremental_seconds"] > 0
+    assert 0.0 <= cycle["full_cycle_f1_es"] <= 1.0
+    assert res["cycle"]["provenance"]["machine"]

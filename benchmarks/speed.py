@@ -1,0 +1,347 @@
+"""Is ConCNER fast on 2 CPU cores? Side by side in one run, reported as ratios.
+
+    python -m benchmarks.speed                      # every section
+    python -m benchmarks.speed --section train      # train | predict | cycle
+    python -m benchmarks.speed --smoke              # tiny encoder and data, about a minute
+
+- ``train``: training throughput (sentences per second) and peak RSS of a plain Hugging
+  Face ``Trainer`` set up like ``run_ner.py`` and of ConCNER's loop, then ConCNER with each
+  speed measure added in turn (frozen word embeddings, trimmed vocabulary, threads), and
+  CE-only vs the full stage-1 loss on the same source + translation pairs. Each variant
+  runs in its own process (clean peak RSS), variants interleaved over ``--rounds``; the
+  median is reported. Where a step's time goes (data/forward/backward/optimizer) comes
+  from the training loop's own timers.
+- ``predict``: ConCNER's ``Predictor`` vs ``pipeline("token-classification",
+  aggregation_strategy="first")`` on 2,000 dev sentences, same weights, with the share of
+  sentences whose entities are identical.
+- ``cycle``: one full retraining cycle as the worker runs it (1,000 source + translations,
+  stage 1, KD on 2,000 target sentences, evaluation on 1,000) and one incremental update
+  (warm start, new labels + a replay sample).
+
+Results: ``benchmarks/results/speed.json`` (+ ``speed.md``), one entry per section, each
+with the machine, commit and command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import bench_data as bd
+from benchmarks.common import RESULTS, WORK, markdown_table, peak_rss_mb, provenance, require_encoder
+
+#: name -> (trainer, data, config overrides). "data": "src" = source sentences only,
+#: "pairs" = the same sentences + their es translations.
+TRAIN_VARIANTS: dict[str, dict] = {
+    "hf_trainer": {"trainer": "hf", "data": "src", "encoder": "full"},
+    "concner_ce": {"data": "src", "encoder": "full", "model": {"freeze_embeddings": False}},
+    "concner_ce_frozen": {"data": "src", "encoder": "full", "model": {"freeze_embeddings": True}},
+    "concner_ce_frozen_trim": {"data": "src", "encoder": "trim",
+                               "model": {"freeze_embeddings": True}},
+    "concner_ce_trim": {"data": "src", "encoder": "trim", "model": {"freeze_embeddings": False}},
+    "concner_ce_frozen_trim_1thread": {"data": "src", "encoder": "trim", "threads": 1,
+                                       "model": {"freeze_embeddings": True}},
+    "pairs_ce": {"data": "pairs", "encoder": "trim", "model": {"freeze_embeddings": True},
+                 "loss": {"lambda_lcl": 0.0, "lambda_tcl": 0.0}},
+    "pairs_full": {"data": "pairs", "encoder": "trim", "model": {"freeze_embeddings": True},
+                   "loss": {"lambda_lcl": 0.5, "lambda_tcl": 0.5}},
+}
+
+
+class Setup:
+    """Data and encoders shared by the sections (cached under benchmarks/work/)."""
+
+    def __init__(self, smoke: bool, n_train: int):
+        self.smoke = smoke
+        self.work = WORK / ("speed-smoke" if smoke else "speed")
+        self.work.mkdir(parents=True, exist_ok=True)
+        if smoke:
+            from benchmarks.smoke import tiny_encoder
+
+            self.full = tiny_encoder(self.work, ["en", "es"])
+            self.source = bd.source_sample(n_train, pool=400)
+        else:
+            self.full = require_encoder()
+            self.source = bd.source_sample(1000)[:n_train]
+        self._trim = None
+
+    def encoder(self, kind: str) -> Path:
+        if kind == "full" or self.smoke:
+            return self.full
+        if self._trim is None:
+            source = bd.source_sample(1000)
+            tr, _ = bd.translations(source, "es")
+            corpora = [source, tr, bd.unlabelled("es", 2000), bd.dev("es", "report", 2000)]
+            self._trim = bd.trimmed_encoder(self.full, corpora, work=self.work)
+        return self._trim
+
+
+# --------------------------------------------------------------------------------------
+# one measurement, in its own process
+# --------------------------------------------------------------------------------------
+def measure_train(variant: str, encoder: str, n_train: int, smoke: bool, epochs: int) -> dict:
+    import torch
+
+    spec = TRAIN_VARIANTS[variant]
+    threads = spec.get("threads", 1 if smoke else 2)
+    torch.set_num_threads(threads)
+    source = bd.source_sample(n_train, pool=400 if smoke else None) if smoke \
+        else bd.source_sample(1000)[:n_train]
+    from concner.labels import LabelSchema
+
+    schema = LabelSchema(["PER", "ORG", "LOC"])
+    if spec.get("trainer") == "hf":
+        from benchmarks.hf_baseline import train_with_trainer
+
+        out = train_with_trainer(encoder, source, schema, WORK / "speed" / "hf-out",
+                                 epochs=epochs, batch_size=16, learning_rate=1e-4)
+        seconds, sentences = out["seconds"], len(source) * epochs
+        timing = None
+    else:
+        from concner.config import config_from_dict
+        from concner.training import TrainData, train
+
+        cfg = {"model": {"encoder": encoder, **spec.get("model", {})},
+               "loss": {"use_translation": spec["data"] == "pairs", "lambda_lcl": 0.0,
+                        "lambda_tcl": 0.0, **spec.get("loss", {})},
+               "training": {"epochs": epochs, "batch_size": 16, "num_threads": threads,
+                            "eval_every_epoch": False}}
+        translations = None
+        if spec["data"] == "pairs":
+            full_source = bd.source_sample(n_train, pool=400) if smoke else bd.source_sample(1000)
+            all_tr, _ = bd.translations(full_source, "es",
+                                        work=WORK / ("speed-smoke" if smoke else "speed"))
+            ids = {s.id for s in source}
+            translations = [t for t in all_tr if t.meta.get("source_id") in ids]
+        result = train(config_from_dict(cfg, env={}), TrainData(source=source,
+                                                                translations=translations))
+        seconds = sum(r["seconds"] for r in result.history)
+        sentences = (len(source) + len(translations or [])) * epochs
+        timing = {k: round(sum(r["timing"][k] for r in result.history), 2)
+                  for k in result.history[0]["timing"]}
+    return {"variant": variant, "threads": threads, "sentences": sentences,
+            "seconds": round(seconds, 2), "sentences_per_s": round(sentences / seconds, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 0), "timing": timing, "encoder": encoder}
+
+
+def run_in_subprocess(args: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.speed", "--one", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------
+def section_train(setup: Setup, args) -> dict:
+    variants = args.variants or list(TRAIN_VARIANTS)
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for round_ in range(args.rounds):
+        order = variants if round_ % 2 == 0 else list(reversed(variants))
+        for v in order:
+            enc = str(setup.encoder(TRAIN_VARIANTS[v]["encoder"]))
+            r = run_in_subprocess(["train", v, enc, str(args.n_train), str(int(args.smoke)),
+                                   str(args.epochs)])
+            runs[v].append(r)
+            print(f"[speed/train] {v}: {r['sentences_per_s']} sent/s, {r['peak_rss_mb']} MB",
+                  flush=True)
+    summary = {}
+    for v, rs in runs.items():
+        sps = statistics.median(r["sentences_per_s"] for r in rs)
+        summary[v] = {"sentences_per_s": sps, "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                      "runs": rs}
+
+    def ratio(a, b):
+        if a in summary and b in summary:
+            return round(summary[a]["sentences_per_s"] / summary[b]["sentences_per_s"], 2)
+        return None
+
+    ratios = {
+        "concner_ce_vs_hf_trainer": ratio("concner_ce", "hf_trainer"),
+        "concner_ce_frozen_trim_vs_hf_trainer": ratio("concner_ce_frozen_trim", "hf_trainer"),
+        "full_stage1_cost_vs_ce (time per sentence)": ratio("pairs_ce", "pairs_full"),
+        "frozen_vs_trainable_embeddings": ratio("concner_ce_frozen", "concner_ce"),
+        "trim_vs_full_vocab (trainable)": ratio("concner_ce_trim", "concner_ce"),
+        "2_threads_vs_1": ratio("concner_ce_frozen_trim", "concner_ce_frozen_trim_1thread"),
+    }
+    return {"variants": summary, "ratios": ratios,
+            "targets": {"full_stage1_cost_vs_ce <= 1.35": ratios["full_stage1_cost_vs_ce (time per sentence)"],
+                        "best concner_ce vs hf_trainer >= 2.0": ratios["concner_ce_frozen_trim_vs_hf_trainer"]},
+            "n_train": args.n_train, "epochs": args.epochs}
+
+
+def section_predict(setup: Setup, args) -> dict:
+    import torch
+
+    from benchmarks.hf_baseline import pipeline_entities
+    from concner.inference import Predictor
+    from concner.model import NerBundle
+
+    torch.set_num_threads(1 if args.smoke else 2)
+    model_dir = Path(args.model) if args.model else None
+    if model_dir is None:
+        raise SystemExit("--model DIR: a trained ConCNER model folder is needed for 'predict'")
+    bundle = NerBundle.load(model_dir)
+    sentences = bd.dev("es", "report", 200 if args.smoke else 2000)
+    hf_model = bundle_to_hf(bundle)
+    ours_s, theirs_s, agree = [], [], None
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        preds = Predictor(bundle, batch_size=64, device="cpu").predict(sentences)
+        ours_s.append(time.perf_counter() - t0)
+        theirs, sec = pipeline_entities(hf_model, bundle.tokenizer, sentences, batch_size=64)
+        theirs_s.append(sec)
+    ours = [{(sp.start, sp.end, sp.label) for sp in p.spans} for p in preds]
+    theirs = [{_strip(s.text, e) for e in ents} for s, ents in zip(sentences, theirs)]
+    agree = sum(a == b for a, b in zip(ours, theirs)) / len(sentences)
+    o, t = statistics.median(ours_s), statistics.median(theirs_s)
+    return {"sentences": len(sentences), "concner_seconds": round(o, 2),
+            "pipeline_seconds": round(t, 2), "speedup": round(t / o, 2),
+            "identical_entities_share": round(agree, 4), "model": str(model_dir),
+            "targets": {"speedup >= 3": round(t / o, 2), "identical >= 0.99": round(agree, 4)}}
+
+
+def _strip(text: str, ent: tuple[int, int, str]) -> tuple[int, int, str]:
+    """The pipeline's offsets can include the space a sub-word carries; trim it."""
+    s, e, label = ent
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return s, e, label
+
+
+def bundle_to_hf(bundle):
+    """The same weights as a transformers ``*ForTokenClassification`` model."""
+    from transformers import AutoModelForTokenClassification
+
+    cfg = bundle.model.encoder.config
+    cfg.num_labels = len(bundle.schema)
+    cfg.id2label = dict(enumerate(bundle.schema.tags))
+    cfg.label2id = bundle.schema.tag_to_id
+    model = AutoModelForTokenClassification.from_config(cfg)
+    base = getattr(model, model.base_model_prefix)
+    base.load_state_dict(bundle.model.encoder.state_dict(), strict=False)
+    model.classifier.load_state_dict(bundle.model.classifier.state_dict())
+    return model.eval()
+
+
+def section_cycle(setup: Setup, args) -> dict:
+    import torch
+
+    from concner.config import config_from_dict
+    from concner.training import TrainData, train
+
+    torch.set_num_threads(1 if args.smoke else 2)
+    n = 40 if args.smoke else 1000
+    source = bd.source_sample(n, pool=400) if args.smoke else bd.source_sample(1000)
+    tr, _ = bd.translations(source, "es", work=setup.work)
+    unl = bd.unlabelled("es", 30 if args.smoke else 2000)
+    dev = {"es": bd.dev("es", "report", 30 if args.smoke else 1000)}
+    encoder = setup.encoder("trim")
+    base = {"model": {"encoder": str(encoder), "freeze_embeddings": True},
+            "loss": {"kd": True, "use_translation": True},
+            "training": {"epochs": 1 if args.smoke else args.cycle_epochs,
+                         "kd_epochs": 1, "num_threads": 1 if args.smoke else 2,
+                         "eval_every_epoch": False}}
+    t0 = time.perf_counter()
+    full = train(config_from_dict(base, env={}), TrainData(source, tr, unlabelled_target=unl, dev=dev))
+    full_s = time.perf_counter() - t0
+    # incremental: 50 new labels + a replay sample of 200 old ones, warm start, no KD
+    extra = bd.source_sample(n + 50, pool=400 if args.smoke else None)
+    old_ids = {s.id for s in source}
+    new = [s for s in extra if s.id not in old_ids][:50]
+    replay = random.Random(0).sample(source, min(200, len(source)))
+    inc_cfg = {**base, "loss": {"kd": False, "use_translation": False},
+               "training": {**base["training"], "epochs": 2}}
+    t0 = time.perf_counter()
+    inc = train(config_from_dict(inc_cfg, env={}), TrainData(new + replay, dev=dev), init=full.bundle)
+    inc_s = time.perf_counter() - t0
+    return {"full_cycle_seconds": round(full_s, 1), "full_cycle_f1_es": full.dev_metrics["es"]["f1"],
+            "incremental_seconds": round(inc_s, 1), "incremental_f1_es": inc.dev_metrics["es"]["f1"],
+            "sizes": {"source": len(source), "translations": len(tr), "unlabelled": len(unl),
+                      "dev": len(dev["es"]), "new_labels": len(new), "replay": len(replay)},
+            "epochs": base["training"]["epochs"],
+            "targets": {"full cycle <= 600 s": round(full_s, 1), "incremental <= 120 s": round(inc_s, 1)}}
+
+
+SECTIONS = {"train": section_train, "predict": section_predict, "cycle": section_cycle}
+
+
+def write_results(results: dict, smoke: bool) -> Path:
+    path = RESULTS / ("speed_smoke.json" if smoke else "speed.json")
+    old = json.loads(path.read_text()) if path.exists() else {}
+    old.update(results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(old, indent=2))
+    if not smoke:
+        write_markdown(old)
+    return path
+
+
+def write_markdown(res: dict) -> None:
+    md = ["# Speed and memory on 2 CPU cores", ""]
+    if "train" in res:
+        t = res["train"]
+        p = t["provenance"]
+        md += [f"## Training throughput ({t['n_train']} sentences x {t['epochs']} epoch)", "",
+               f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}.", ""]
+        rows = []
+        for v, s in t["variants"].items():
+            timing = s["runs"][0].get("timing") or {}
+            split = ", ".join(f"{k} {val}" for k, val in timing.items())
+            rows.append([v, s["sentences_per_s"], s["peak_rss_mb"], split or "–"])
+        md += [markdown_table(["variant", "sentences/s", "peak RSS MB", "time split (s)"], rows), ""]
+        md += [markdown_table(["ratio", "value"], [[k, v] for k, v in t["ratios"].items()]), ""]
+    for name in ("predict", "cycle"):
+        if name in res:
+            p = res[name]["provenance"]
+            md += [f"## {name}", "", f"`{p['command']}` on {p['machine']}, commit {p['commit']}, "
+                   f"{p['date']}.", "",
+                   markdown_table(["measure", "value"],
+                                  [[k, v] for k, v in res[name].items() if k not in ("provenance",)]), ""]
+    (RESULTS / "speed.md").write_text("\n".join(md))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--section", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    p.add_argument("--variants", nargs="+", choices=list(TRAIN_VARIANTS))
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--n-train", type=int, default=480)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--cycle-epochs", type=int, default=3)
+    p.add_argument("--model", help="trained model folder for the predict section")
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        kind, variant, encoder, n, smoke, epochs = args.one
+        print(json.dumps(measure_train(variant, encoder, int(n), bool(int(smoke)), int(epochs))))
+        return 0
+    if args.smoke:
+        args.rounds, args.n_train = 1, 32
+        args.variants = args.variants or ["hf_trainer", "concner_ce", "pairs_ce", "pairs_full"]
+    setup = Setup(args.smoke, args.n_train)
+    results = {}
+    for name in args.section:
+        if name == "predict" and not args.model:
+            print("[speed] skipping predict: pass --model DIR", flush=True)
+            continue
+        results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
+        print(f"[speed] {name}: {json.dumps({k: v for k, v in results[name].items() if k in ('ratios', 'targets')})}",
+              flush=True)
+        write_results({name: results[name]}, args.smoke)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
