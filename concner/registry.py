@@ -74,7 +74,7 @@ class ModelRegistry:
         self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "concner-model-cache")
 
     @classmethod
-    def from_config(cls, store, config) -> "ModelRegistry":
+    def from_config(cls, store, config) -> ModelRegistry:
         s = config.services
         return cls(store, s.checkpoints, keep_versions=s.keep_versions,
                    promote_tolerance=s.promote_tolerance)

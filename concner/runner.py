@@ -18,8 +18,8 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from concner.config import Config, config_from_dict
 from concner.errors import ConcnerError, JobCancelled
@@ -45,6 +45,14 @@ class JobContext:
     shutdown: threading.Event = field(default_factory=threading.Event)
     #: ``enqueue_retrain(project, run_id)`` puts a queued run on the queue
     enqueue_retrain: Callable[[str, int], None] = lambda project, run_id: None
+    #: runs this process is executing now (shown on the worker's heartbeat row)
+    current_runs: set = field(default_factory=set)
+
+
+def _bug(run_id: int, exc: Exception) -> str:
+    """A bug, not a user error: log it and keep the traceback where the app can show it."""
+    log.exception("run %s failed", run_id)
+    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
 
 
 def project_config(base: Config, snap: Snapshot) -> Config:
@@ -114,7 +122,7 @@ class LockKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lock-{run_id}", daemon=True)
 
-    def __enter__(self) -> "LockKeeper":
+    def __enter__(self) -> LockKeeper:
         self._thread.start()
         return self
 
@@ -178,6 +186,7 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int) -> str:
     if not store.acquire_retrain(run_id, ctx.owner):
         log.info("run %s of %s not started (not queued, or another retrain runs)", run_id, name)
         return "skipped"
+    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
     status, error, mv_id = "failed", None, None
     try:
@@ -190,10 +199,10 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int) -> str:
         status, error = "cancelled", str(exc)
     except ConcnerError as exc:
         error = str(exc)
-    except Exception as exc:  # a bug: keep the traceback where the app can show it
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-        log.exception("run %s failed", run_id)
+    except Exception as exc:
+        error = _bug(run_id, exc)
     finally:
+        ctx.current_runs.discard(run_id)
         store.finish_run(run_id, status, error, model_version_id=mv_id)
         follow = store.release_retrain(run_id)
         if follow is not None and not ctx.shutdown.is_set():
@@ -244,6 +253,7 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
+    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
     status, error = "failed", None
     try:
@@ -262,8 +272,11 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
         status, error = "cancelled", str(exc)
     except ConcnerError as exc:
         error = str(exc)
+    except Exception as exc:
+        error = _bug(run_id, exc)
     finally:
         store.finish_run(run_id, status, error, model_version_id=model_version_id)
+        ctx.current_runs.discard(run_id)
     return status
 
 
@@ -275,6 +288,7 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
+    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
     status, error, mv_id = "failed", None, None
     try:
@@ -298,6 +312,9 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
         status, error = "cancelled", str(exc)
     except ConcnerError as exc:
         error = str(exc)
+    except Exception as exc:
+        error = _bug(run_id, exc)
     finally:
         store.finish_run(run_id, status, error, model_version_id=mv_id)
+        ctx.current_runs.discard(run_id)
     return status

@@ -20,8 +20,8 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from huey import RedisHuey, SqliteHuey, crontab
 

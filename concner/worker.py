@@ -49,8 +49,9 @@ class Heartbeat:
         self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def beat(self, status: str = "running") -> None:
+        current = min(self.ctx.current_runs, default=None)
         self.ctx.store.beat_worker(self.worker_id, host=socket.gethostname(), pid=os.getpid(),
-                                   status=status)
+                                   status=status, current_run_id=current)
 
     def _run(self) -> None:
         from concner.errors import ConcnerError

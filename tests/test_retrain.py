@@ -5,6 +5,7 @@ URLs), and the Huey jobs (run in immediate mode)."""
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 import torch
@@ -207,8 +208,9 @@ def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
         # a dead worker's retrain is failed and re-run by the housekeeping tick
         lost, _ = store.request_run("p")
         assert store.acquire_retrain(lost, "dead")
-        ctx.config = load_config(env={"CONCNER_SERVICES__LOCK_STALE_SECONDS": "0.001",
-                                      "CONCNER_SERVICES__HEARTBEAT_SECONDS": "0.0001"})
+        ctx.config = load_config(env={"CONCNER_SERVICES__LOCK_STALE_SECONDS": "0.05",
+                                      "CONCNER_SERVICES__HEARTBEAT_SECONDS": "0.01"})
+        time.sleep(0.2)
         assert tasks.tick(ctx) == {"recovered": 1, "enqueued": 1}
         assert store.get_run(lost).status == "failed"
         assert store.runs("p", kind="retrain")[0].status == "succeeded"

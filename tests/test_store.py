@@ -236,8 +236,8 @@ def test_cancel_queued_and_running(store, tmp_path):
 
 
 def test_sync_without_a_source_is_recorded(store):
-    from concner.tasks import NO_SYNC_DATASET, SyncReport, _SYNC_HOOKS, run_sync
     from concner.config import load_config
+    from concner.tasks import _SYNC_HOOKS, NO_SYNC_DATASET, SyncReport, run_sync
 
     store.create_project("p", source_lang="en", target_langs=["de"], entity_types=["PER"],
                          encoder="enc")

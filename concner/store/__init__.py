@@ -8,7 +8,13 @@ repository methods of :mod:`concner.store.projects` and :mod:`concner.store.runs
 from __future__ import annotations
 
 from concner.store.consensus import CurrentLabel, current_label
-from concner.store.db import ProjectNotFound, StoreBase, StoreConflict, make_engine, upgrade_database
+from concner.store.db import (
+    ProjectNotFound,
+    StoreBase,
+    StoreConflict,
+    make_engine,
+    upgrade_database,
+)
 from concner.store.projects import ImportReport, ProjectRepository, row_to_sentence
 from concner.store.runs import Recovered, RunRepository
 

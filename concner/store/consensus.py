@@ -12,8 +12,9 @@ All versions are kept in the ``annotations`` table. The current labels are deriv
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 
 class AnnotationLike(Protocol):

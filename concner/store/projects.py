@@ -8,9 +8,10 @@ one transaction, so a bad file imports nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -21,8 +22,18 @@ from concner.sentence import Sentence
 from concner.store.consensus import CurrentLabel, current_label
 from concner.store.db import ProjectNotFound, StoreConflict
 from concner.store.models import (
-    LINK_STATUSES, ORIGINS, ROLES, SPLITS, Annotation, PredictionRow, Project, RetrainLock,
-    SentenceRow, SyncState, TranslationLink, utcnow,
+    LINK_STATUSES,
+    ORIGINS,
+    ROLES,
+    SPLITS,
+    Annotation,
+    PredictionRow,
+    Project,
+    RetrainLock,
+    SentenceRow,
+    SyncState,
+    TranslationLink,
+    utcnow,
 )
 
 _CHUNK = 500

@@ -10,16 +10,24 @@ coalesces into. Lock changes are compare-and-set updates inside write transactio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from concner.errors import ConfigError
 from concner.store.models import (
-    RUN_KINDS, Metric, ModelVersion, Project, RetrainLock, Run, WorkerHeartbeat, utcnow,
+    RUN_KINDS,
+    Metric,
+    ModelVersion,
+    Project,
+    RetrainLock,
+    Run,
+    WorkerHeartbeat,
+    utcnow,
 )
 
 TERMINAL = ("succeeded", "failed", "cancelled")
