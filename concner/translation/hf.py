@@ -68,9 +68,9 @@ class HFTranslator(MarkerTranslator):
 
     def _family(self) -> str:
         kind = getattr(self.seq2seq.config, "model_type", "")
-        if kind == "m2m_100":
-            return "nllb" if type(self.tokenizer).__name__.startswith("Nllb") else "m2m100"
-        return "marian" if kind == "marian" else kind
+        if type(self.tokenizer).__name__.startswith("Nllb"):
+            return "nllb"  # NLLB dense (model type m2m_100) and NLLB-MoE
+        return "m2m100" if kind == "m2m_100" else kind
 
     def cache_model(self, target_lang: str) -> str:
         return f"{super().cache_model(target_lang)}|beams={self.num_beams}"
