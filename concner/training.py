@@ -153,6 +153,8 @@ class _Runner:
             self.bundle = build_bundle(config.model.encoder, schema, config.model)
         else:
             self.bundle = init.clone()
+        for param in self.bundle.model.parameters():  # a warm start's flags do not carry over
+            param.requires_grad_(True)
         if config.model.freeze_embeddings:
             freeze_word_embeddings(self.bundle.model)
         self.bundle.model.to(device)
