@@ -418,9 +418,8 @@ class LocalArgilla:
             pid = self._pid(part)
             alive = pid is not None and _pid_alive(pid)
             ready = alive and self._ready(part)
-            detail = ("answering" if ready else "started, not answering") if alive else "stopped"
-            if part != "worker":
-                detail += f" on 127.0.0.1:{self.ports[part]}"
+            where = "" if part == "worker" else f" on 127.0.0.1:{self.ports[part]}"
+            detail = ("answering" if ready else "started, not answering") + where if alive else "stopped"
             parts.append(PartStatus(part, alive and ready, pid if alive else None, detail))
         creds = self._read_json(self.credentials_path) or {}
         return StackStatus(self.folder, self.url, self._ready("server"), parts,

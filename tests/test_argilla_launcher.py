@@ -1,0 +1,106 @@
+"""The local Argilla launcher without starting Argilla: status, down, missing Redis, CLI.
+
+(Starting the real stack is covered by test_argilla_integration.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from concner.argilla_launcher import PARTS, VENV_REQUIREMENTS, LocalArgilla
+from concner.cli import main
+from concner.config import ServicesConfig
+from concner.errors import ConfigError, ServiceUnavailable
+
+
+def fake_venv(path):
+    """A folder that passes ensure_venv's check, so no virtualenv is built."""
+    (path / "bin").mkdir(parents=True)
+    (path / "bin" / "python").symlink_to(sys.executable)
+    (path / ".concner-requirements").write_text("\n".join(VENV_REQUIREMENTS))
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_status_of_a_new_folder_reports_every_part_stopped(tmp_path):
+    status = LocalArgilla(tmp_path / "a", port=0).status()
+    assert [p.name for p in status.parts] == list(PARTS)
+    assert not any(p.running or p.pid for p in status.parts)
+    assert not status.all_running and status.api_key is None
+
+
+def test_down_stops_the_whole_process_group_and_clears_pid_files(tmp_path):
+    stack = LocalArgilla(tmp_path, port=0)
+    (tmp_path / "run").mkdir()
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & echo $! > child.pid; wait"], cwd=tmp_path,
+                            start_new_session=True)
+    (tmp_path / "run" / "worker.pid").write_text(str(proc.pid))
+    for _ in range(50):
+        if (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip():
+            break
+        time.sleep(0.1)
+    child = int((tmp_path / "child.pid").read_text())
+    assert alive(proc.pid) and alive(child)
+    assert stack.down() == ["worker"]
+    proc.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+    assert not (tmp_path / "run" / "worker.pid").exists()
+    assert stack.down() == []
+
+
+def test_a_stale_pid_file_counts_as_stopped(tmp_path):
+    (tmp_path / "run").mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "run" / "server.pid").write_text(str(dead.pid))
+    stack = LocalArgilla(tmp_path, port=0)
+    assert not next(p for p in stack.status().parts if p.name == "server").running
+    assert stack.down() == []
+    assert not (tmp_path / "run" / "server.pid").exists()
+
+
+def test_missing_redis_server_says_how_to_install_it(tmp_path, monkeypatch):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
+                         redis_port=0, search_port=0, log=lambda m: None)
+    with pytest.raises(ServiceUnavailable, match="apt-get install redis-server"):
+        stack.up()
+    assert not any(p.running for p in stack.status().parts)
+
+
+def test_from_config_serves_loopback_urls_only(tmp_path):
+    stack = LocalArgilla.from_config(ServicesConfig(argilla_url="http://127.0.0.1:6911"),
+                                     str(tmp_path))
+    assert stack.url == "http://127.0.0.1:6911" and stack.folder == tmp_path.resolve()
+    with pytest.raises(ConfigError, match="127.0.0.1"):
+        LocalArgilla.from_config(ServicesConfig(argilla_url="https://argilla.example.org"))
+
+
+def test_cli_status_exit_code_and_report(tmp_path, capsys):
+    assert main(["argilla", "status", "--folder", str(tmp_path / "none")]) == 1
+    out = capsys.readouterr().out
+    assert all(f"{part}" in out for part in PARTS) and out.count("stopped") == len(PARTS)
+    assert main(["argilla", "down", "--folder", str(tmp_path / "none")]) == 0
+    assert "nothing was running" in capsys.readouterr().out
