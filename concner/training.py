@@ -164,6 +164,10 @@ class _Runner:
         self.history: list[dict] = []
         self.best_reports: dict[str, dict] = {}
         self.n_truncated = 0
+        empty = [lang for lang, sentences in data.dev.items() if not sentences]
+        if empty:
+            log.info("no dev sentences for %s: not evaluated", ", ".join(empty))
+        self.dev = {lang: sentences for lang, sentences in data.dev.items() if sentences}
         self._check_data()
 
     # -- data ---------------------------------------------------------------------------
@@ -178,7 +182,12 @@ class _Runner:
         if self.tc.epochs > 0 and self.lc.use_translation and not self.data.translations:
             log.warning("loss.use_translation is true but there are no translations yet: "
                         "stage 1 trains on the source sentences only (no TCL)")
-        if self.data.dev:
+        for lang, sentences in self.dev.items():
+            untagged = [s.id for s in sentences if s.tags is None]
+            if untagged:
+                raise DataFormatError(f"{len(untagged)} dev sentences ({lang}) have no tags "
+                                      f"(first: {untagged[0]}); dev sets must be labelled")
+        if self.dev:
             self._selection_langs()  # fail before training, not after the first epoch
         if self.lc.kd and self.tc.kd_epochs > 0 and not self.data.unlabelled_target:
             log.warning("loss.kd is true but there are no unlabelled target sentences: "
@@ -201,11 +210,11 @@ class _Runner:
             self._stage1()
         if self.lc.kd and self.tc.kd_epochs > 0 and self.data.unlabelled_target:
             self._stage2()
-        missing = [lang for lang in self.data.dev if lang not in self.best_reports]
+        missing = [lang for lang in self.dev if lang not in self.best_reports]
         if missing:  # languages not needed for selection are evaluated once, at the end
             reports, _ = self._evaluate(missing, score=False)
             merged = {**self.best_reports, **reports}
-            self.best_reports = {lang: merged[lang] for lang in self.data.dev}
+            self.best_reports = {lang: merged[lang] for lang in self.dev}
 
     def _stage1(self) -> None:
         source = self._encode(self.data.source)
@@ -314,7 +323,7 @@ class _Runner:
                       "loss": sums.get("loss", 0.0) / max(1, n_steps),
                       "losses": {k: v / max(1, n_steps) for k, v in sums.items() if k != "loss"},
                       "timing": {k: round(v, 3) for k, v in timing.items()}}
-            if self.data.dev and (self.tc.eval_every_epoch or epoch == epochs):
+            if self.dev and (self.tc.eval_every_epoch or epoch == epochs):
                 reports, score = self._evaluate(self._selection_langs())
                 record["dev"] = {lang: r["f1"] for lang, r in reports.items()}
                 record["score"] = score
@@ -333,11 +342,11 @@ class _Runner:
     def _selection_langs(self) -> list[str]:
         """Dev languages evaluated after each epoch: ``training.select_langs`` (the others
         are evaluated once, on the returned model), or all dev languages when empty."""
-        chosen = list(self.tc.select_langs) or list(self.data.dev)
-        unknown = [lang for lang in chosen if lang not in self.data.dev]
+        chosen = list(self.tc.select_langs) or list(self.dev)
+        unknown = [lang for lang in chosen if lang not in self.dev]
         if unknown:
             raise ConfigError(f"training.select_langs names {unknown} but the dev sets are "
-                              f"{sorted(self.data.dev)}; fix select_langs or add those dev files")
+                              f"{sorted(self.dev)}; fix select_langs or add those dev files")
         return chosen
 
     def _evaluate(self, langs: list[str], score: bool = True) -> tuple[dict[str, dict], float]:
@@ -346,7 +355,7 @@ class _Runner:
                               device=str(self.device), bf16=self.tc.bf16)
         reports = {}
         for lang in langs:
-            sentences = self.data.dev[lang]
+            sentences = self.dev[lang]
             predictions = predictor.predict(sentences)
             reports[lang] = evaluate(sentences, [p.tags for p in predictions])
         mean = sum(r["f1"] for r in reports.values()) / len(reports) if score and reports else 0.0

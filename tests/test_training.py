@@ -198,8 +198,9 @@ def test_job_cancelled_stops_training(encoder_dir, source):
 
 def test_progress_events(encoder_dir, source):
     events: list[ProgressEvent] = []
-    train(make_config(encoder_dir, epochs=2, eval_every_epoch=True),
-          TrainData(source, dev={"en": source[:5]}), callback=events.append)
+    result = train(make_config(encoder_dir, epochs=2, eval_every_epoch=True),
+                   TrainData(source, dev={"en": source[:5], "de": []}), callback=events.append)
+    assert list(result.dev_metrics) == ["en"]  # a language without dev sentences is skipped
     steps = [e for e in events if e.stage == "stage1"]
     evals = [e for e in events if e.stage == "eval"]
     assert [e.step for e in steps] == list(range(1, 11))
@@ -238,6 +239,9 @@ def test_freeze_embeddings_and_warm_start(encoder_dir, source):
 def test_data_errors(encoder_dir, source, translations):
     with pytest.raises(DataFormatError, match="no tags"):
         train(make_config(encoder_dir), TrainData([source[0].with_tags(None)] + source[1:]))
+    with pytest.raises(DataFormatError, match="dev sentences"):
+        train(make_config(encoder_dir, epochs=1),
+              TrainData(source, dev={"es": [translations[0].with_tags(None)]}))
     with pytest.raises(ConfigError, match="select_langs"):
         train(make_config(encoder_dir, epochs=1, select_langs=["de"]),
               TrainData(source, dev={"en": source[:3]}))
