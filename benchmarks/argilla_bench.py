@@ -1,0 +1,136 @@
+"""How long the Argilla sync takes on the local stack: push 1,000 records with suggestions,
+pull 1,000 submitted answers.
+
+    python benchmarks/argilla_bench.py [--n 1000] [--repeats 3] [--url URL --api-key KEY]
+
+Without ``--url`` a fresh local stack (``LocalArgilla``) is started in a temporary folder
+and stopped at the end. Sentences are PAN-X Spanish dev sentences when ``../shared`` is
+there (else synthetic ones); suggestions are the gold spans with scores. Each repeat uses
+a new dataset. Also timed, for context: a re-push of the same records (nothing changes,
+so nothing is sent), submitting the 1,000 answers as an annotator (the server's own cost,
+what annotators pay one answer at a time) and an incremental pull with nothing new.
+Writes ``benchmarks/results/argilla.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import PANX, RESULTS, markdown_table, provenance  # noqa: E402
+from concner.argilla_io import ArgillaIO, Prediction  # noqa: E402
+from concner.argilla_launcher import LocalArgilla  # noqa: E402
+from concner.labels import Span  # noqa: E402
+from concner.sentence import Sentence  # noqa: E402
+
+
+def sentences(n: int) -> tuple[list[Sentence], str]:
+    path = PANX / "dev-es.tsv"
+    if path.exists():
+        from concner.corpus import read_conll
+
+        sents = [s for s in read_conll(path, "es") if any(t != "O" for t in s.tags)][:n]
+        if len(sents) == n:
+            return [Sentence.from_tokens(f"es{i:05d}", "es", s.tokens, s.tags)
+                    for i, s in enumerate(sents)], str(path.name)
+    base = (["Ana", "Pérez", "trabaja", "en", "Acme", "en", "Lima", "."],
+            ["B-PER", "I-PER", "O", "O", "B-ORG", "O", "B-LOC", "O"])
+    return [Sentence.from_tokens(f"es{i:05d}", "es", base[0], base[1]) for i in range(n)], "synthetic"
+
+
+def run_once(io: ArgillaIO, annotator: ArgillaIO, sents: list[Sentence], tag: str) -> dict:
+    name = io.ensure_dataset(f"bench-{tag}", "target", "es", ["PER", "ORG", "LOC"])
+    preds = {s.id: Prediction([Span(sp.start, sp.end, sp.label, 0.9) for sp in s.spans], 0.5)
+             for s in sents}
+    t = time.perf_counter()
+    report = io.push(name, sents, preds, model_version="v1")
+    push_s = time.perf_counter() - t
+    assert report.created == len(sents), report
+    t = time.perf_counter()
+    again = io.push(name, sents, preds, model_version="v1")
+    repush_s = time.perf_counter() - t
+    assert again.unchanged == len(sents), again
+    ids = io.record_ids(name)
+    t = time.perf_counter()
+    annotator.submit({ids[s.id]: s.spans for s in sents})
+    submit_s = time.perf_counter() - t
+    by_id = {s.id: s for s in sents}
+    t = time.perf_counter()
+    pulled = io.pull(name, by_id)
+    pull_s = time.perf_counter() - t
+    assert len(pulled.annotations) == len(sents) and not pulled.problems
+    assert all(a.tags == by_id[a.sentence_id].tags for a in pulled.annotations)
+    t = time.perf_counter()
+    none = io.pull(name, by_id, since=pulled.cursor)
+    incremental_s = time.perf_counter() - t
+    assert none.annotations == []
+    return {"push_s": push_s, "repush_unchanged_s": repush_s, "submit_answers_s": submit_s,
+            "pull_s": pull_s, "pull_nothing_new_s": incremental_s}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=200)
+    ap.add_argument("--url")
+    ap.add_argument("--api-key", default=os.environ.get("ARGILLA_API_KEY"))
+    args = ap.parse_args(argv)
+    sents, source = sentences(args.n)
+    stack = None
+    if args.url:
+        url, key = args.url, args.api_key
+    else:
+        stack = LocalArgilla(tempfile.mkdtemp(prefix="argilla-bench-"), port=0, redis_port=0,
+                             search_port=0)
+        status = stack.up()
+        url, key = status.url, status.api_key
+    try:
+        io = ArgillaIO(url, key, batch_size=args.batch_size)
+        annotator = io.add_annotator("bench-annotator", "bench-password-1")
+        tag = str(int(time.time()))
+        runs = [run_once(io, annotator, sents, f"{tag}-{r}") for r in range(args.repeats)]
+    finally:
+        if stack is not None:
+            stack.down()
+    keys = list(runs[0])
+    summary = {k: {"median_s": round(statistics.median(r[k] for r in runs), 3),
+                   "runs_s": [round(r[k], 3) for r in runs]} for k in keys}
+    result = {
+        "benchmark": "argilla_sync",
+        **provenance(),
+        "load_average_1min": os.getloadavg()[0],
+        "stack": "argilla-server 2.8.0 + noida-db 0.2.3 (Elasticsearch emulator) + Redis + SQLite, "
+                 "started by concner.argilla_launcher" if stack else f"external server {url}",
+        "records": args.n, "sentences": source, "push_batch_size": args.batch_size,
+        "repeats": args.repeats, "results": summary,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "argilla.json").write_text(json.dumps(result, indent=2) + "\n")
+    labels = {"push_s": f"push {args.n} records with suggestions",
+              "repush_unchanged_s": f"push the same {args.n} again (no change, nothing sent)",
+              "submit_answers_s": f"submit {args.n} answers as an annotator (server cost)",
+              "pull_s": f"pull {args.n} answers -> IOB2",
+              "pull_nothing_new_s": "incremental pull, nothing new"}
+    rows = [[labels[k], f"{summary[k]['median_s']:.2f}",
+             ", ".join(f"{x:.2f}" for x in summary[k]["runs_s"])] for k in keys]
+    md = (f"# Argilla sync on the local stack\n\n`{result['command']}` - {result['date']} - "
+          f"{result['machine']} (load average {result['load_average_1min']:.1f} while it ran; "
+          f"the machine is shared) - commit {result['commit'][:10]}\n\n{result['stack']}; "
+          f"{args.n} sentences ({source}), batches of {args.batch_size}.\n\n"
+          + markdown_table(["step", "median seconds", "runs"], rows))
+    (RESULTS / "argilla.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
