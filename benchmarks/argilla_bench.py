@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import PANX, RESULTS, markdown_table, provenance  # noqa: E402
-from concner.argilla_io import ArgillaIO, Prediction  # noqa: E402
-from concner.argilla_launcher import LocalArgilla  # noqa: E402
-from concner.labels import Span  # noqa: E402
-from concner.sentence import Sentence  # noqa: E402
+from benchmarks.common import PANX, RESULTS, markdown_table, provenance
+from concner.argilla_io import ArgillaIO, Prediction
+from concner.argilla_launcher import LocalArgilla
+from concner.labels import Span
+from concner.sentence import Sentence
 
 
 def sentences(n: int) -> tuple[list[Sentence], str]:

@@ -17,18 +17,26 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
-import re
 import time
 import warnings
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 import argilla as rg
 import httpx
 from argilla._exceptions import ArgillaAPIError, ArgillaCredentialsError, ArgillaError
 
+from concner.argilla_records import (  # noqa: F401 (re-exported)
+    LABEL_HELP,
+    ROLES,
+    Prediction,
+    PulledAnnotation,
+    PullResult,
+    PushReport,
+    dataset_name,
+    guidelines_text,
+    resolve_api_key,
+)
 from concner.config import ServicesConfig
 from concner.errors import ConfigError, LabelSchemaError, ServiceUnavailable
 from concner.labels import Span, spans_to_tags
@@ -38,139 +46,14 @@ log = logging.getLogger("concner.argilla")
 
 QUESTION = "entities"
 FIELD = "text"
-ROLES = ("source", "target")
 _PAGE = 1000  # the server's largest page for listing records
 _MAX_BACKOFF_S = 30.0
 #: the cursor keeps responses this close to the server's clock at pull start (see pull)
 _WATERMARK_LAG = timedelta(seconds=2)
 
-LABEL_HELP = {
-    "PER": ("People, real or fictional, by name (not pronouns or job titles alone).",
-            "[Ana María] vive en Lima; [Sun Yat-sen]"),
-    "ORG": ("Organisations: companies, institutions, teams, parties, agencies.",
-            "[Naciones Unidas]; [FC Barcelona]; [Google]"),
-    "LOC": ("Locations: countries, cities, regions, rivers, mountains, buildings.",
-            "[Madrid]; the [Nile]; [Kilimanjaro]"),
-    "MISC": ("Other named entities: events, nationalities, works, products.",
-             "the [World Cup]; [Spanish] cuisine"),
-}
-
-
-# -- names, keys, records ------------------------------------------------------------------
-def dataset_name(project: str, role: str, lang: str) -> str:
-    """Argilla dataset name for a project's ``source`` annotation or ``target`` correction
-    dataset in ``lang``: lower-case ``[a-z0-9-]``, e.g. ``my-project-correct-sw``."""
-    if role not in ROLES:
-        raise ConfigError(f"Argilla dataset role must be one of {ROLES}, got {role!r}")
-    slug = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-")[:120]
-    code = re.sub(r"[^a-z0-9]+", "-", lang.lower()).strip("-")
-    if not slug or not code:
-        raise ConfigError(f"cannot name an Argilla dataset for project {project!r}, language "
-                          f"{lang!r}: use letters or digits in both")
-    return f"{slug}-{'annotate' if role == 'source' else 'correct'}-{code}"
-
-
-def resolve_api_key(services: ServicesConfig, env: Mapping[str, str] | None = None) -> str:
-    """The Argilla API key: ``services.argilla_api_key`` (``CONCNER_SERVICES__ARGILLA_API_KEY``),
-    then ``ARGILLA_API_KEY``, then Streamlit secrets (``argilla_api_key`` or
-    ``[argilla] api_key``, only inside the app), then the local stack's credentials file
-    (``concner argilla up``). Raises :class:`ConfigError` when none is set."""
-    env = os.environ if env is None else env
-    if services.argilla_api_key:
-        return services.argilla_api_key
-    if env.get("ARGILLA_API_KEY"):
-        return env["ARGILLA_API_KEY"]
-    import sys
-
-    if "streamlit" in sys.modules:  # inside the app: its secrets.toml
-        try:
-            secrets = sys.modules["streamlit"].secrets
-            key = secrets.get("argilla_api_key") or (secrets.get("argilla") or {}).get("api_key")
-            if key:
-                return str(key)
-        except Exception:  # no secrets file at all: try the next source
-            pass
-    creds = os.path.join(os.path.expanduser(services.argilla_data_dir), "credentials.json")
-    try:
-        with open(creds, encoding="utf-8") as f:
-            return json.load(f)["api_key"]
-    except (OSError, ValueError, KeyError):
-        pass
-    raise ConfigError("no Argilla API key: set ARGILLA_API_KEY (or "
-                      "CONCNER_SERVICES__ARGILLA_API_KEY, or argilla_api_key in Streamlit "
-                      "secrets), or start a local server with `concner argilla up`")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A model's prediction for one sentence, pushed as an Argilla span suggestion.
-
-    ``spans`` carry character offsets into the sentence text and an optional ``score``
-    each; ``uncertainty`` (higher = less sure) becomes sortable record metadata."""
-
-    spans: Sequence[Span]
-    uncertainty: float | None = None
-
-    @classmethod
-    def from_tags(cls, sentence: Sentence, tags: Sequence[str],
-                  uncertainty: float | None = None) -> "Prediction":
-        return cls(sentence.with_tags(tags).spans, uncertainty)
-
-
-@dataclass
-class PushReport:
-    dataset: str
-    created: int = 0
-    updated: int = 0
-    skipped_answered: int = 0  # records a person already answered: left alone
-    unchanged: int = 0
-
-
-@dataclass(frozen=True)
-class PulledAnnotation:
-    """One annotator's submitted answer for one sentence, as IOB2 tags over its tokens."""
-
-    sentence_id: str
-    lang: str
-    tags: list[str]
-    author: str
-    submitted_at: datetime  # UTC
-    snapped_spans: int  # spans widened to whole tokens (character-level selections)
-    dataset: str
-
-
-@dataclass
-class PullResult:
-    dataset: str
-    annotations: list[PulledAnnotation] = field(default_factory=list)
-    #: opaque; pass back as ``since`` next time (persist it with the annotations)
-    cursor: str | None = None
-    #: answers that could not become tags: ``(sentence_id, author, reason)``, never dropped silently
-    problems: list[tuple[str, str, str]] = field(default_factory=list)
-
-    @property
-    def snapped_spans(self) -> int:
-        return sum(a.snapped_spans for a in self.annotations)
-
-
-def guidelines_text(labels: Sequence[str], extra: Mapping[str, tuple[str, str]] | None = None,
-                    *, role: str = "source") -> str:
-    """Markdown guidelines explaining each label with an example (``[brackets]`` = span)."""
-    helps = {**LABEL_HELP, **(extra or {})}
-    task = ("Mark every named entity in the sentence." if role == "source" else
-            "The model's guesses are pre-filled: fix wrong spans, add missed ones, delete false ones.")
-    lines = [f"# Named entities\n\n{task} Select whole words only; punctuation next to a name "
-             "is not part of it. Entities never overlap. Submit a sentence with no entities "
-             "as it is.\n", "| label | what | examples |", "|---|---|---|"]
-    for lab in labels:
-        what, example = helps.get(lab, (f"Entities of type {lab}.", "-"))
-        lines.append(f"| **{lab}** | {what} | {example} |")
-    return "\n".join(lines)
-
-
 def _parse_time(value: str) -> datetime:
     t = datetime.fromisoformat(value)
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _suggestion(pred: Prediction, agent: str) -> rg.Suggestion:
@@ -206,7 +89,7 @@ class ArgillaIO:
         return f"ArgillaIO({self.url!r}, workspace={self.workspace!r})"
 
     @classmethod
-    def from_config(cls, services: ServicesConfig, **kw) -> "ArgillaIO":
+    def from_config(cls, services: ServicesConfig, **kw) -> ArgillaIO:
         return cls(services.argilla_url, resolve_api_key(services), workspace=services.argilla_workspace,
                    retries=services.argilla_retries, backoff_s=services.argilla_backoff_s,
                    batch_size=services.argilla_batch_size, **kw)
@@ -431,7 +314,7 @@ class ArgillaIO:
         after = _parse_time(state["t"]) if state.get("t") else None
         seen = set(state.get("seen", []))
         first = self._call(f"reading the clock of {self.url}", self._http, "GET", "/api/v1/version")
-        server_now = email.utils.parsedate_to_datetime(first.headers["date"]).astimezone(timezone.utc)
+        server_now = email.utils.parsedate_to_datetime(first.headers["date"]).astimezone(UTC)
         watermark = server_now - _WATERMARK_LAG
         found: list[tuple[dict, dict, datetime]] = []
         for raw in self.iter_raw_records(name):
@@ -469,7 +352,7 @@ class ArgillaIO:
         return result
 
     # -- people (the app's admin page and the tests) --------------------------------------
-    def add_annotator(self, username: str, password: str) -> "ArgillaIO":
+    def add_annotator(self, username: str, password: str) -> ArgillaIO:
         """Create an annotator in this workspace (or reuse one of that name); returns a
         connection that acts as them (their own API key)."""
         def create() -> dict:

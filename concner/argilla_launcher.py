@@ -30,9 +30,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from concner.config import ServicesConfig
@@ -101,7 +101,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -148,7 +148,7 @@ class LocalArgilla:
         self._procs: dict[str, subprocess.Popen] = {}
 
     @classmethod
-    def from_config(cls, services: ServicesConfig, folder: str | None = None, **kw) -> "LocalArgilla":
+    def from_config(cls, services: ServicesConfig, folder: str | None = None, **kw) -> LocalArgilla:
         url = urlparse(services.argilla_url)
         if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
             raise ConfigError(
@@ -210,7 +210,7 @@ class LocalArgilla:
                  [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q",
                   "--disable-pip-version-check", *VENV_REQUIREMENTS]]
         for cmd in steps:
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise ServiceUnavailable(
@@ -277,10 +277,10 @@ class LocalArgilla:
 
     def _spawn(self, part: str) -> None:
         cmd = self._command(part)
-        logf = open(self._logfile(part), "ab")
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                env=self._env(), cwd=self.folder, start_new_session=True)
-        logf.close()
+        with open(self._logfile(part), "ab") as logf:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
+                                    stderr=subprocess.STDOUT, env=self._env(), cwd=self.folder,
+                                    start_new_session=True)
         self._procs[part] = proc
         self._pidfile(part).write_text(str(proc.pid))
 
@@ -309,7 +309,8 @@ class LocalArgilla:
         script = ("import json, sys\nfrom argilla_server.cli.__main__ import app\n"
                   "for args in json.load(sys.stdin):\n    app(args, standalone_mode=False)\n")
         done = subprocess.run([str(self.python), "-c", script], input=json.dumps(steps),
-                              env=self._env(), cwd=self.folder, capture_output=True, text=True)
+                              env=self._env(), cwd=self.folder, capture_output=True, text=True,
+                              check=False)
         if done.returncode:
             raise ServiceUnavailable(f"Argilla {what} failed: {done.stderr.strip()[-800:]}")
 

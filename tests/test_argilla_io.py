@@ -69,9 +69,9 @@ def test_unreachable_server_retries_with_backoff_then_fails_without_the_key(capl
 
 class _Flaky(BaseHTTPRequestHandler):
     failures = 2
-    calls: list[str] = []
+    calls: list[str] = []  # noqa: RUF012 (reset by the fixture)
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         type(self).calls.append(self.path)
         if type(self).failures > 0:
             type(self).failures -= 1
