@@ -18,21 +18,26 @@ def register(subparsers) -> None:
     parser.add_argument("--config", help="TOML config file (services.argilla_* keys)")
     parser.add_argument("--folder", help="data folder (default: services.argilla_data_dir)")
     parser.add_argument("--show-secrets", action="store_true",
-                        help="print the owner's password and API key with `up` (they are always "
+                        help="with `up`, print the API key too (it and the password are always "
                              "in <folder>/credentials.json, mode 0600)")
     parser.set_defaults(func=run)
 
 
-def _print(status: StackStatus, *, secrets: bool) -> None:
+def _print(status: StackStatus, *, secrets: str) -> None:
+    """``secrets``: ``none``, ``password`` (what `up` shows to log in) or ``all``."""
     for part in status.parts:
         pid = f" (pid {part.pid})" if part.pid else ""
         print(f"  {part.name:<7} {part.detail}{pid}")
-    if status.answering:
-        print(f"Argilla: {status.url}  (log in as {status.username or '?'})")
-        if secrets and status.api_key:
-            print(f"  password: {status.password}\n  API key:  {status.api_key}")
-        else:
-            print(f"  credentials: {status.folder / 'credentials.json'} (or rerun with --show-secrets)")
+    if not status.answering:
+        return
+    print(f"Argilla: {status.url}")
+    if secrets != "none" and status.password:
+        print(f"  log in as {status.username} with password {status.password}")
+        print(f"  API key: {status.api_key}" if secrets == "all" else
+              f"  API key: in {status.folder / 'credentials.json'} (--show-secrets prints it)")
+    else:
+        print(f"  log in as {status.username}; password and API key in "
+              f"{status.folder / 'credentials.json'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "up":
         status = stack.up()
         print("already running" if status.already_running else "started", f"({stack.folder})")
-        _print(status, secrets=args.show_secrets)
+        _print(status, secrets="all" if args.show_secrets else "password")
         return 0
     if args.action == "down":
         stopped = stack.down()
         print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
         return 0
     status = stack.status()
-    _print(status, secrets=False)
+    _print(status, secrets="none")
     return 0 if status.all_running else 1
