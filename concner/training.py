@@ -72,7 +72,8 @@ class TrainData:
         pairs: optional ``(source_index, translation_index)`` list; several translations of
             one source (several target languages) are fine.
         unlabelled_target: target-language sentences for stage 2 (KD).
-        dev: language -> gold sentences, evaluated after every epoch.
+        dev: language -> gold sentences, evaluated after every epoch (only
+            ``training.select_langs`` when set; the other languages once, at the end).
     """
 
     source: list[Sentence]
