@@ -16,7 +16,7 @@ Every batch is a dict of tensors on the training device as the
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 

@@ -26,9 +26,9 @@ IGNORE_INDEX = -100
 __all__ = [
     "IGNORE_INDEX",
     "cross_entropy",
+    "distillation",
     "label_contrastive",
     "translation_contrastive",
-    "distillation",
 ]
 
 

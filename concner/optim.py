@@ -69,7 +69,7 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int,
     ``(s + 1) / warmup`` during warmup and ``(total - s) / (total - warmup)`` after it, so
     no step runs at learning rate 0."""
     total = max(1, int(total_steps))
-    warmup = min(total - 1, int(round(warmup_ratio * total)))
+    warmup = min(total - 1, round(warmup_ratio * total))
 
     def factor(step: int) -> float:
         if step < warmup:

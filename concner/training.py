@@ -36,8 +36,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -55,8 +55,14 @@ from concner.sentence import Sentence
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainData", "ProgressEvent", "ProgressCallback", "TrainResult", "train",
-           "pair_translations"]
+__all__ = [
+    "ProgressCallback",
+    "ProgressEvent",
+    "TrainData",
+    "TrainResult",
+    "pair_translations",
+    "train",
+]
 
 
 @dataclass

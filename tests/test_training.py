@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from tiny import make_tiny_encoder_dir
 
 from concner.config import TrainingConfig, config_from_dict
 from concner.errors import ConfigError, DataFormatError, JobCancelled
@@ -16,7 +17,6 @@ from concner.model import NerBundle
 from concner.optim import linear_schedule, parameter_groups
 from concner.sentence import Sentence
 from concner.training import ProgressEvent, TrainData, pair_translations, train
-from tiny import make_tiny_encoder_dir
 
 torch.set_num_threads(1)
 

@@ -35,8 +35,9 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from concner.errors import ConfigError, DataFormatError
 
