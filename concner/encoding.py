@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -343,7 +344,7 @@ class PairBatchSampler(LengthGroupedBatchSampler):
 
     @classmethod
     def from_pairs(cls, source_lengths: Sequence[int], target_lengths: Sequence[int],
-                   batch_size: int, seed: int, shuffle: bool = True) -> "PairBatchSampler":
+                   batch_size: int, seed: int, shuffle: bool = True) -> PairBatchSampler:
         if len(source_lengths) != len(target_lengths):
             raise ValueError(
                 f"{len(source_lengths)} source lengths for {len(target_lengths)} translations"

@@ -9,7 +9,7 @@ micro-averaged over entities: overall, per entity label, and per language (the
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2

@@ -128,7 +128,7 @@ class NerBundle:
         (folder / CONCNER_CONFIG_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "NerBundle":
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> NerBundle:
         """Load a folder written by :meth:`save` (safetensors and JSON only, in eval mode).
 
         Raises :class:`ModelError` when the folder is missing, incomplete or inconsistent.
@@ -173,7 +173,7 @@ class NerBundle:
         model.eval()
         return cls(model=model, tokenizer=tokenizer, schema=schema, config=config)
 
-    def clone(self) -> "NerBundle":
+    def clone(self) -> NerBundle:
         """A deep copy of the model (e.g. a frozen teacher and a student). The tokenizer,
         schema and config are immutable in use and shared."""
         return NerBundle(copy.deepcopy(self.model), self.tokenizer, self.schema, self.config)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import make_tiny_tokenizer
 
 from concner.encoding import (
     IGNORE_INDEX,
@@ -23,7 +24,6 @@ from concner.encoding import (
 from concner.errors import ConfigError, LabelSchemaError, ModelError
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
-from tiny import make_tiny_tokenizer
 
 torch.set_num_threads(1)
 SCHEMA = LabelSchema(["PER", "ORG", "LOC"])
@@ -92,6 +92,7 @@ def test_truncation_is_counted_and_keeps_a_prefix(tokenizer):
     short = Sentence.from_tokens("short", "en", tokens[:3], tags[:3])
     (enc_long, enc_short), n_truncated = encode_sentences(tokenizer, [long, short], SCHEMA, 16)
     assert n_truncated == 1
+    assert len(enc_short) < 16 and set(enc_short.word_ids) == {NO_WORD, 0, 1, 2}
     assert len(enc_long) == 16 and enc_long.input_ids[-1] == tokenizer.sep_token_id
     [full], _ = encode_sentences(tokenizer, [long], SCHEMA, 4096)
     assert enc_long.input_ids[:15] == full.input_ids[:15]

@@ -83,10 +83,10 @@ def test_evaluate_command_prints_table_and_json(tmp_path, capsys):
     import json
 
     import torch
+    from tiny import make_tiny_bundle
 
     from concner.cli import main
     from concner.corpus import write_conll
-    from tiny import make_tiny_bundle
 
     torch.set_num_threads(1)
     bundle = make_tiny_bundle(tmp_path)

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from tiny import make_tiny_bundle
 
 from concner.config import ModelConfig
 from concner.encoding import encode_windows
@@ -17,7 +18,6 @@ from concner.inference import Predictor, resolve_device, spans_from_tags
 from concner.labels import spans_to_tags
 from concner.model import NerBundle
 from concner.sentence import Sentence
-from tiny import make_tiny_bundle
 
 torch.set_num_threads(1)
 SCRIPT_WORDS = ["القاهرة", "مرحبا", "שלום", "ירושלים", "東京", "北京", "Zürich"]
@@ -134,7 +134,7 @@ def _entity_everywhere(bundle) -> NerBundle:
 @pytest.mark.parametrize("text,lang", [
     ("😀 John 👍🏽 visited Zürich 🇩🇪 !", "en"),
     ("مرحبا بكم في القاهرة، يا John", "ar"),
-    ("שלום ירושלים ‏(John)", "he"),
+    ("שלום ירושלים \u200f(John)", "he"),
     ("我住在北京和東京。", "zh"),
     ("e\u0301cole\u200b Paris\u200d x", "fr"),
 ])

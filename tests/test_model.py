@@ -7,12 +7,12 @@ import pickle
 
 import pytest
 import torch
+from tiny import make_tiny_bundle, make_tiny_encoder_dir
 
 from concner.config import ModelConfig
 from concner.errors import ModelError
 from concner.labels import LabelSchema
 from concner.model import ModelOutput, NerBundle, build_bundle
-from tiny import make_tiny_bundle, make_tiny_encoder_dir
 
 torch.set_num_threads(1)
 

@@ -8,8 +8,8 @@ Nothing here touches the network. ``make_tiny_encoder_dir`` writes a folder that
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
