@@ -169,6 +169,22 @@ def test_kd_stage_runs_and_changes_the_student(encoder_dir, source, translations
     assert any(not torch.equal(wb[k], wk[k]) for k in wb)
 
 
+def test_distillation_only_with_mse_from_an_existing_model(encoder_dir, source, translations):
+    teacher = train(make_config(encoder_dir, epochs=2), TrainData(source)).bundle
+    config = config_from_dict({"model": {"encoder": encoder_dir},
+                               "loss": {"kd": True, "kd_loss": "mse", "lambda_src": 0.0},
+                               "training": {"epochs": 0, "kd_epochs": 1, "batch_size": 8,
+                                            "learning_rate": 3e-3}}, env={})
+    events: list[ProgressEvent] = []
+    unlabelled = [t.with_tags(None) for t in translations]
+    result = train(config, TrainData([], unlabelled_target=unlabelled), init=teacher,
+                   callback=events.append)
+    assert [(h["stage"], set(h["losses"])) for h in result.history] == [("kd", {"kd"})]
+    assert {e.stage for e in events} == {"kd"} and events[-1].step == events[-1].total_steps == 3
+    before, after = weights(teacher), weights(result.bundle)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_missing_translations_or_unlabelled_text_warn_and_train_what_exists(
         encoder_dir, source, caplog):
     with caplog.at_level("WARNING", logger="concner.training"):
