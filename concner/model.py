@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from concner.config import ModelConfig
-from concner.errors import ModelError
+from concner.errors import ConfigError, ModelError
 from concner.labels import LabelSchema
 
 WEIGHTS_FILE = "model.safetensors"
@@ -211,10 +211,26 @@ def build_bundle(encoder: str, schema: LabelSchema, config: ModelConfig) -> NerB
             "(or give any local Hugging Face model folder)"
         ) from exc
     _require_fast(tokenizer, encoder)
+    limit = _max_sequence_length(tokenizer, encoder_config)
+    if limit is not None and config.max_length > limit:
+        raise ConfigError(
+            f"model.max_length={config.max_length} exceeds the {limit} sub-words encoder "
+            f"{encoder!r} supports; set model.max_length to at most {limit}"
+        )
     bundle_model = NerModel(model, len(schema), dropout=config.dropout,
                             projection_dim=config.projection_dim)
     return NerBundle(model=bundle_model, tokenizer=tokenizer, schema=schema,
                      config=dataclasses.replace(config, encoder=encoder))
+
+
+def _max_sequence_length(tokenizer: Any, encoder_config: Any) -> int | None:
+    """Longest input the encoder takes: the tokenizer's ``model_max_length`` when set (it
+    accounts for position offsets such as XLM-R's), else ``max_position_embeddings``."""
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < 1_000_000:
+        return declared
+    positions = getattr(encoder_config, "max_position_embeddings", None)
+    return positions if isinstance(positions, int) and positions > 0 else None
 
 
 def _without_pooler(encoder_config: Any) -> dict:

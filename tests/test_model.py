@@ -8,9 +8,10 @@ import pickle
 import pytest
 import torch
 from tiny import make_tiny_bundle, make_tiny_encoder_dir
+from transformers import AutoTokenizer
 
 from concner.config import ModelConfig
-from concner.errors import ModelError
+from concner.errors import ConfigError, ModelError
 from concner.labels import LabelSchema
 from concner.model import ModelOutput, NerBundle, build_bundle
 
@@ -146,8 +147,14 @@ def test_build_bundle_from_local_folder(tmp_path):
 
 
 def test_build_bundle_errors(tmp_path, monkeypatch):
+    enc_dir = make_tiny_encoder_dir(tmp_path / "enc")
+    limit = AutoTokenizer.from_pretrained(str(enc_dir)).model_max_length
+    with pytest.raises(ConfigError, match="model.max_length"):
+        build_bundle(str(enc_dir), LabelSchema(["PER"]), ModelConfig(max_length=limit + 1))
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(ModelError, match="config.json"):
-        build_bundle(str(tmp_path), LabelSchema(["PER"]), ModelConfig())
+        build_bundle(str(empty), LabelSchema(["PER"]), ModelConfig())
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
