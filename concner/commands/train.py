@@ -110,7 +110,11 @@ def load_inputs(config) -> tuple[Any, dict]:
     repair = data_cfg.repair_iob
     source = []
     if "train" in paths:
-        (lang, path), = expand_paths(paths["train"], [src_lang], "train").items()
+        files = expand_paths(paths["train"], [src_lang], "train")
+        if len(files) != 1:
+            raise ConfigError(f"paths.train names {len(files)} files; give one labelled source "
+                              f"file (language data.source_lang = {src_lang!r})")
+        (lang, path), = files.items()
         source = _read(path, lang, repair)
         if data_cfg.train_sample:
             if data_cfg.train_sample > len(source):
