@@ -239,13 +239,14 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
 
 def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:
     """Queue a retrain when at least ``min_new_labels`` annotations arrived since the last
-    run's snapshot (or there never was one). Returns the queued run id, or None."""
+    run's snapshot (or there never was one). Returns the id of a newly queued run, or None
+    (too few new labels, or a queued run already covers them)."""
     last = store.last_snapshot_count(name) or 0
     new = store.annotation_count(name) - last
     if new < min_new_labels:
         return None
-    run_id, _ = store.request_run(name, reason="new_labels")
-    return run_id
+    run_id, created = store.request_run(name, reason="new_labels")
+    return run_id if created else None
 
 
 def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: int) -> str:

@@ -155,23 +155,30 @@ def run_sync(store, project: str, config: Config) -> list[dict]:
     return out
 
 
-def tick(ctx=None) -> dict:
-    """Housekeeping the worker runs often: recover retrains of dead workers, re-enqueue
-    queued runs without a queue message, and apply the retrain policy to every project."""
+def tick(ctx=None, *, startup: bool = False) -> dict:
+    """Housekeeping the worker runs on every heartbeat: fail and re-queue retrains whose
+    worker died (stale lock), apply the retrain policy to every project, and re-enqueue
+    queued runs that have waited longer than ``services.lock_stale_seconds`` without a
+    worker taking them (all of them at ``startup``)."""
     from concner.runner import maybe_request_retrain
 
     ctx = ctx or context()
     store, services = ctx.store, ctx.config.services
+    enqueue: dict[int, str] = {}
     recovered = store.recover_stale(services.lock_stale_seconds)
     for rec in recovered:
         log.warning("run %s of %s lost its worker; re-queued as run %s", rec.lost_run_id,
                     rec.project, rec.queued_run_id)
+        enqueue[rec.queued_run_id] = rec.project
     for project in store.list_projects():
-        maybe_request_retrain(store, project.name, services.retrain_min_new_labels)
-    pending = store.pending_retrains()
-    for project, run_id in pending:
+        run_id = maybe_request_retrain(store, project.name, services.retrain_min_new_labels)
+        if run_id is not None:
+            enqueue[run_id] = project.name
+    for project, run_id in store.pending_retrains(0 if startup else services.lock_stale_seconds):
+        enqueue[run_id] = project
+    for run_id, project in enqueue.items():
         ctx.enqueue_retrain(project, run_id)
-    return {"recovered": len(recovered), "enqueued": len(pending)}
+    return {"recovered": len(recovered), "enqueued": len(enqueue)}
 
 
 @huey.periodic_task(crontab(minute=f"*/{CONFIG.services.sync_every_minutes}"), name="sync_all")

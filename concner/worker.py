@@ -56,10 +56,12 @@ class Heartbeat:
     def _run(self) -> None:
         from concner.errors import ConcnerError
 
+        startup = True
         while True:
             try:
                 self.beat()
-                self.tick(self.ctx)
+                self.tick(self.ctx, startup=startup)
+                startup = False
             except ConcnerError as exc:
                 log.warning("heartbeat: %s", exc)
             except Exception:  # keep beating: the app shows a dead worker otherwise

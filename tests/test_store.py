@@ -205,6 +205,7 @@ def test_stale_lock_is_recovered(store):
     assert lost.status == "failed" and "heartbeat" in lost.error
     assert store.get_run(rec.queued_run_id).retry_of == run
     assert store.pending_retrains() == [("p", rec.queued_run_id)]
+    assert store.pending_retrains(older_than=60) == []  # just queued: its message is fresh
 
 
 def test_cancel_queued_and_running(store, tmp_path):

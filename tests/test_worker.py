@@ -64,6 +64,7 @@ def db_url(request, tmp_path):
     cleanup()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_loses_nothing_and_the_run_is_redone(tmp_path):
     url, _ = database_url("sqlite", tmp_path)
     store = Store(url)
@@ -185,3 +186,87 @@ def test_two_writers_during_a_retrain_lose_nothing(db_url, tmp_path):
     assert stored == made[0] | made[1]
     # the run trained on the snapshot taken at its start, before the writers began
     assert store.get_run(run).label_counts["annotations"] == before
+
+
+def test_concner_worker_command_beats_and_stops_on_sigterm(tmp_path):
+    url, _ = database_url("sqlite", tmp_path)
+    store = Store(url)
+    log = tmp_path / "cli-worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "concner.cli", "worker"], cwd=ROOT,
+                                  env=service_env(tmp_path, url), stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        first = _wait(lambda: [w for w in store.workers() if w.status == "running"], 60,
+                      "the worker's heartbeat", worker)[0]
+        assert first.pid == worker.pid
+        _wait(lambda: store.workers()[0].last_seen > first.last_seen, 10, "a second beat",
+              worker)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    (row,) = store.workers()
+    assert row.status == "stopped" and row.worker_id == first.worker_id
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_redis_queue_runs_a_retrain_requested_from_the_cli(tmp_path):
+    import os
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    port = _free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, _ = database_url("sqlite", tmp_path)
+    store = Store(url)
+    make_project(store, "p", tiny_encoder(tmp_path), n_source=16, n_dev=8, n_pool=8,
+                 training=_training(1))
+    env = service_env(tmp_path, url, CONCNER_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+                      CONCNER_SERVICES__RETRAIN_MIN_NEW_LABELS="100000")  # on demand only
+    worker = None
+    try:
+        import redis as redis_client
+
+        _wait(lambda: _pings(redis_client, port), 20, "redis to start")
+        with open(tmp_path / "redis-worker.log", "w") as out:
+            worker = subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT,
+                                      env=env, stdout=out, stderr=subprocess.STDOUT)
+        cli = subprocess.run([sys.executable, "-m", "concner.cli", "project", "retrain", "p"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0, cli.stderr
+        (run,) = store.runs("p")
+        assert f"run {run.id} queued" in cli.stdout and not (tmp_path / "queue.db").exists()
+        done = _wait(lambda: store.get_run(run.id).status in ("succeeded", "failed"), 120,
+                     "the retrain", worker)
+        assert done and store.get_run(run.id).status == "succeeded", store.get_run(run.id).error
+        assert store.active_model_version("p").run_id == run.id
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        redis.terminate()
+        redis.wait(10)
+
+
+def _pings(redis_client, port: int) -> bool:
+    try:
+        return bool(redis_client.Redis(host="127.0.0.1", port=port).ping())
+    except redis_client.exceptions.ConnectionError:
+        return False

@@ -144,13 +144,16 @@ class RunRepository:
                 lock.run_id = lock.owner = lock.acquired_at = lock.heartbeat_at = None
         return out
 
-    def pending_retrains(self) -> list[tuple[str, int]]:
-        """``(project, run_id)`` of queued follow-ups whose project holds no lock (e.g. their
-        queue message was lost); enqueueing them again is harmless."""
+    def pending_retrains(self, older_than: float = 0.0) -> list[tuple[str, int]]:
+        """``(project, run_id)`` of queued follow-ups, requested more than ``older_than``
+        seconds ago, whose project holds no lock (e.g. their queue message was lost, or the
+        worker stopped before starting them); enqueueing them again is harmless."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
         with self.read() as s:
             return list(s.execute(sa.select(Project.name, RetrainLock.queued_run_id).join(
-                RetrainLock, RetrainLock.project_id == Project.id).where(
-                RetrainLock.queued_run_id.is_not(None), RetrainLock.run_id.is_(None))).tuples())
+                RetrainLock, RetrainLock.project_id == Project.id).join(
+                Run, Run.id == RetrainLock.queued_run_id).where(
+                RetrainLock.run_id.is_(None), Run.requested_at <= cutoff)).tuples())
 
     def lock_state(self, name: str) -> RetrainLock:
         with self.read() as s:

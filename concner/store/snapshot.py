@@ -28,7 +28,9 @@ class Snapshot:
     Attributes:
         source: gold source-language sentences (role ``source``, split ``train``/``pool``).
         pairs: ``(source index, translation)`` for every usable (``ok``/``repaired``)
-            projected translation with labels; a source may have one per target language.
+            translation of a gold source sentence (with its projected labels when it has
+            them; without, it still serves the translation-contrastive loss); a source may
+            have one per target language.
         target_gold: labelled target-language sentences outside ``dev``.
         unlabelled_target: target-language sentences without labels (for distillation).
         dev: target language -> gold dev sentences.
@@ -84,7 +86,7 @@ def take_snapshot(store, name: str) -> Snapshot:
     for link in links:
         tr = by_id.get(link.translation_sentence_id)
         if (link.status in USABLE_LINKS and link.source_sentence_id in source_index
-                and tr is not None and tr.tags is not None):
+                and tr is not None):
             tr.meta.update(link_status=link.status, backend=link.backend)
             snap.pairs.append((source_index[link.source_sentence_id], tr))
     target_by_lang = Counter(x.lang for x in snap.target_gold)
