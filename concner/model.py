@@ -15,7 +15,6 @@ import inspect
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +101,8 @@ class NerBundle:
         then renamed into place, so a reader never sees a half-written model."""
         target = Path(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()  # (not mkdtemp: its 0700 mode would hide the model from other users)
         try:
             self._write(tmp)
             if target.exists():

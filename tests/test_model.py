@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -98,7 +100,13 @@ def test_save_load_round_trip_without_unpickling(bundle, tmp_path, monkeypatch):
 
 def test_save_replaces_an_existing_folder_and_leaves_no_temp(bundle, tmp_path):
     folder = tmp_path / "m"
-    bundle.save(folder)
+    old_mask = os.umask(0o022)
+    try:
+        bundle.save(folder)
+    finally:
+        os.umask(old_mask)
+    # the folder follows the umask (other users, e.g. the worker, can read it)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     other = bundle.clone()
     with torch.no_grad():
         other.model.classifier.bias.add_(1.0)

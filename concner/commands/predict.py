@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from concner.errors import ConcnerError, DataFormatError
@@ -95,11 +95,10 @@ def _predict_all(predictor, sentences, desc: str):
 def _write_atomic(path: str, lines) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line + "\n")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in lines)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
