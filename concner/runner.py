@@ -155,7 +155,7 @@ def build_train_data(snap: Snapshot):
 
 
 def evaluate_dev(bundle, snap: Snapshot, known: dict | None = None,
-                 batch_size: int = 64) -> dict[str, dict]:
+                 batch_size: int = 64, device: str = "auto") -> dict[str, dict]:
     """``lang -> evaluate() report`` on the gold dev sentences of every target language
     that has some (``known`` reports, e.g. from training, are reused)."""
     from concner.evaluation import evaluate
@@ -170,7 +170,7 @@ def evaluate_dev(bundle, snap: Snapshot, known: dict | None = None,
         if known and lang in known:
             reports[lang] = known[lang]
             continue
-        predictor = predictor or Predictor(bundle, batch_size=batch_size, device="cpu")
+        predictor = predictor or Predictor(bundle, batch_size=batch_size, device=device)
         reports[lang] = evaluate(gold, [p.tags for p in predictor.predict(gold)])
     return reports
 
@@ -226,14 +226,16 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
                            "labelled source sentences (concner project import) first")
     result = train(config, build_train_data(snap), callback=progress)
     progress.stage("evaluate")
-    reports = evaluate_dev(result.bundle, snap, getattr(result, "dev_metrics", None),
-                           batch_size=getattr(config.training, "eval_batch_size", 64))
+    reports = evaluate_dev(result.bundle, snap, result.dev_metrics,
+                           batch_size=config.training.eval_batch_size,
+                           device=config.training.device)
     progress._write(force=True)  # last chance to honour a cancel before publishing
     progress.stage("publish")
     published = ctx.registry.publish(name, result.bundle, run_id=run_id, mean_f1=mean_f1(reports))
     ctx.store.add_metrics(run_id, "dev", reports, model_version_id=published.version.id)
     progress.log(f"model v{published.version.version}: "
                  f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
+    progress.stage("done")
     return "succeeded", published.version.id
 
 
@@ -264,7 +266,9 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
             store.record_snapshot(run_id, label_counts=counts, config={}, seed=0)
         progress.stage("evaluate")
         snap = take_snapshot(store, name)
-        reports = evaluate_dev(ctx.registry.load(mv), snap)
+        reports = evaluate_dev(ctx.registry.load(mv), snap,
+                               batch_size=ctx.config.training.eval_batch_size,
+                               device=ctx.config.training.device)
         store.add_metrics(run_id, "dev", reports, model_version_id=mv.id)
         progress.log(f"v{mv.version}: mean dev F1 "
                      + (f"{100 * mean_f1(reports):.2f}" if reports else "n/a (no dev sentences)"))
@@ -296,7 +300,8 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
         bundle, mv = ctx.registry.load_active(name)
         mv_id = mv.id
         pool = take_snapshot(store, name).unlabelled_target
-        predictor = Predictor(bundle, device="cpu")
+        predictor = Predictor(bundle, batch_size=ctx.config.training.eval_batch_size,
+                              device=ctx.config.training.device)
         progress.stage("predict", total=len(pool))
         for start in range(0, len(pool), chunk):
             part = pool[start:start + chunk]
