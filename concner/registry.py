@@ -163,8 +163,10 @@ class ModelRegistry:
         fs = self._fs()
         if not fs.exists(f"{mv.path}/{MANIFEST}"):
             raise ModelError(f"checkpoint {mv.path} has no {MANIFEST}: it is incomplete")
-        manifest = json.loads(fs.cat_file(f"{mv.path}/{MANIFEST}"))
-        key = hashlib.sha256(mv.path.encode()).hexdigest()[:16]
+        raw = fs.cat_file(f"{mv.path}/{MANIFEST}")
+        manifest = json.loads(raw)
+        # the cache key covers the content, so a reused URL never serves stale files
+        key = hashlib.sha256(mv.path.encode() + b"\0" + raw).hexdigest()[:24]
         target = self.cache_dir / key
         if (target / MANIFEST).is_file():
             return target

@@ -139,8 +139,8 @@ def test_registry_on_an_fsspec_url_keeps_the_last_versions(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.create_project("p/x y", source_lang="en", target_langs=["de"],
                          entity_types=["PER", "ORG", "LOC"], encoder="enc")
-    registry = ModelRegistry(store, "memory://concner-test-models", keep_versions=2,
-                             promote_tolerance=0.5)
+    registry = ModelRegistry(store, f"memory://concner-test-{tmp_path.name}", keep_versions=2,
+                             promote_tolerance=0.5, cache_dir=str(tmp_path / "cache"))
     bundle = make_tiny_bundle(tmp_path)
     published = [registry.publish("p/x y", bundle, run_id=None, mean_f1=f1)
                  for f1 in (0.80, 0.60, 0.797, 0.70)]
@@ -155,9 +155,10 @@ def test_registry_on_an_fsspec_url_keeps_the_last_versions(tmp_path):
         registry.load(versions[0])
     loaded, mv = registry.load_active("p/x y")
     assert mv.version == 3
-    for (name, a), (_, b) in zip(bundle.model.state_dict().items(),
-                                 loaded.model.state_dict().items()):
-        assert torch.equal(a, b), name
+    expected, got = bundle.model.state_dict(), loaded.model.state_dict()
+    assert sorted(expected) == sorted(got)
+    for name, tensor in expected.items():
+        assert torch.equal(tensor, got[name]), name
     fs.rm(f"{versions[3].path}/{MANIFEST}")  # as if the upload stopped before the manifest
     with pytest.raises(ModelError, match="incomplete"):
         registry.local_folder(versions[3])
