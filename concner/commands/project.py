@@ -181,9 +181,10 @@ def run_status(args) -> int:
         print(f"  run {m['run']} {m['lang']}: F1 {100 * m['f1']:.2f} (support {m['support']})")
     for r in info["runs"]:
         where = f" {r['stage']} {r['step']}/{r['total']}" if r["status"] == "running" else ""
-        print(f"run {r['id']} {r['kind']} {r['status']}{where} ({r['reason']}) "
-              f"{r['label_counts'] or ''}" + (f" error: {r['error'].splitlines()[0]}"
-                                               if r["error"] else ""))
+        counts = ", ".join(f"{k} {v}" for k, v in r["label_counts"].items())
+        print(f"run {r['id']} {r['kind']} {r['status']}{where} ({r['reason']})"
+              + (f" labels: {counts}" if counts else "")
+              + (f"; error: {r['error'].splitlines()[0]}" if r["error"] else ""))
     for w in info["workers"]:
         print(f"worker {w['id']}: {w['status']}, last seen {w['last_seen']}")
     return 0
