@@ -45,6 +45,8 @@ class ModelConfig:
     #: windows for prediction overlap by this many sub-words
     window_stride: int = 32
     freeze_embeddings: bool = False
+    #: prediction: "argmax" (stray I- repaired to B-) or "viterbi" (best valid IOB2 path)
+    decoding: str = "argmax"
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,7 @@ def validate(config: Config) -> None:
     need(m.max_length >= 8, "model.max_length", "must be at least 8")
     need(0 <= m.window_stride < m.max_length // 2, "model.window_stride", "must be in [0, max_length/2)")
     need(m.projection_dim > 0, "model.projection_dim", "must be positive")
+    need(m.decoding in ("argmax", "viterbi"), "model.decoding", "must be 'argmax' or 'viterbi'")
     need(lo.lambda_lcl >= 0 and lo.lambda_tcl >= 0 and lo.lambda_src >= 0, "loss.lambda_*", "must be >= 0")
     need(lo.temperature_lcl > 0 and lo.temperature_tcl > 0 and lo.kd_temperature > 0,
          "loss.temperature_*", "must be > 0")

@@ -28,6 +28,8 @@ from concner.labels import Span
 from concner.model import NerBundle
 from concner.sentence import Sentence
 
+DECODINGS = ("argmax", "viterbi")
+
 
 @dataclass
 class Prediction:
@@ -35,7 +37,8 @@ class Prediction:
 
     Attributes:
         sentence_id: ``Sentence.id`` of the input.
-        tags: one valid IOB2 tag per word (argmax, stray ``I-`` repaired to ``B-``).
+        tags: one valid IOB2 tag per word (argmax with stray ``I-`` repaired to ``B-``, or
+            the Viterbi path over valid IOB2 sequences; see ``ModelConfig.decoding``).
         spans: entities with character offsets into ``Sentence.text``; ``score`` is the mean
             over the entity's words of the word's highest tag probability.
         word_probs: ``[n_words, C]`` tag probabilities (float32), columns in schema order.
@@ -86,6 +89,41 @@ def resolve_device(device: str | torch.device) -> torch.device:
     raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
 
 
+def iob2_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed IOB2 moves as additive log-scores: ``(start [C], transition [C_prev, C])``,
+    0 where allowed and ``-inf`` where not (``I-X`` only after ``B-X``/``I-X``)."""
+    n = len(tags)
+    start = np.zeros(n)
+    trans = np.zeros((n, n))
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            start[j] = -np.inf
+            for i, prev in enumerate(tags):
+                if prev[2:] != tag[2:] or prev == "O":
+                    trans[i, j] = -np.inf
+    return start, trans
+
+
+def viterbi_iob2(probs: np.ndarray, tags: Sequence[str]) -> list[int]:
+    """Tag ids of the most probable VALID IOB2 sequence, taking words as independent
+    (``probs``: ``[n_words, C]``, columns in the order of ``tags``)."""
+    n_words = len(probs)
+    if n_words == 0:
+        return []
+    start, trans = iob2_transitions(tags)
+    logp = np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0))
+    score = start + logp[0]  # [C]
+    back = np.zeros((n_words, len(tags)), dtype=np.int64)
+    for k in range(1, n_words):
+        candidates = score[:, None] + trans  # [C_prev, C]
+        back[k] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + logp[k]
+    path = [int(score.argmax())]
+    for k in range(n_words - 1, 0, -1):
+        path.append(int(back[k, path[-1]]))
+    return path[::-1]
+
+
 def spans_from_tags(tags: Sequence[str], offsets: Sequence[tuple[int, int]],
                     word_scores: np.ndarray) -> list[Span]:
     """Spans of a VALID IOB2 sequence with ``score`` = mean of ``word_scores`` over the
@@ -112,12 +150,17 @@ class Predictor:
         batch_size: sequences (sentences or windows) per forward pass.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         bf16: autocast to bfloat16 on CUDA (ignored on CPU).
+        decoding: ``"argmax"`` (per word, stray ``I-`` repaired to ``B-``) or ``"viterbi"``
+            (best valid IOB2 sequence); None takes ``bundle.config.decoding``.
     """
 
     def __init__(self, bundle: NerBundle, batch_size: int = 32, device: str = "auto", *,
-                 bf16: bool = True):
+                 bf16: bool = True, decoding: str | None = None):
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+        self.decoding = bundle.config.decoding if decoding is None else decoding
+        if self.decoding not in DECODINGS:
+            raise ConfigError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
         self.bundle = bundle
         self.batch_size = int(batch_size)
         self.device = resolve_device(device)
@@ -157,7 +200,10 @@ class Predictor:
         schema = self.bundle.schema
         if len(probs) == 0:
             return Prediction(sentence.id, [], [], probs, 0.0, 1.0)
-        tags = schema.decode_valid(probs.argmax(axis=-1).tolist())
+        if self.decoding == "viterbi":
+            tags = schema.decode(viterbi_iob2(probs, schema.tags))
+        else:
+            tags = schema.decode_valid(probs.argmax(axis=-1).tolist())
         top = probs.max(axis=-1)
         entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=-1)
         return Prediction(sentence.id, tags, spans_from_tags(tags, sentence.offsets, top), probs,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 import random
@@ -14,8 +16,8 @@ from tiny import make_tiny_bundle
 from concner.config import ModelConfig
 from concner.encoding import encode_windows
 from concner.errors import ConfigError
-from concner.inference import Predictor, resolve_device, spans_from_tags
-from concner.labels import spans_to_tags
+from concner.inference import Predictor, resolve_device, spans_from_tags, viterbi_iob2
+from concner.labels import LabelSchema, iob2_errors, spans_to_tags
 from concner.model import NerBundle
 from concner.sentence import Sentence
 
@@ -257,3 +259,46 @@ def test_predict_command_writes_jsonl(bundle, tmp_path, capsys):
     # a bad model folder is a one-line user error (exit code 2)
     assert main(["predict", "--model", str(tmp_path / "none"), "--in", str(src),
                  "--out", str(out), "--format", "text", "--lang", "en"]) == 2
+
+
+def _brute_force_best_valid(probs: np.ndarray, tags: list[str]) -> tuple[float, list[int]]:
+    best = (-np.inf, [])
+    for seq in itertools.product(range(len(tags)), repeat=len(probs)):
+        if iob2_errors([tags[i] for i in seq]):
+            continue
+        score = float(np.log(probs[np.arange(len(probs)), list(seq)]).sum())
+        if score > best[0]:
+            best = (score, list(seq))
+    return best
+
+
+def test_viterbi_finds_the_best_valid_sequence():
+    tags = LabelSchema(["PER", "LOC"]).tags
+    rng = np.random.default_rng(0)
+    for n_words in [1, 2, 3, 4]:
+        for _ in range(15):
+            probs = rng.dirichlet(np.full(len(tags), 0.3), size=n_words)
+            path = viterbi_iob2(probs, tags)
+            assert not iob2_errors([tags[i] for i in path])
+            best_score, _ = _brute_force_best_valid(probs, tags)
+            score = float(np.log(probs[np.arange(n_words), path]).sum())
+            assert score == pytest.approx(best_score, abs=1e-9)
+            argmax = probs.argmax(axis=1).tolist()
+            if not iob2_errors([tags[i] for i in argmax]):
+                assert path == argmax
+    assert viterbi_iob2(np.zeros((0, len(tags))), tags) == []
+
+
+def test_predictor_decoding_option(bundle):
+    sentences = _corpus(10, seed=4)
+    viterbi = Predictor(bundle, decoding="viterbi").predict(sentences)
+    argmax = Predictor(bundle).predict(sentences)
+    for v, a in zip(viterbi, argmax):
+        assert not iob2_errors(v.tags)
+        assert np.array_equal(v.word_probs, a.word_probs)
+        assert v.tags == bundle.schema.decode(viterbi_iob2(v.word_probs, bundle.schema.tags))
+    configured = dataclasses.replace(bundle, config=dataclasses.replace(bundle.config,
+                                                                        decoding="viterbi"))
+    assert Predictor(configured).decoding == "viterbi"
+    with pytest.raises(ConfigError, match="decoding"):
+        Predictor(bundle, decoding="beam")
