@@ -222,7 +222,7 @@ class ArgillaIO:
     # -- push ----------------------------------------------------------------------------
     def push(self, name: str, sentences: Sequence[Sentence],
              predictions: Mapping[str, Prediction] | None = None, *, model_version: str | None = None,
-             only_existing: bool = False,
+             only_existing: bool = False, max_new: int | None = None,
              on_batch: Callable[[list[str]], None] | None = None) -> PushReport:
         """Upsert one record per sentence (id = sentence id), in batches.
 
@@ -230,14 +230,15 @@ class ArgillaIO:
         per-span scores). Records with a submitted answer are left alone; records whose
         text, metadata and suggestion already match are not sent again. ``on_batch`` gets
         the sentence ids of each batch once the server stored it (so a caller can record
-        progress; pushing again is always safe)."""
+        progress; pushing again is always safe). ``max_new`` caps how many records are
+        created (in the order given); existing records are always brought up to date."""
         predictions = predictions or {}
         existing = {r["external_id"]: r for r in self.iter_raw_records(name)}
         report = PushReport(name)
         todo: list[rg.Record] = []
         for sent in sentences:
             raw = existing.get(sent.id)
-            if raw is None and only_existing:
+            if raw is None and (only_existing or (max_new is not None and report.created >= max_new)):
                 continue
             if raw is not None and any(x["status"] == "submitted" for x in raw.get("responses") or []):
                 report.skipped_answered += 1

@@ -87,15 +87,18 @@ def _save(store, project: str, dataset: str, annotations, cursor: str) -> None:
 
 
 def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schema: LabelSchema,
-                 *, min_submitted: int = 1) -> DatasetSync:
+                 *, min_submitted: int = 1, push_limit: int = 0) -> DatasetSync:
+    """Sync one dataset; ``push_limit`` caps the records created per sync, most uncertain
+    first (0 = all), so a 20,000-sentence pool does not flood the annotators' queue."""
     name = io.ensure_dataset(project, role, lang, schema.entity_types, min_submitted=min_submitted)
     store_role = "source" if role == "source" else "target"
     every = store.sentences(project, role=store_role, lang=lang)
     todo = [s for s in every if s.tags is None and s.meta.get("split") != "dev"]
     preds_by_row, version = _predictions(store, project) if role == "target" else ({}, None)
     preds = {s.id: preds_by_row[s.meta["db_id"]] for s in todo if s.meta["db_id"] in preds_by_row}
+    todo.sort(key=lambda s: -(preds[s.id].uncertainty or 0.0) if s.id in preds else 0.0)
     report = DatasetSync(name)
-    pushed = io.push(name, todo, preds, model_version=version)
+    pushed = io.push(name, todo, preds, model_version=version, max_new=push_limit or None)
     report.pushed, report.skipped_answered = pushed.created + pushed.updated, pushed.skipped_answered
     state = store.get_sync_state(project, name)
     by_id: dict[str, Sentence] = {s.id: s for s in every}
@@ -115,7 +118,8 @@ def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schem
     return report
 
 
-def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1) -> list[DatasetSync]:
+def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1,
+                 push_limit: int = 0) -> list[DatasetSync]:
     """Sync the project's source dataset and each target-language dataset (see module doc).
 
     Raises :class:`~concner.errors.ServiceUnavailable` when Argilla cannot be reached after
@@ -123,17 +127,19 @@ def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1) 
     proj = store.get_project(project)
     schema = LabelSchema.from_dict(proj.label_schema)
     plan = [("source", proj.source_lang)] + [("target", lang) for lang in proj.target_langs]
-    return [sync_dataset(store, project, io, role, lang, schema, min_submitted=min_submitted)
-            for role, lang in plan]
+    return [sync_dataset(store, project, io, role, lang, schema, min_submitted=min_submitted,
+                         push_limit=push_limit) for role, lang in plan]
 
 
 def sync_hook(store, project: str, config: Config) -> list:
     """The worker's hook: ``(store, project, config) -> [SyncReport]``."""
     from concner.tasks import SyncReport
 
-    io = ArgillaIO.from_config(config.services)
+    services = config.services
+    io = ArgillaIO.from_config(services)
     out = []
-    for rep in sync_project(store, project, io, min_submitted=config.services.argilla_min_submitted):
+    for rep in sync_project(store, project, io, min_submitted=services.argilla_min_submitted,
+                            push_limit=services.argilla_push_limit):
         log.info("argilla sync %s/%s: %s", project, rep.dataset, rep.message)
         out.append(SyncReport(dataset=rep.dataset, n_new=rep.new_labels, cursor=rep.cursor,
                               message=rep.message))

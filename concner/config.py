@@ -111,6 +111,8 @@ class ServicesConfig:
     #: submissions a record needs before it counts as done (Argilla task distribution)
     argilla_min_submitted: int = 1
     argilla_batch_size: int = 200
+    #: new records pushed per dataset per sync, most uncertain first (0 = no limit)
+    argilla_push_limit: int = 500
     #: retries (exponential backoff from argilla_backoff_s) before ServiceUnavailable
     argilla_retries: int = 4
     argilla_backoff_s: float = 1.0
@@ -286,15 +288,15 @@ def validate(config: Config) -> None:
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
-    need(s.argilla_min_submitted >= 1 and s.argilla_batch_size >= 1,
-         "services.argilla_min_submitted/argilla_batch_size", "must be >= 1")
-    need(s.argilla_retries >= 0 and s.argilla_backoff_s >= 0, "services.argilla_retries/backoff_s",
-         "must be >= 0")
     need(s.heartbeat_seconds > 0, "services.heartbeat_seconds", "must be > 0")
     need(s.lock_stale_seconds > 2 * s.heartbeat_seconds, "services.lock_stale_seconds",
          "must be more than twice services.heartbeat_seconds")
     need(s.worker_threads >= 1, "services.worker_threads", "must be >= 1")
     need(1 <= s.sync_every_minutes <= 59, "services.sync_every_minutes", "must be in [1, 59]")
+    need(s.argilla_min_submitted >= 1 and s.argilla_batch_size >= 1,
+         "services.argilla_min_submitted/argilla_batch_size", "must be >= 1")
+    need(s.argilla_retries >= 0 and s.argilla_backoff_s >= 0 and s.argilla_push_limit >= 0,
+         "services.argilla_retries/backoff_s/push_limit", "must be >= 0")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
     tr = config.translation
     need(0.0 <= tr.dictionary_share <= 1.0, "translation.dictionary_share", "must be in [0, 1]")

@@ -270,9 +270,11 @@ def test_sync_project_pushes_pool_and_stores_every_answer(io, tmp_path):
                                    "score": 0.8} for sp in s.with_tags(guess).spans], 0.1 * k)
         for k, s in enumerate(pool)])
 
-    first = sync_project(store, pname, io)
+    first = sync_project(store, pname, io, push_limit=3)  # the 3 most uncertain first
     src_name, tgt_name = dataset_name(pname, "source", "en"), dataset_name(pname, "target", "ar")
-    assert [(r.dataset, r.pushed, r.new_labels) for r in first] == [(src_name, 4, 0), (tgt_name, 5, 0)]
+    assert [(r.dataset, r.pushed, r.new_labels) for r in first] == [(src_name, 3, 0), (tgt_name, 3, 0)]
+    assert sorted(io.record_ids(tgt_name)) == ["ar2", "ar3", "ar4"]
+    assert [r.pushed for r in sync_project(store, pname, io)] == [1, 2]
     raw = {r["external_id"]: r for r in io.iter_raw_records(tgt_name)}
     assert sorted(raw) == [f"ar{i}" for i in range(5)]  # the dev sentence stays out
     assert raw["ar0"]["suggestions"][0]["agent"] == "v1"
