@@ -247,7 +247,8 @@ def test_predict_command_writes_jsonl(bundle, tmp_path, capsys):
     src.write_text("\n".join(texts) + "\n", encoding="utf-8")
     out = tmp_path / "out" / "pred.jsonl"
     code = main(["predict", "--model", str(model_dir), "--in", str(src), "--out", str(out),
-                 "--format", "text", "--lang", "zh", "--batch-size", "2", "--device", "cpu"])
+                 "--format", "text", "--lang", "zh", "--batch-size", "2", "--device", "cpu",
+                 "--decoding", "viterbi"])
     assert code == 0
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in records] == texts

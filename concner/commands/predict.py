@@ -51,6 +51,8 @@ def _common(p) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--decoding", choices=["argmax", "viterbi"],
+                   help="tag decoding (default: the model's model.decoding)")
 
 
 def _read(path: str, lang: str | None, fmt: str):
@@ -76,7 +78,8 @@ def _predictor(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     bundle = NerBundle.load(args.model)
-    return Predictor(bundle, batch_size=args.batch_size, device=args.device)
+    return Predictor(bundle, batch_size=args.batch_size, device=args.device,
+                     decoding=args.decoding)
 
 
 def _predict_all(predictor, sentences, desc: str):
