@@ -218,6 +218,9 @@ class LocalArgilla:
                     f"{done.stderr.strip()[-800:]}\nCheck that PyPI is reachable, then retry."
                 )
         (tmp / ".concner-requirements").write_text(wanted)
+        if marker.exists() and marker.read_text() == wanted:  # another process was faster
+            shutil.rmtree(tmp, ignore_errors=True)
+            return self.venv
         if self.venv.exists():  # stale (other pins): replace it
             shutil.rmtree(self.venv)
         os.replace(tmp, self.venv)  # the venv runs via `bin/python -m`, so a rename is safe

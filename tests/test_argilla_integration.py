@@ -17,6 +17,7 @@ import pytest
 
 from concner.argilla_io import ArgillaIO, Prediction, dataset_name
 from concner.argilla_launcher import LocalArgilla
+from concner.config import load_config
 from concner.errors import LabelSchemaError, ServiceUnavailable
 from concner.labels import Span
 from concner.sentence import Sentence
@@ -80,7 +81,7 @@ def stack(tmp_path_factory):
         yield None, url, key
         return
     local = LocalArgilla(tmp_path_factory.mktemp("argilla"), port=0, redis_port=0, search_port=0,
-                         venv=os.environ.get("CONCNER_ARGILLA_VENV", "~/.cache/concner/argilla-venv"),
+                         venv=load_config().services.argilla_venv,  # cached across runs
                          log=lambda m: None)
     try:
         status = local.up()
