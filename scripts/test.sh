@@ -12,10 +12,12 @@ export TOKENIZERS_PARALLELISM=false
 workdir="${CONCNER_TEST_WORKDIR:-$PWD/.concner-test}"
 mkdir -p "$workdir"
 
-if [ -x scripts/start_postgres.sh ]; then
-  CONCNER_TEST_POSTGRES_URL="$(scripts/start_postgres.sh "$workdir/postgres")"
-  export CONCNER_TEST_POSTGRES_URL
-  trap 'scripts/stop_postgres.sh "$workdir/postgres" >/dev/null 2>&1 || true' EXIT
-fi
+# A throwaway PostgreSQL cluster (under /tmp: it runs as the postgres user, which must be
+# able to reach its folder), stopped again when the tests end.
+pgdir="$(mktemp -d /tmp/concner-pg.XXXXXX)"
+chmod 755 "$pgdir"
+CONCNER_TEST_POSTGRES_URL="$(scripts/start_postgres.sh "$pgdir" "${CONCNER_TEST_PG_PORT:-5433}")"
+export CONCNER_TEST_POSTGRES_URL
+trap 'scripts/start_postgres.sh --stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
 
 python3 -m pytest "$@"
