@@ -99,6 +99,19 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+#: what each part's command line contains (a pid file may outlive its process, and the
+#: pid be reused by something else, which must never be signalled)
+_CMDLINE_MARK = {"redis": b"redis-server", "search": b"noida-db", "server": b"argilla_server",
+                 "worker": b"argilla_server"}
+
+
+def _is_ours(pid: int, part: str) -> bool:
+    try:
+        return _CMDLINE_MARK[part] in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -193,7 +206,7 @@ class LocalArgilla:
 
     def _alive(self, part: str) -> bool:
         pid = self._pid(part)
-        return pid is not None and _pid_alive(pid)
+        return pid is not None and _pid_alive(pid) and _is_ours(pid, part)
 
     # -- the virtualenv ------------------------------------------------------------------
     def ensure_venv(self) -> Path:
@@ -355,7 +368,8 @@ class LocalArgilla:
         reindex = ((self.folder / "argilla.db").exists() and not self._alive("search")
                    and not clean.exists())
         migrated = self.folder / "run" / "migrated"
-        migrate = not (migrated.exists() and migrated.read_text() == "\n".join(VENV_REQUIREMENTS))
+        migrate = not ((self.folder / "argilla.db").exists() and migrated.exists()
+                       and migrated.read_text() == "\n".join(VENV_REQUIREMENTS))
         try:
             for part in ("redis", "search"):
                 if not self._alive(part):
@@ -397,7 +411,7 @@ class LocalArgilla:
             pid = self._pid(part)
             if pid is None:
                 continue
-            if _pid_alive(pid):
+            if _pid_alive(pid) and _is_ours(pid, part):
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except ProcessLookupError:
@@ -420,7 +434,7 @@ class LocalArgilla:
         parts = []
         for part in PARTS:
             pid = self._pid(part)
-            alive = pid is not None and _pid_alive(pid)
+            alive = self._alive(part)
             ready = alive and self._ready(part)
             where = "" if part == "worker" else f" on 127.0.0.1:{self.ports[part]}"
             detail = ("answering" if ready else "started, not answering") + where if alive else "stopped"

@@ -49,8 +49,9 @@ def test_status_of_a_new_folder_reports_every_part_stopped(tmp_path):
 def test_down_stops_the_whole_process_group_and_clears_pid_files(tmp_path):
     stack = LocalArgilla(tmp_path, port=0)
     (tmp_path / "run").mkdir()
-    proc = subprocess.Popen(["sh", "-c", "sleep 60 & echo $! > child.pid; wait"], cwd=tmp_path,
-                            start_new_session=True)
+    # $0 = "argilla_server" puts the worker's mark in the command line
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & echo $! > child.pid; wait", "argilla_server"],
+                            cwd=tmp_path, start_new_session=True)
     (tmp_path / "run" / "worker.pid").write_text(str(proc.pid))
     for _ in range(50):
         if (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip():
@@ -66,6 +67,20 @@ def test_down_stops_the_whole_process_group_and_clears_pid_files(tmp_path):
     assert not alive(child)
     assert not (tmp_path / "run" / "worker.pid").exists()
     assert stack.down() == []
+
+
+def test_a_pid_file_naming_someone_elses_process_is_never_signalled(tmp_path):
+    (tmp_path / "run").mkdir()
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # not an Argilla part
+    try:
+        (tmp_path / "run" / "server.pid").write_text(str(other.pid))
+        stack = LocalArgilla(tmp_path, port=0)
+        assert not next(p for p in stack.status().parts if p.name == "server").running
+        assert stack.down() == []
+        assert other.poll() is None  # still running
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_a_stale_pid_file_counts_as_stopped(tmp_path):
