@@ -191,6 +191,13 @@ class ArgillaIO:
             self._datasets[name] = ds
         return self._datasets[name]
 
+    def dataset_exists(self, name: str) -> bool:
+        return self._find(name) is not None
+
+    def dataset_id(self, name: str) -> str:
+        """The dataset's Argilla id (its UI page is ``<url>/dataset/<id>/annotation-mode``)."""
+        return str(self._dataset(name).id)
+
     def iter_raw_records(self, name: str) -> Iterator[dict]:
         """Every record of the dataset as the server's JSON (with responses and suggestions,
         including response timestamps, which the SDK's objects do not carry)."""
@@ -295,6 +302,10 @@ class ArgillaIO:
                 and sug.get("score") == new[0].score)
 
     # -- pull ----------------------------------------------------------------------------
+    def username(self, user_id: str) -> str:
+        """The username of an Argilla user id (cached)."""
+        return self._username(user_id)
+
     def _username(self, user_id: str) -> str:
         if user_id not in self._usernames:
             users = self._call("listing users", self._http, "GET", "/api/v1/users").json()["items"]

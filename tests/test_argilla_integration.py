@@ -126,6 +126,7 @@ def test_datasets_are_created_once_with_the_project_settings(io, project):
     name = io.ensure_dataset(project, "target", "es", LABELS, min_submitted=2)
     assert name == dataset_name(project, "target", "es")
     assert io.ensure_dataset(project, "target", "es", LABELS, min_submitted=2) == name
+    assert io.dataset_exists(name) and not io.dataset_exists(name + "-never-made")
     src = io.ensure_dataset(project, "source", "en", LABELS)
     assert src != name
     ds = io.client.datasets(name=name, workspace="argilla")
