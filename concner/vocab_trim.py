@@ -18,9 +18,9 @@ corpus is re-tokenised with both tokenizers and the piece strings must be identi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from concner.errors import ModelError
 from concner.sentence import Sentence

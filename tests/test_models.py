@@ -138,10 +138,10 @@ def _reference_bert(truth: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
         mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
         return (x - mu) / np.sqrt(var + EPS) * w + b
 
-    t = lambda n: truth[n].astype(np.float64)  # noqa: E731
+    t = lambda n: truth[n].astype(np.float64)
     x = t("emb.word")[ids] + t("emb.pos")[: len(ids)] + t("emb.type")[0]
     x = ln(x, t("emb.ln.w"), t("emb.ln.b"))
-    lin = lambda v, s: v @ t(f"l0.{s}.w").T + t(f"l0.{s}.b")  # noqa: E731
+    lin = lambda v, s: v @ t(f"l0.{s}.w").T + t(f"l0.{s}.b")
     hd = H // HEADS
     q, k, v = (lin(x, s).reshape(len(ids), HEADS, hd).transpose(1, 0, 2) for s in "qkv")
     att = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
