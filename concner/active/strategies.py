@@ -6,8 +6,8 @@ Every strategy has the same call::
 
 returning at most ``k`` distinct sentence ids, best first, never an excluded id. Scores
 are "higher = more informative" (see :mod:`concner.active.scores` for each formula and
-its length normalisation). Ranking is deterministic: by score (scores closer than
-``1e-9`` are ties, so padding/BLAS rounding cannot reorder them), then by sentence id;
+its length normalisation). Ranking is deterministic: by score (rounded to 9 decimals, so
+padding/BLAS rounding noise cannot reorder equal scores), then by sentence id;
 empty sentences (no words: nothing to annotate) always come last. ``k`` larger than the
 pool returns the whole (non-excluded) pool.
 """
