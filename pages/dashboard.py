@@ -7,9 +7,11 @@ import streamlit as st
 
 from concner.errors import ConcnerError
 from concner.ui import charts
-from concner.ui.context import get_store, require_project
-from concner.ui.views import load_benchmark, metrics_frame, per_label_frame, runs_frame
+from concner.ui.context import ensure_navigation, get_store, require_project
+from concner.ui.views import (curve_summary, load_benchmark, metrics_frame, per_label_frame,
+                               runs_frame)
 
+ensure_navigation()
 st.title("Dashboard")
 store = get_store()
 project = require_project(store)
@@ -30,6 +32,8 @@ def live():
         x = st.radio("x axis", list(charts.LABEL_AXES), horizontal=True,
                      format_func=charts.LABEL_AXES.get, key="f1_axis")
         st.altair_chart(charts.f1_curve_chart(targets, x=x), width="stretch")
+        with st.expander(f"{targets['run_id'].nunique()} evaluated runs", expanded=False):
+            st.code(curve_summary(targets), language=None)
     active = store.active_model_version(project.name)
     st.subheader("Per-label F1 of the active model")
     if active is None or active.run_id is None:

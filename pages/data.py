@@ -3,9 +3,10 @@
 import streamlit as st
 
 from concner.ui import jobs
-from concner.ui.context import get_config, get_store, require_project
+from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.uploads import import_dataset, import_uploads
 
+ensure_navigation()
 st.title("Data")
 config = get_config()
 store = get_store()
@@ -37,8 +38,9 @@ tabs = st.tabs([v[0] for v in KINDS.values()] + ["Translation"])
 for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
     with tab:
         with st.form(f"upload-{kind}", clear_on_submit=False):
+            generation = st.session_state.get(f"upload-gen-{kind}", 0)
             files = st.file_uploader(f"{title} files", type=types, accept_multiple_files=True,
-                                     key=f"files-{kind}")
+                                     key=f"files-{kind}-{generation}")
             c1, c2, c3 = st.columns(3)
             lang = c1.selectbox("Language", langs, key=f"lang-{kind}")
             fmt = c2.selectbox("Format", ["auto", "conll", "jsonl", "text"], key=f"fmt-{kind}",
@@ -56,7 +58,14 @@ for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
                             store, project.name, files, kind=kind, lang=lang, max_mb=max_mb,
                             fmt=fmt, pretokenized=option if kind == "target_text" else False,
                             repair_iob=option if kind != "target_text" else False)
-                    show_result(*result)
+                    if result[0] is None:
+                        show_result(*result)
+                    else:  # imported: say so, and empty the uploader for the next file
+                        st.session_state[f"imported-{kind}"] = result
+                        st.session_state[f"upload-gen-{kind}"] = generation + 1
+                        st.rerun()
+        if f"imported-{kind}" in st.session_state:
+            show_result(*st.session_state.pop(f"imported-{kind}"))
         if kind != "target_text":
             with st.form(f"hf-{kind}"):
                 st.markdown("…or a Hugging Face `datasets` source (hub id, `save_to_disk` folder "

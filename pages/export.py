@@ -7,8 +7,9 @@ from concner.errors import ConcnerError
 from concner.export import FORMATS, LAYOUTS, PARTS, export_zip, gather, push_to_hub
 from concner.labels import LabelSchema
 from concner.ui.auth import admin_gate
-from concner.ui.context import get_store, require_project
+from concner.ui.context import ensure_navigation, get_store, require_project
 
+ensure_navigation()
 st.title("Export")
 store = get_store()
 project = require_project(store)

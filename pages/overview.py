@@ -5,9 +5,11 @@ import streamlit as st
 
 from concner.errors import ConcnerError
 from concner.ui import health
-from concner.ui.context import current_project_name, get_config, get_store, set_current_project
+from concner.ui.context import (current_project_name, ensure_navigation, get_config, get_store,
+                                set_current_project)
 from concner.ui.views import count_summary, per_language_counts
 
+ensure_navigation()
 st.title("Overview")
 config = get_config()
 store = get_store()

@@ -7,27 +7,40 @@ import streamlit as st
 from concner.errors import ConcnerError
 from concner.labels import LabelSchema
 from concner.ui import jobs
-from concner.ui.argilla_view import send_batch
-from concner.ui.context import get_config, get_store, require_project
+from concner.ui.argilla_view import send_batch, sync_states
+from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.highlight import highlight_html, legend_html, side_by_side_html
 from concner.ui.review import SORTS, filter_rows, review_rows, sort_rows
 
+ensure_navigation()
 st.title("Review")
 config = get_config()
 store = get_store()
 project = require_project(store)
 schema = LabelSchema.from_dict(project.label_schema)
 
+with st.expander("Argilla sync"):
+    st.dataframe(sync_states(store, project), hide_index=True)
+    if st.button("Sync with Argilla now"):
+        jobs.start_sync(project.name)
+
 active = store.active_model_version(project.name)
 if active is None:
     st.info("No active model yet: start a retrain on the Training page.")
     st.stop()
-predictions = store.predictions(active.id)
-if not predictions:
+versions = sorted(store.model_versions(project.name, include_deleted=True),
+                  key=lambda v: -v.version)
+predictions = [(v.version, store.predictions(v.id)) for v in versions]
+if not any(rows for _, rows in predictions):
     st.info(f"Model v{active.version} has not predicted the pool yet.")
     if st.button("Predict the pool"):
         jobs.start_predict(store, project.name)
     st.stop()
+if not store.predictions(active.id):
+    st.warning(f"The active model v{active.version} has not predicted the pool yet; the "
+               "predictions below are from older versions (marked per sentence).")
+    if st.button("Predict the pool"):
+        jobs.start_predict(store, project.name)
 
 rows = review_rows(store.sentences(project.name, role="target"), predictions)
 c1, c2, c3, c4 = st.columns(4)
@@ -36,7 +49,7 @@ labels = c2.multiselect("Has a predicted", schema.entity_types)
 status = c3.selectbox("Status", ["unlabelled", "corrected", "all"])
 how = c4.selectbox("Sort", list(SORTS), format_func=SORTS.get)
 shown = sort_rows(filter_rows(rows, langs=langs, labels=labels, status=status), how)
-st.caption(f"Model v{active.version} · {len(shown)} of {len(rows)} predicted sentences")
+st.caption(f"Active model v{active.version} · {len(shown)} of {len(rows)} predicted sentences")
 st.markdown(legend_html(schema.entity_types), unsafe_allow_html=True)
 
 if status != "corrected":
@@ -46,7 +59,7 @@ if status != "corrected":
     if st.button(f"Send {len(batch)} sentences to Argilla", type="primary",
                  disabled=not batch):
         try:
-            result = send_batch(config, store, project, batch, active)
+            result = send_batch(config, store, project, batch)
         except ConcnerError as exc:
             st.error(str(exc))
         else:
@@ -56,6 +69,8 @@ if status != "corrected":
 page_size = 50
 for r in shown[:page_size]:
     meta = f"`{r.sentence.id}` · {r.sentence.lang} · uncertainty {r.uncertainty:.3f}"
+    if r.model_version != active.version:
+        meta += f" · model v{r.model_version}"
     if r.corrected is not None:
         corrected_spans = schema.tags_to_spans(r.corrected, r.sentence.offsets)
         st.markdown(meta + " · corrected", unsafe_allow_html=False)

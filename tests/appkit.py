@@ -12,6 +12,34 @@ APP = str(ROOT / "app.py")
 TIMEOUT = 60
 
 
+def _always_navigation() -> None:
+    """Make AppTest run pages the way the served app does after its first request.
+
+    ``AppTest.run`` resets Streamlit's legacy ``pages/``-folder detection before every run,
+    so a run of a switched-to page would start in legacy mode, where the page's
+    ``ensure_navigation()`` reruns through ``app.py`` and a clicked button's trigger is
+    lost. A served app leaves legacy mode for good on its first run of ``app.py``; this
+    makes every AppTest run start there too.
+    """
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(app_test.PagesManager, "_concner_v2", False):
+        return
+
+    class NavigationPagesManager(PagesManager):
+        _concner_v2 = True
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    app_test.PagesManager = NavigationPagesManager
+
+
+_always_navigation()
+
+
 def app_env(monkeypatch, tmp_path: Path) -> str:
     """Point the app (same process as AppTest) at a fresh store; returns the database URL."""
     url = f"sqlite:///{tmp_path / 'store.db'}"

@@ -103,6 +103,9 @@ def _start_argilla(args, config, env: dict[str, str]):
     launcher = LocalArgilla.from_config(config.services, args.argilla_home)
     status = launcher.up()
     env["CONCNER_SERVICES__ARGILLA_URL"] = status.url
+    modules = [m for m in config.services.sync_modules if m]
+    if "concner.argilla_sync" not in modules:  # the worker syncs with this Argilla
+        env["CONCNER_SERVICES__SYNC_MODULES"] = ",".join(modules + ["concner.argilla_sync"])
     if status.api_key:
         env["CONCNER_SERVICES__ARGILLA_API_KEY"] = status.api_key
     return (None if status.already_running else launcher), status

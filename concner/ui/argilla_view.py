@@ -101,26 +101,39 @@ def argilla_status(config, project) -> ArgillaStatus:
                                "of this project", frame)
 
 
-def send_batch(config, store, project, rows, model_version) -> SendResult:
-    """Push review rows (sentence + the model's spans and uncertainty) to the project's
-    correction dataset of each language (created on first use). Returns the last
-    dataset's name and UI address and the number of records sent or already there."""
+def send_batch(config, store, project, rows) -> SendResult:
+    """Push review rows (sentence + the spans and uncertainty of the model version that
+    predicted it) to the project's correction dataset of each language (created on first
+    use); the suggestion's ``agent`` is that version (``v3``). Returns the last dataset's
+    name and UI address and the number of records sent or already there."""
     from concner.argilla_io import Prediction
 
     if not rows:
         raise ConcnerError("nothing to send: choose at least one sentence")
     services = config.services
     io = connect(services)
-    by_lang: dict[str, list] = {}
+    groups: dict[tuple[str, int | None], list] = {}
     for r in rows:
-        by_lang.setdefault(r.sentence.lang, []).append(r)
+        groups.setdefault((r.sentence.lang, r.model_version), []).append(r)
     labels = list(project.label_schema["entity_types"])
     total, name = 0, ""
-    for lang, group in sorted(by_lang.items()):
+    for (lang, version), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         name = io.ensure_dataset(project.name, "target", lang, labels,
                                  min_submitted=services.argilla_min_submitted)
         report = io.push(name, [r.sentence for r in group],
                          {r.sentence.id: Prediction(r.spans, r.uncertainty) for r in group},
-                         model_version=f"v{model_version.version}")
+                         model_version=None if version is None else f"v{version}")
         total += report.created + report.updated + report.unchanged
     return SendResult(name, dataset_url(io, name), total)
+
+
+def sync_states(store, project) -> "pd.DataFrame":
+    """Last sync of each of the project's Argilla datasets (status, message, time)."""
+    rows = []
+    for role, lang, name in project_datasets(project):
+        state = store.get_sync_state(project.name, name)
+        rows.append({"dataset": name, "role": role, "lang": lang,
+                     "status": state.status if state else "never",
+                     "last sync": state.last_sync_at if state else None,
+                     "message": (state.message or "") if state else ""})
+    return pd.DataFrame(rows)

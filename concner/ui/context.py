@@ -63,3 +63,19 @@ def require_project(store):
         st.info("Create or pick a project on the Overview page first.")
         st.stop()
     return store.get_project(name)
+
+
+def ensure_navigation() -> None:
+    """Run this page through ``app.py``'s ``st.navigation``, never as a stand-alone script.
+
+    Streamlit treats a ``pages/`` folder next to the entry script as a legacy multipage
+    app until the entry script calls ``st.navigation``; when the first request a server
+    sees is a page URL (a bookmark after a restart), the page would run without
+    ``app.py`` (no sidebar, no project). Pages call this first: it switches Streamlit to
+    ``st.navigation`` mode and reruns, which goes through ``app.py`` to the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

@@ -44,6 +44,18 @@ def start_predict(store, project: str) -> None:
     st.success(f"Prediction of the pool queued as run {run_id}.")
 
 
+def start_sync(project: str) -> None:
+    """Ask the worker to sync the project with Argilla now (pull answers, push records)."""
+    from concner.errors import ServiceUnavailable
+
+    try:
+        _tasks().sync(project)
+    except Exception as exc:  # noqa: BLE001 - the queue's storage is down
+        st.error(str(ServiceUnavailable(f"cannot enqueue the sync: {exc}")))
+        return
+    st.success("Sync queued; the worker pulls new answers and retrains when enough arrived.")
+
+
 def cancel(store, run_id: int) -> None:
     try:
         status = store.cancel_run(run_id)

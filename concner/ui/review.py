@@ -23,6 +23,7 @@ class ReviewRow:
     spans: list[Span]
     uncertainty: float
     corrected: list[str] | None  # current labels when someone labelled the sentence
+    model_version: int | None = None  # the version that made this prediction
 
     @property
     def labels(self) -> set[str]:
@@ -34,20 +35,26 @@ def spans_from_dicts(items: Sequence[dict]) -> list[Span]:
                  None if d.get("score") is None else float(d["score"])) for d in items]
 
 
-def review_rows(sentences: Sequence[Sentence], predictions: Sequence) -> list[ReviewRow]:
-    """Join stored predictions (``PredictionRow``: sentence db id, tags, spans, uncertainty)
-    with the target sentences (``meta["db_id"]``); sentences without a prediction are left
-    out (predict the pool to include them)."""
+def review_rows(sentences: Sequence[Sentence],
+                predictions: Sequence[tuple[int, Sequence]]) -> list[ReviewRow]:
+    """Join stored predictions with the target sentences (``meta["db_id"]``).
+
+    ``predictions`` is ``[(model version number, PredictionRow list), ...]`` newest first;
+    each sentence takes the newest version that predicted it (a corrected sentence keeps
+    the prediction its annotator saw, since pool prediction skips labelled sentences).
+    Sentences no version predicted are left out (predict the pool to include them).
+    """
     by_id = {s.meta.get("db_id"): s for s in sentences}
-    rows = []
-    for p in predictions:
-        s = by_id.get(p.sentence_id)
-        if s is None:
-            continue
-        corrected = list(s.tags) if s.tags is not None else None
-        rows.append(ReviewRow(s, list(p.tags), spans_from_dicts(p.spans), float(p.uncertainty),
-                              corrected))
-    return rows
+    taken: dict[int, ReviewRow] = {}
+    for version, rows in predictions:
+        for p in rows:
+            s = by_id.get(p.sentence_id)
+            if s is None or p.sentence_id in taken:
+                continue
+            corrected = list(s.tags) if s.tags is not None else None
+            taken[p.sentence_id] = ReviewRow(s, list(p.tags), spans_from_dicts(p.spans),
+                                             float(p.uncertainty), corrected, version)
+    return list(taken.values())
 
 
 def filter_rows(rows: Sequence[ReviewRow], *, langs: Sequence[str] | None = None,

@@ -1,0 +1,368 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against
+``streamlit run app.py`` on localhost, with a real worker subprocess, a real local Argilla
+(argilla-server + Redis + noida-db, started by :class:`LocalArgilla`) and a tiny model.
+
+The story: create a project, set a fast training config, import a small source and
+target set, watch the worker's retrain, predict the pool and see highlighted predictions
+(Arabic right to left), send a batch to Argilla, submit corrections through the SDK as an
+annotator, sync, and see the dashboard update after the worker's retrain on them.
+Screenshots go to ``docs/screenshots/`` (the README shows them).
+
+Skips with the reason when Chromium, Playwright or the Argilla stack is missing, unless
+``CONCNER_REQUIRE_SERVICES=1`` (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "tests"))
+
+TRAINING_FORM = {"epochs (stage 1)": "6", "batch size": "8", "learning rate (encoder)": "0.003"}
+TRAINING_TOML = """[training]
+head_learning_rate = 0.01
+num_threads = 1
+warmup_ratio = 0.0
+device = "cpu"
+
+[model]
+max_length = 32
+window_stride = 4
+projection_dim = 16
+"""
+ARABIC_POOL = ["زار محمد القاهرة", "يعمل علي في دبي", "ذهبت مريم إلى بيروت"]
+
+
+def _missing(reason: str):
+    if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required for the browser test: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+# -- services ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def argilla(tmp_path_factory):
+    from concner.argilla_launcher import LocalArgilla
+    from concner.errors import ServiceUnavailable
+
+    if shutil.which("redis-server") is None:
+        _missing("redis-server is not installed (apt-get install redis-server)")
+    local = LocalArgilla(tmp_path_factory.mktemp("argilla"), port=0, redis_port=0, search_port=0,
+                         venv=os.environ.get("CONCNER_ARGILLA_VENV",
+                                             "~/.cache/concner/argilla-venv"),
+                         log=lambda m: None)
+    try:
+        status = local.up()
+    except ServiceUnavailable as exc:
+        local.down()
+        _missing(f"the local Argilla stack did not start: {exc}")
+    try:
+        yield status
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Files to upload (source TSV, target text, gold dev) and the pool's gold tags."""
+    from concner import corpus
+    from storekit import make_sentences, tiny_encoder
+
+    folder = tmp_path_factory.mktemp("e2e-data")
+    files = {"encoder": tiny_encoder(folder)}
+    corpus.write_conll(make_sentences("src", 24, "en", seed=1), folder / "source-en.tsv")
+    pool = make_sentences("pool", 8, "es", seed=20)
+    (folder / "pool-es.txt").write_text("\n".join(s.text for s in pool) + "\n", "utf-8")
+    (folder / "pool-ar.txt").write_text("\n".join(ARABIC_POOL) + "\n", "utf-8")
+    corpus.write_conll(make_sentences("dev", 8, "es", seed=10), folder / "dev-es.tsv")
+    files.update({k: str(folder / f) for k, f in [("source", "source-en.tsv"),
+                                                     ("pool_es", "pool-es.txt"),
+                                                     ("pool_ar", "pool-ar.txt"),
+                                                     ("dev", "dev-es.tsv")]})
+    files["pool_gold"] = {s.text: s for s in pool}
+    return files
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, argilla):
+    """Store URL, environment, a worker subprocess and ``streamlit run app.py``."""
+    from storekit import service_env
+
+    folder = tmp_path_factory.mktemp("e2e")
+    db_url = f"sqlite:///{folder / 'store.db'}"
+    env = service_env(folder, db_url,
+                      CONCNER_SERVICES__ARGILLA_URL=argilla.url,
+                      CONCNER_SERVICES__ARGILLA_API_KEY=argilla.api_key,
+                      CONCNER_SERVICES__SYNC_MODULES="concner.argilla_sync",
+                      CONCNER_SERVICES__RETRAIN_MIN_NEW_LABELS="3",
+                      CONCNER_SERVICES__HEARTBEAT_SECONDS="1",
+                      CONCNER_SERVICES__LOCK_STALE_SECONDS="30",
+                      HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("CONCNER_ADMIN_PASSWORD", None)
+    from concner.store import upgrade_database
+
+    upgrade_database(db_url)
+    port = _free_port()
+    logs = {name: open(folder / f"{name}.log", "wb") for name in ("worker", "app")}
+    procs = {
+        "worker": subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT, env=env,
+                                   stdout=logs["worker"], stderr=subprocess.STDOUT,
+                                   start_new_session=True),
+        "app": subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                                 "--server.address", "127.0.0.1", "--server.port", str(port),
+                                 "--server.headless", "true", "--server.fileWatcherType", "none",
+                                 "--browser.gatherUsageStats", "false"],
+                                cwd=ROOT, env=env, stdout=logs["app"], stderr=subprocess.STDOUT,
+                                start_new_session=True),
+    }
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _http_ok(f"{url}/_stcore/health") or procs["app"].poll() is not None,
+              120, "the app to answer")
+        assert procs["app"].poll() is None, (folder / "app.log").read_text()[-2000:]
+        yield {"url": url, "db_url": db_url, "env": env, "folder": folder}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        for f in logs.values():
+            f.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        _missing(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+# -- page helpers ----------------------------------------------------------------------------
+class App:
+    def __init__(self, page, url: str):
+        self.page, self.url = page, url
+
+    def open(self, path: str = "") -> None:
+        self.page.goto(f"{self.url}/{path}")
+        self.idle()
+
+    def idle(self, timeout: float = 60_000) -> None:
+        """Wait until the script run finished (Streamlit shows a running indicator)."""
+        self.page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+        self.page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+            " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
+            ".includes('Running')", timeout=timeout)
+        time.sleep(0.3)
+
+    def fill(self, label: str, value: str) -> None:
+        box = self.page.get_by_label(label, exact=True).locator("visible=true").first
+        box.fill(value)
+        box.press("Tab")
+
+    def click(self, name) -> None:
+        """Click the visible button whose name is ``name`` (a string or a compiled regex)."""
+        self.page.get_by_role("button", name=name).locator("visible=true").first.click()
+        self.idle()
+
+    def choose(self, label: str, option: str) -> None:
+        box = self.page.get_by_label(label, exact=True).locator("visible=true").first
+        box.click()
+        self.page.get_by_role("option", name=option, exact=True).first.click()
+        self.idle()
+
+    def upload(self, path: str) -> None:
+        """Put a file into the visible uploader and wait until the server has it."""
+        from playwright.sync_api import expect
+
+        uploader = self.page.locator('[data-testid="stFileUploader"]:visible').first
+        uploader.locator('input[type="file"]').set_input_files(path)
+        expect(uploader.get_by_text(Path(path).name)).to_be_visible()
+        self.page.wait_for_timeout(1500)  # the upload request finishes after the chip shows
+
+    def expect(self, text: str, timeout: float = 60) -> None:
+        """Wait until the main area shows ``text``."""
+        from playwright.sync_api import expect
+
+        expect(self.page.locator('[data-testid="stMain"]')).to_contain_text(
+            text, timeout=timeout * 1000)
+
+    def text(self) -> str:
+        return self.page.locator('[data-testid="stMain"]').inner_text()
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+# -- the story --------------------------------------------------------------------------------
+def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
+    from playwright.sync_api import expect
+
+    from concner.argilla_io import ArgillaIO, dataset_name
+    from concner.store import Store
+
+    store = Store(services["db_url"], migrate=False)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    app = App(page, services["url"])
+
+    # 1. create a project
+    app.open()
+    app.fill("Name", "demo")
+    app.fill("Source language (ISO 639-1)", "en")
+    app.fill("Target languages (comma-separated)", "es, ar")
+    app.fill("Entity types (comma-separated)", "PER, ORG, LOC")
+    app.fill("Encoder (hub id or local folder)", data["encoder"])
+    app.click("Create project")
+    app.expect("Project demo")
+    assert store.get_project("demo").target_langs == ["es", "ar"]
+
+    # 2. a fast training config, validated and saved from the Training page
+    app.open("training")
+    for label, value in TRAINING_FORM.items():
+        app.fill(label, value)
+    area = page.get_by_label("Other overrides (TOML: [model], [loss], [training], [active])")
+    area.fill(TRAINING_TOML)
+    app.click("Validate and save")
+    app.expect("Saved; the next retrain uses it.")
+    saved = store.get_project("demo").training_config
+    assert saved["training"]["epochs"] == 6 and saved["model"]["max_length"] == 32
+
+    # 3. import source labels, target text (Spanish and Arabic) and Spanish gold dev data
+    app.open("data")
+    app.upload(data["source"])
+    app.click("Import files")
+    app.expect("Imported 24 sentences, 24 labelled")
+    page.get_by_role("tab", name="Unlabelled target text").click()
+    app.upload(data["pool_es"])
+    app.click("Import files")
+    app.expect("Imported 8 sentences, 0 labelled")
+    app.choose("Language", "ar")
+    app.upload(data["pool_ar"])
+    app.click("Import files")
+    app.expect("Imported 3 sentences, 0 labelled")
+    page.get_by_role("tab", name="Gold target dev data").click()
+    app.upload(data["dev"])
+    app.click("Import files")
+    app.expect("Imported 8 sentences, 8 labelled")
+    app.shot("data")
+
+    # 4. the worker retrains on its own (the imported labels exceed the retrain threshold)
+    _wait(lambda: store.active_model_version("demo"), 240, "the first model")
+    app.open("training")
+    app.expect("status succeeded")
+    app.shot("training")
+
+    # 5. predict the pool; see highlighted predictions, Arabic right to left
+    app.open("review")
+    app.click("Predict the pool")
+    mv = store.active_model_version("demo")
+    _wait(lambda: len(store.predictions(mv.id)) == 11, 120, "pool predictions")
+    app.open("review")
+    expect(page.locator('div.concner-sent[dir="rtl"][lang="ar"]')).to_have_count(3)
+    expect(page.locator("div.concner-sent")).to_have_count(11)
+    expect(page.locator("mark.concner-ent").first).to_be_visible()
+    assert page.locator('div.concner-sent[dir="rtl"]').first.evaluate(
+        "e => getComputedStyle(e).direction") == "rtl"
+    assert page.locator('div.concner-sent[lang="es"]').first.evaluate(
+        "e => getComputedStyle(e).direction") == "ltr"
+    app.shot("review")
+
+    # 6. send a batch to Argilla (one button) and follow the link
+    app.click(re.compile(r"^Send \d+ sentences to Argilla$"))
+    app.expect("Sent ", timeout=120)
+    link = page.get_by_role("link", name="Open the dataset in Argilla").get_attribute("href")
+    assert link.startswith(argilla.url) and "/dataset/" in link
+    name = dataset_name("demo", "target", "es")
+
+    # 7. an annotator corrects three Spanish records through the SDK
+    owner = ArgillaIO(argilla.url, argilla.api_key, retries=2, backoff_s=0.2)
+    annotator = owner.add_annotator("annotator1", "annotator-pass-1")
+    ids = owner.record_ids(name)
+    es = {s.id: s for s in store.sentences("demo", role="target", lang="es")}
+    corrected = sorted(sid for sid in ids if sid in es)[:3]
+    annotator.submit({ids[sid]: data["pool_gold"][es[sid].text].spans for sid in corrected})
+
+    # 8. sync from the app; the worker pulls the answers and retrains on them
+    runs_before = len(store.runs("demo", kind="retrain"))
+    app.open("review")
+    page.get_by_text("Argilla sync").click()
+    app.click("Sync with Argilla now")
+    _wait(lambda: store.counts("demo")["annotations"] >= 24 + 8 + 3, 120, "synced answers")
+    _wait(lambda: any(r.status == "succeeded" and (r.label_counts or {}).get("target", 0) >= 3
+                      for r in store.runs("demo", kind="retrain")), 300,
+          "the retrain on the corrections")
+    assert len(store.runs("demo", kind="retrain")) > runs_before
+
+    # 9. prediction vs correction side by side
+    app.open("review")
+    app.choose("Status", "corrected")
+    expect(page.locator("table.concner-diff")).to_have_count(3)
+    app.shot("review-corrections")
+
+    # 10. the dashboard shows both evaluated runs, the last with the 3 target labels
+    app.open("dashboard")
+    page.get_by_text("evaluated runs").first.click()
+    summary = app.text()
+    assert "target ·" in summary and " 3 target" in summary
+    app.shot("dashboard")
+
+    app.open()
+    app.shot("overview")
+    page.close()
