@@ -373,3 +373,28 @@ def test_train_command_errors(encoder_dir, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "a.toml"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "missing.tsv" in err and "not found" in err
+
+
+# ---------------------------------------------------------------- batches
+def test_stage1_batch_rows_and_tcl_pairs(source, translations):
+    from tiny import make_tiny_tokenizer
+
+    from concner.batches import Stage1Batches
+    from concner.encoding import Collator, encode_sentences
+    from concner.labels import LabelSchema
+
+    tok, schema = make_tiny_tokenizer(), LabelSchema(["PER", "ORG", "LOC"])
+    src, _ = encode_sentences(tok, source[:3], schema, 64)
+    tr, _ = encode_sentences(tok, translations[:3], schema, 64)
+    # source 0 translated twice (two languages), source 1 once, source 2 never
+    batches = Stage1Batches(src, tr, [(0, 0), (0, 1), (1, 2)], batch_size=8, seed=0,
+                            collate=Collator(tok.pad_token_id), device=torch.device("cpu"))
+    assert batches.units == [(0, 0), (0, 1), (1, 2), (2, None)]
+    batch = batches.make([3, 0, 1, 2])
+    # rows: sources 2, 0, 1 once each, then translations 0, 1, 2
+    expected = [src[2], src[0], src[1], tr[0], tr[1], tr[2]]
+    for row, enc in enumerate(expected):
+        assert batch["input_ids"][row, :len(enc)].tolist() == enc.input_ids
+    # TCL: one pair per distinct translated source (source 0 with its first translation)
+    assert batch["tcl_src"].tolist() == [1, 2] and batch["tcl_tgt"].tolist() == [3, 5]
+    assert len(batches) == 1 and sum(len(ids) for ids in batches.sampler) == 4
