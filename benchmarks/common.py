@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+# Idle OpenMP threads sleep instead of spinning (as `concner train` does): on 2 shared
+# cores spinning threads steal the time the other thread needs. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: PAN-X data beside the project (benchmarks and tests only; never at run time)
