@@ -45,8 +45,9 @@ class ModelConfig:
     #: windows for prediction overlap by this many sub-words
     window_stride: int = 32
     freeze_embeddings: bool = False
-    #: prediction: "argmax" (stray I- repaired to B-) or "viterbi" (best valid IOB2 path)
-    decoding: str = "argmax"
+    #: prediction: "viterbi" (best valid IOB2 path) or "argmax" (stray I- repaired to B-);
+    #: viterbi gave +1.4 to +6.8 F1 on PAN-X dev en/es/de/nl/ru/zh (source-only en1k model)
+    decoding: str = "viterbi"
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def test_span_scores_are_mean_word_confidence():
 
 def test_uncertainty_figures(bundle):
     sentences = _corpus(6, seed=2)
-    preds = Predictor(bundle).predict(sentences)
+    preds = Predictor(bundle, decoding="argmax").predict(sentences)
     for p in preds:
         probs = p.word_probs
         assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -248,7 +248,7 @@ def test_predict_command_writes_jsonl(bundle, tmp_path, capsys):
     out = tmp_path / "out" / "pred.jsonl"
     code = main(["predict", "--model", str(model_dir), "--in", str(src), "--out", str(out),
                  "--format", "text", "--lang", "zh", "--batch-size", "2", "--device", "cpu",
-                 "--decoding", "viterbi"])
+                 "--decoding", "argmax"])
     assert code == 0
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in records] == texts
@@ -292,14 +292,16 @@ def test_viterbi_finds_the_best_valid_sequence():
 
 def test_predictor_decoding_option(bundle):
     sentences = _corpus(10, seed=4)
-    viterbi = Predictor(bundle, decoding="viterbi").predict(sentences)
-    argmax = Predictor(bundle).predict(sentences)
+    assert bundle.config.decoding == "viterbi"  # the default
+    viterbi = Predictor(bundle).predict(sentences)
+    argmax = Predictor(bundle, decoding="argmax").predict(sentences)
     for v, a in zip(viterbi, argmax):
         assert not iob2_errors(v.tags)
         assert np.array_equal(v.word_probs, a.word_probs)
         assert v.tags == bundle.schema.decode(viterbi_iob2(v.word_probs, bundle.schema.tags))
+        assert a.tags == bundle.schema.decode_valid(a.word_probs.argmax(axis=1))
     configured = dataclasses.replace(bundle, config=dataclasses.replace(bundle.config,
-                                                                        decoding="viterbi"))
-    assert Predictor(configured).decoding == "viterbi"
+                                                                        decoding="argmax"))
+    assert Predictor(configured).decoding == "argmax"
     with pytest.raises(ConfigError, match="decoding"):
         Predictor(bundle, decoding="beam")
