@@ -39,12 +39,11 @@ with st.expander("Create a project", expanded=not store.list_projects()):
                 st.success(f"Project {project.name!r} created.")
                 st.rerun()
 
-st.subheader("Services")
 name = current_project_name()
-health.render(store, config, store.get_project(name) if name else None)
-
 if not name:
     st.info("Create a project to start.")
+    st.subheader("Services")
+    health.render(store, config, None)
     st.stop()
 
 project = store.get_project(name)
@@ -67,3 +66,6 @@ else:
                f"(created {active.created_at:%Y-%m-%d %H:%M} UTC)")
 with st.expander("Sentences per role, split and language"):
     st.dataframe(per_language_counts(counts), hide_index=True)
+
+st.subheader("Services")
+health.render(store, config, project)

@@ -28,12 +28,30 @@ def render(store, config, project=None) -> None:
     except ConcnerError as exc:
         ok, text = False, str(exc)
     _line("Queue worker", ok, text)
-    from concner.ui.argilla_view import argilla_status
-
-    status = argilla_status(config, project)
+    status = _cached_argilla_status(config, project)
     _line("Argilla", status.reachable, status.message)
     if status.progress is not None and not status.progress.empty:
         st.dataframe(status.progress, hide_index=True)
+
+
+#: seconds an Argilla status stays fresh in a session (it reads every record's answers)
+ARGILLA_STATUS_TTL = 15.0
+
+
+def _cached_argilla_status(config, project):
+    """:func:`argilla_status`, reused within a session for :data:`ARGILLA_STATUS_TTL`."""
+    import time
+
+    from concner.ui.argilla_view import argilla_status
+
+    key = (f"concner_argilla_status|{config.services.argilla_url}|"
+           f"{project.name if project is not None else ''}")
+    cached = st.session_state.get(key)
+    if cached is not None and time.monotonic() - cached[0] < ARGILLA_STATUS_TTL:
+        return cached[1]
+    status = argilla_status(config, project)
+    st.session_state[key] = (time.monotonic(), status)
+    return status
 
 
 def _line(what: str, ok: bool, text: str) -> None:

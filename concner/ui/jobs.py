@@ -103,8 +103,7 @@ def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> N
         run = runs[0] if runs else None
         if choose and len(runs) > 1:
             ids = [r.id for r in runs]
-            picked = st.selectbox("Run", ids, key=f"pick-{kind}",
-                                  format_func=lambda i: f"run {i} ({next(r.status for r in runs if r.id == i)})")
+            picked = st.selectbox("Run", ids, key=f"pick-{kind}", format_func=lambda i: f"run {i}")
             run = next(r for r in runs if r.id == picked)
         render_run(run, key=kind)
         if run is not None and run.status in ("queued", "running"):

@@ -364,5 +364,6 @@ def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
     app.shot("dashboard")
 
     app.open()
+    app.expect("annotator1")  # Argilla's progress per annotator, after the project counts
     app.shot("overview")
     page.close()
