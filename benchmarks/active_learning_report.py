@@ -98,7 +98,12 @@ def markdown(summary: dict, budget: int) -> str:
         for name, c in sorted(s["strategies"].items()):
             last = f"{100 * c['mean'][-1]:.1f} ± {100 * c['std'][-1]:.1f}" if c["mean"] else "–"
             auc = "–" if c["auc"] is None else f"{100 * c['auc']:.1f}"
-            need = "never" if c["labels_to_reach_random"] is None else f"{c['labels_to_reach_random']:.0f}"
+            if ref is None:
+                need = "n/a (random not at the budget yet)"
+            elif c["labels_to_reach_random"] is None:
+                need = "not reached"
+            else:
+                need = f"{c['labels_to_reach_random']:.0f}"
             save = "–" if c["saving"] is None else f"{100 * c['saving']:.0f}%"
             lines.append(f"| {name} | {last} | {c['labels'][-1] if c['labels'] else '–'} | {auc} "
                          f"| {need} | {save} | {'yes' if c['complete'] else 'no'} |")
