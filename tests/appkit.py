@@ -21,8 +21,8 @@ def _always_navigation() -> None:
     lost. A served app leaves legacy mode for good on its first run of ``app.py``; this
     makes every AppTest run start there too.
     """
-    import streamlit.testing.v1.app_test as app_test
     from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
 
     if getattr(app_test.PagesManager, "_concner_v2", False):
         return
@@ -80,12 +80,12 @@ def trained_store(folder: Path, *, targets=("de", "ar"), name: str = "demo"):
     finished retrain (metrics, an active model) and the pool predicted by that model.
     Runs the worker's job functions in this process (about a few seconds)."""
     import torch
+    from storekit import TINY_TRAINING, make_project, tiny_encoder
 
     from concner.config import load_config
     from concner.registry import ModelRegistry
     from concner.runner import JobContext, execute_predict, execute_retrain
     from concner.store import Store
-    from storekit import TINY_TRAINING, make_project, tiny_encoder
 
     torch.set_num_threads(1)
     url = f"sqlite:///{folder / 'store.db'}"

@@ -7,7 +7,6 @@ import io
 import zipfile
 
 import pytest
-
 from appkit import no_exception, open_page, trained_store, use_store
 
 
@@ -97,7 +96,11 @@ def test_dashboard_curve_per_label_and_runs(store):
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 2  # F1 curve + per-label bars
     runs = at.dataframe[0].value
-    assert set(store_run.id for store_run in store.runs("demo")) <= set(runs["run"])
+    assert {store_run.id for store_run in store.runs("demo")} <= set(runs["run"])
+    summary = "\n".join(c.value for c in at.code)
+    for m in store.metrics("demo"):  # the text twin of the curve: one line per run
+        assert f"{m.language} F1 {m.f1 * 100:.1f}" in summary
+        assert f"labels {m.n_source} source / {m.n_translated} translated" in summary
     assert "succeeded" in set(runs["status"])
 
 
@@ -186,7 +189,7 @@ def test_export_download_round_trips(store, tmp_path):
     _name, data, _counts = at.session_state["export_zip"]  # the bytes the button serves
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         zf.extractall(tmp_path)
-    splits, schema = read_export(tmp_path / "demo-jsonl")
+    splits, _schema = read_export(tmp_path / "demo-jsonl")
     source = store.sentences("demo", role="source", labelled=True)
     assert [(s.id, s.tokens, s.tags) for s in splits["source"]] == \
            [(s.id, s.tokens, s.tags) for s in source]

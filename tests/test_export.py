@@ -4,9 +4,9 @@ features; bad input is refused before anything is written."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
-import io
 
 import pytest
 

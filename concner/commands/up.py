@@ -52,7 +52,8 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, env=env, cwd=str(REPO_ROOT), start_new_session=True)
+        # the caller's directory: relative paths in the config mean the same to everyone
+        proc = subprocess.Popen(argv, env=env, cwd=os.getcwd(), start_new_session=True)
         self.children.append((name, proc))
         return proc
 

@@ -127,7 +127,7 @@ def send_batch(config, store, project, rows) -> SendResult:
     return SendResult(name, dataset_url(io, name), total)
 
 
-def sync_states(store, project) -> "pd.DataFrame":
+def sync_states(store, project) -> pd.DataFrame:
     """Last sync of each of the project's Argilla datasets (status, message, time)."""
     rows = []
     for role, lang, name in project_datasets(project):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 ENV_VAR = "CONCNER_ADMIN_PASSWORD"
 SECRET_KEY = "admin_password"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import colorsys
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 from concner.labels import Span
 

@@ -106,9 +106,9 @@ def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> N
             picked = st.selectbox("Run", ids, key=f"pick-{kind}", format_func=lambda i: f"run {i}")
             run = next(r for r in runs if r.id == picked)
         render_run(run, key=kind)
-        if run is not None and run.status in ("queued", "running"):
-            if st.button(f"Cancel run {run.id}", key=f"cancel-{kind}-{run.id}"):
-                cancel(store, run.id)
+        active = run is not None and run.status in ("queued", "running")
+        if active and st.button(f"Cancel run {run.id}", key=f"cancel-{kind}-{run.id}"):
+            cancel(store, run.id)
 
     panel()
 

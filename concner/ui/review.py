@@ -3,8 +3,8 @@ and sorted, and prediction-vs-correction pairs once corrections come back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from concner.labels import Span
 from concner.sentence import Sentence

@@ -7,9 +7,10 @@ the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from concner import corpus
 from concner.errors import ConcnerError, DataFormatError
@@ -175,8 +176,8 @@ def import_dataset(store, project: str, source: str, *, kind: str, lang: str, sp
     role, store_split, labelled = KINDS[kind]
     errors = UploadErrors()
     if not labelled:
-        errors.items.append((source, None, "datasets sources are labelled; upload unlabelled "
-                                           "text as a .txt file"))
+        errors.items.append((source, None, ("datasets sources are labelled; upload unlabelled "
+                                            "text as a .txt file")))
         return None, errors
     try:
         sentences = corpus.read_hf(source, lang, split=split, config_name=config_name or None,

@@ -6,9 +6,10 @@ Pure functions over store objects (no Streamlit), so they are tested directly.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -137,7 +138,7 @@ def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:
 def worker_status(workers: Sequence[Any], now: datetime | None = None,
                   fresh_seconds: float = WORKER_FRESH_SECONDS) -> tuple[bool, str]:
     """``(healthy, text)`` from worker heartbeat rows."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     alive = [w for w in workers if (now - w.last_seen).total_seconds() <= fresh_seconds
              and w.status != "stopped"]
     if alive:

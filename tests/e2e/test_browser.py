@@ -106,8 +106,9 @@ def argilla(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Files to upload (source TSV, target text, gold dev) and the pool's gold tags."""
-    from concner import corpus
     from storekit import make_sentences, tiny_encoder
+
+    from concner import corpus
 
     folder = tmp_path_factory.mktemp("e2e-data")
     files = {"encoder": tiny_encoder(folder)}
@@ -144,7 +145,8 @@ def services(tmp_path_factory, argilla):
 
     upgrade_database(db_url)
     port = _free_port()
-    logs = {name: open(folder / f"{name}.log", "wb") for name in ("worker", "app")}
+    logs = {name: open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
+            for name in ("worker", "app")}
     procs = {
         "worker": subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT, env=env,
                                    stdout=logs["worker"], stderr=subprocess.STDOUT,

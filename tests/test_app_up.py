@@ -1,0 +1,81 @@
+"""``concner up --no-argilla``: one command brings up the store, a worker and the app, says
+where to open it, and Ctrl-C (SIGINT) stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
+    from concner.store import Store
+
+    port = _free_port()
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = dict(os.environ, CONCNER_SERVICES__DATABASE_URL=url,
+               CONCNER_SERVICES__QUEUE_PATH=str(tmp_path / "queue.db"),
+               CONCNER_SERVICES__CHECKPOINTS=str(tmp_path / "models"),
+               CONCNER_SERVICES__HEARTBEAT_SECONDS="1", CONCNER_SERVICES__LOCK_STALE_SECONDS="5",
+               PYTHONUNBUFFERED="1")
+    env.pop("CONCNER_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "concner.cli", "up", "--no-argilla",
+                             "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(f"http://127.0.0.1:{port}/_stcore/health"):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the app did not answer in 120 s"
+            time.sleep(0.5)
+        store = Store(url, migrate=False)
+        while not [w for w in store.workers() if w.status == "running"]:
+            assert time.monotonic() < deadline, "the worker did not beat in 120 s"
+            time.sleep(0.5)
+        worker_pid = store.workers()[0].pid
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert f"ConCNER Studio is at http://127.0.0.1:{port}" in out
+    assert "concner up: stopped" in out
+    assert not _answers(f"http://127.0.0.1:{port}/_stcore/health")
+    assert not _pid_alive(worker_pid)
+    assert store.workers()[0].status == "stopped"  # the worker shut down cleanly
