@@ -1,7 +1,7 @@
 """``concner up``: everything the app needs on one machine, in one command.
 
 In order: migrate the store; start the local Argilla stack (unless ``--no-argilla``)
-through the launcher in :mod:`concner.argilla_io`; start the queue worker as a subprocess;
+through :mod:`concner.argilla_launcher`; start the queue worker as a subprocess;
 start ``streamlit run app.py`` on ``127.0.0.1:8501``. It prints where to open the app and
 waits. ``Ctrl-C`` (or SIGTERM, or any child dying) stops everything it started, in reverse
 order: SIGTERM to each child's process group, SIGKILL after a grace period, then the
