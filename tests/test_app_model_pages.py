@@ -238,3 +238,26 @@ def test_silver_export_holds_the_active_models_predictions(store, tmp_path):
     write_export(splits, schema, "hf", tmp_path / "silver")
     back, _ = read_export(tmp_path / "silver")
     assert [s.meta["model_version"] for s in back["silver"]] == [mv.version] * len(unlabelled)
+
+
+def test_training_shows_live_progress_and_cancels_a_running_retrain(store):
+    run_id, _ = store.request_run("demo")
+    assert store.acquire_retrain(run_id, "another-worker")  # as a worker does at start
+    try:
+        store.update_progress(run_id, {"stage": "stage1", "epoch": 2, "step": 30, "total": 120,
+                                       "loss": 0.4321, "log": ["snapshot: 24 source"]})
+        at = open_page("training", project="demo")
+        no_exception(at)
+        bars = at.get("progress")
+        assert len(bars) == 1 and bars[0].value == 25  # 30 of 120 steps, in percent
+        text = _html(at)
+        assert f"**Run {run_id}** (retrain) · status **running** · stage1 · epoch 2 · " \
+               "step 30/120 · loss 0.4321" in text
+        next(b for b in at.button if b.label == f"Cancel run {run_id}").click()
+        at.run()
+        no_exception(at)
+        assert any("asked to stop" in i.value for i in at.info)
+        assert store.cancel_requested(run_id)
+    finally:
+        store.finish_run(run_id, "cancelled", "test")
+        store.release_retrain(run_id)
