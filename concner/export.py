@@ -27,9 +27,9 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from concner.errors import ConcnerError, DataFormatError, LabelSchemaError
 from concner.labels import LabelSchema, split_tag
@@ -129,7 +129,8 @@ def arrange(splits: Mapping[str, Sequence[Sentence]], layout: str) -> dict[str, 
 # -- Hugging Face --------------------------------------------------------------------------
 def dataset_features(schema: LabelSchema):
     """The ``datasets.Features`` of an export (``ner_tags`` carry ``schema.tags`` as names)."""
-    from datasets import ClassLabel, Features, Sequence as HFSequence, Value
+    from datasets import ClassLabel, Features, Value
+    from datasets import Sequence as HFSequence
 
     return Features({
         "id": Value("string"),

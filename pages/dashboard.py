@@ -8,8 +8,13 @@ import streamlit as st
 from concner.errors import ConcnerError
 from concner.ui import charts
 from concner.ui.context import ensure_navigation, get_store, require_project
-from concner.ui.views import (curve_summary, load_benchmark, metrics_frame, per_label_frame,
-                               runs_frame)
+from concner.ui.views import (
+    curve_summary,
+    load_benchmark,
+    metrics_frame,
+    per_label_frame,
+    runs_frame,
+)
 
 ensure_navigation()
 st.title("Dashboard")

@@ -42,17 +42,16 @@ if "export_zip" in st.session_state:
     st.download_button("Download " + file_name, data, file_name=file_name,
                        mime="application/zip")
 
-with st.expander("Push to the Hugging Face Hub"):
-    with st.form("push"):
-        repo = st.text_input("Repository", placeholder="your-name/concner-export")
-        token = st.text_input("Write token", type="password",
-                              help="used for this push only; never stored or shown")
-        private = st.checkbox("Private", value=True)
-        if st.form_submit_button("Push"):
-            try:
-                url = push_to_hub(gather(store, project.name, parts), schema, repo.strip(),
-                                  token, layout=layout, private=private)
-            except ConcnerError as exc:
-                st.error(str(exc))
-            else:
-                st.success(f"Pushed to {url}")
+with st.expander("Push to the Hugging Face Hub"), st.form("push"):
+    repo = st.text_input("Repository", placeholder="your-name/concner-export")
+    token = st.text_input("Write token", type="password",
+                          help="used for this push only; never stored or shown")
+    private = st.checkbox("Private", value=True)
+    if st.form_submit_button("Push"):
+        try:
+            url = push_to_hub(gather(store, project.name, parts), schema, repo.strip(),
+                              token, layout=layout, private=private)
+        except ConcnerError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Pushed to {url}")

@@ -5,8 +5,13 @@ import streamlit as st
 
 from concner.errors import ConcnerError
 from concner.ui import health
-from concner.ui.context import (current_project_name, ensure_navigation, get_config, get_store,
-                                set_current_project)
+from concner.ui.context import (
+    current_project_name,
+    ensure_navigation,
+    get_config,
+    get_store,
+    set_current_project,
+)
 from concner.ui.views import count_summary, per_language_counts
 
 ensure_navigation()
@@ -14,30 +19,29 @@ st.title("Overview")
 config = get_config()
 store = get_store()
 
-with st.expander("Create a project", expanded=not store.list_projects()):
-    with st.form("create_project"):
-        name = st.text_input("Name", placeholder="swahili-news")
-        source_lang = st.text_input("Source language (ISO 639-1)", value=config.data.source_lang)
-        target_langs = st.text_input("Target languages (comma-separated)",
-                                     value=", ".join(config.data.target_langs),
-                                     placeholder="sw, hi")
-        entity_types = st.text_input("Entity types (comma-separated)",
-                                     value=", ".join(config.data.entity_types))
-        encoder = st.text_input("Encoder (hub id or local folder)", value=config.model.encoder)
-        if st.form_submit_button("Create project", type="primary"):
-            try:
-                project = store.create_project(
-                    name.strip(), source_lang=source_lang.strip(),
-                    target_langs=[t.strip() for t in target_langs.split(",") if t.strip()],
-                    entity_types=[t.strip() for t in entity_types.split(",") if t.strip()],
-                    encoder=encoder.strip())
-            except ConcnerError as exc:
-                st.error(str(exc))
-            else:
-                set_current_project(project.name)
-                st.session_state.pop("project_select", None)
-                st.success(f"Project {project.name!r} created.")
-                st.rerun()
+with st.expander("Create a project", expanded=not store.list_projects()), st.form("create_project"):
+    name = st.text_input("Name", placeholder="swahili-news")
+    source_lang = st.text_input("Source language (ISO 639-1)", value=config.data.source_lang)
+    target_langs = st.text_input("Target languages (comma-separated)",
+                                 value=", ".join(config.data.target_langs),
+                                 placeholder="sw, hi")
+    entity_types = st.text_input("Entity types (comma-separated)",
+                                 value=", ".join(config.data.entity_types))
+    encoder = st.text_input("Encoder (hub id or local folder)", value=config.model.encoder)
+    if st.form_submit_button("Create project", type="primary"):
+        try:
+            project = store.create_project(
+                name.strip(), source_lang=source_lang.strip(),
+                target_langs=[t.strip() for t in target_langs.split(",") if t.strip()],
+                entity_types=[t.strip() for t in entity_types.split(",") if t.strip()],
+                encoder=encoder.strip())
+        except ConcnerError as exc:
+            st.error(str(exc))
+        else:
+            set_current_project(project.name)
+            st.session_state.pop("project_select", None)
+            st.success(f"Project {project.name!r} created.")
+            st.rerun()
 
 name = current_project_name()
 if not name:

@@ -7,8 +7,14 @@ from concner.errors import ConcnerError
 from concner.ui import jobs
 from concner.ui.auth import admin_gate
 from concner.ui.context import ensure_navigation, get_store, require_project
-from concner.ui.training_form import (FORM_FIELDS, effective_config, merge_form, parse_toml,
-                                      to_toml, validate_overrides)
+from concner.ui.training_form import (
+    FORM_FIELDS,
+    effective_config,
+    merge_form,
+    parse_toml,
+    to_toml,
+    validate_overrides,
+)
 
 ensure_navigation()
 st.title("Training")

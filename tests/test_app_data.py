@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from appkit import app_env, no_exception, open_page
 
 GOOD = b"John\tB-PER\nvisited\tO\nParis\tB-LOC\n\nGoogle\tB-ORG\nis\tO\nhere\tO\n"
@@ -82,7 +81,7 @@ def test_target_text_and_gold_dev(store):
     text_tab = _tab(at, 1)
     text_tab.selectbox[0].set_value("ar")
     text_tab.file_uploader[0].set_value(("pool.txt", "زار محمد القاهرة\n\nذهب علي إلى دبي\n"
-                                         .encode("utf-8"), "text/plain"))
+                                         .encode(), "text/plain"))
     text_tab.button[0].click()
     at.run()
     no_exception(at)

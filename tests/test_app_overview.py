@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from appkit import app_env, markdown_text, no_exception, open_page
 
 
