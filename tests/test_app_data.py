@@ -112,3 +112,30 @@ def test_translation_tab_lists_installed_backends(store):
 
     if not hasattr(tasks, "request_translate"):
         assert "concner translate --backend" in tab.warning[0].value
+
+
+def test_source_from_a_datasets_folder(store, tmp_path):
+    from concner.export import write_export
+    from concner.labels import LabelSchema
+    from concner.sentence import Sentence
+
+    sents = [Sentence.from_tokens("hf-1", "en", ["Mary", "works", "at", "Google"],
+                                  ["B-PER", "O", "O", "B-ORG"]),
+             Sentence.from_tokens("hf-2", "en", ["Berlin"], ["B-LOC"])]
+    write_export({"train": sents}, LabelSchema(["PER", "ORG", "LOC"]), "hf", tmp_path / "dd")
+    at = open_page("data", project="demo")
+    tab = _tab(at, 0)
+    tab.text_input[0].input(str(tmp_path / "dd"))
+    next(b for b in tab.button if b.label == "Import dataset").click()
+    at.run()
+    no_exception(at)
+    assert any("Imported 2 sentences, 2 labelled" in s.value for s in at.success)
+    got = store.sentences("demo", role="source")
+    assert [(s.id, s.tokens, s.tags) for s in got] == [(s.id, s.tokens, s.tags) for s in sents]
+    # a split that is not there: the error names it and nothing more is imported
+    tab = _tab(at, 0)
+    tab.text_input[1].input("validation")
+    next(b for b in tab.button if b.label == "Import dataset").click()
+    at.run()
+    assert "no split 'validation'" in at.error[0].value
+    assert len(store.sentences("demo", role="source")) == 2
