@@ -45,6 +45,9 @@ class JobContext:
     shutdown: threading.Event = field(default_factory=threading.Event)
     #: ``enqueue_retrain(project, run_id)`` puts a queued run on the queue
     enqueue_retrain: Callable[[str, int], None] = lambda project, run_id: None
+    #: ``after_promotion(project)``: a new model became active (the worker queues a sync,
+    #: which refreshes suggestions on records nobody answered yet)
+    after_promotion: Callable[[str], None] = lambda project: None
     #: runs this process is executing now (shown on the worker's heartbeat row)
     current_runs: set = field(default_factory=set)
 
@@ -235,6 +238,8 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
     ctx.store.add_metrics(run_id, "dev", reports, model_version_id=published.version.id)
     progress.log(f"model v{published.version.version}: "
                  f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
+    if published.promoted:
+        ctx.after_promotion(name)
     progress.stage("done")
     return "succeeded", published.version.id
 

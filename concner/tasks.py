@@ -89,7 +89,8 @@ def context():
             _resources["ctx"] = JobContext(
                 store=store, registry=ModelRegistry.from_config(store, CONFIG), config=CONFIG,
                 owner=_resources.get("owner") or f"{os.uname().nodename}:{os.getpid()}",
-                enqueue_retrain=lambda project, run_id: retrain(project, run_id))
+                enqueue_retrain=lambda project, run_id: retrain(project, run_id),
+                after_promotion=lambda project: sync(project) if _SYNC_HOOKS else None)
         return _resources["ctx"]
 
 

@@ -106,6 +106,8 @@ def test_better_model_is_promoted_and_worse_is_not(store, tmp_path, encoder):
     good = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 5}}
     make_project(store, "p", encoder, training=good)
     ctx = _ctx(store, tmp_path)
+    promotions: list[str] = []  # the worker queues a sync (suggestion refresh) on each
+    ctx.after_promotion = promotions.append
 
     def retrain() -> int:
         run, _ = store.request_run("p")
@@ -124,11 +126,13 @@ def test_better_model_is_promoted_and_worse_is_not(store, tmp_path, encoder):
     assert versions[1].mean_f1 < v1.mean_f1 - ctx.config.services.promote_tolerance / 100
     assert "not promoted" in store.get_run(worse).progress["log"][-1]
     assert store.active_model_version("p").id == v1.id
+    assert promotions == ["p"]  # the worse model triggered no refresh
     # a model as good as the active one (same data, config and seed) is promoted
     store.update_training_config("p", good)
     retrain()
     v3 = store.active_model_version("p")
     assert v3.version == 3 and v3.mean_f1 == pytest.approx(v1.mean_f1, abs=0.005)
+    assert promotions == ["p", "p"]
     bundle, mv = ctx.registry.load_active("p")
     assert mv.id == v3.id and len(bundle.schema.tags) == 7
 
