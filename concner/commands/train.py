@@ -191,11 +191,6 @@ class _Bars:
 
 # ------------------------------------------------------------------------------ command
 def run_train(args) -> int:
-    # Idle OpenMP threads sleep instead of spinning (read once, when torch is first
-    # imported). On 2 cores shared with other processes, spinning made a 2-thread training
-    # step 2.5-6x slower in wall time and burnt ~4.7x the CPU (measured: see the training
-    # issue note); an explicit OMP_WAIT_POLICY in the environment wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from concner.config import load_config
 
     config = load_config(args.config)
