@@ -216,6 +216,9 @@ class PredictionRow(Base):
     tags: Mapped[list[Any]] = mapped_column()
     spans: Mapped[list[Any]] = mapped_column()
     uncertainty: Mapped[float] = mapped_column()
+    #: active-learning score of ``al_strategy`` (higher = ask a person first), or None
+    al_score: Mapped[float | None] = mapped_column()
+    al_strategy: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

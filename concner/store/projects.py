@@ -315,11 +315,12 @@ class ProjectRepository:
         return {"sentences": rows, "translation_links": links, "annotations": n_ann}
 
     # -- predictions -------------------------------------------------------------------
-    def save_predictions(self, model_version_id: int,
-                         rows: Sequence[tuple[int, list[str], list[dict], float]]) -> int:
+    def save_predictions(self, model_version_id: int, rows: Sequence[tuple],
+                         *, strategy: str | None = None) -> int:
         """Replace this model version's predictions for the given sentences.
 
-        ``rows`` are ``(sentence_db_id, tags, spans as dicts, uncertainty)``.
+        ``rows`` are ``(sentence_db_id, tags, spans as dicts, uncertainty)``, or with a
+        fifth item, the active-learning score of ``strategy`` (higher = ask first).
         """
         with self.write() as s:
             ids = [r[0] for r in rows]
@@ -327,9 +328,11 @@ class ProjectRepository:
                 s.execute(sa.delete(PredictionRow).where(
                     PredictionRow.model_version_id == model_version_id,
                     PredictionRow.sentence_id.in_(ids[i:i + _CHUNK])))
-            s.add_all([PredictionRow(sentence_id=sid, model_version_id=model_version_id,
-                                     tags=list(tags), spans=list(spans), uncertainty=float(u))
-                       for sid, tags, spans, u in rows])
+            s.add_all([PredictionRow(sentence_id=r[0], model_version_id=model_version_id,
+                                     tags=list(r[1]), spans=list(r[2]), uncertainty=float(r[3]),
+                                     al_score=None if len(r) < 5 or r[4] is None else float(r[4]),
+                                     al_strategy=strategy if len(r) >= 5 else None)
+                       for r in rows])
         return len(rows)
 
     def predictions(self, model_version_id: int) -> list[PredictionRow]:
