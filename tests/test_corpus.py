@@ -115,7 +115,10 @@ def test_jsonl_tokens_ids_text_spans(tmp_path):
         {"tokens": ["sin", "etiquetas"]},
     ]
     p = write(tmp_path, "d.jsonl", "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
-    sents = read_jsonl(p, "es")
+    with pytest.raises(DataFormatError, match="integer ids") as err:
+        read_jsonl(p, "es")
+    assert err.value.line == 2
+    sents = read_jsonl(p, "es", schema=SCHEMA)
     assert sents[1].id == "x7" and sents[1].tags == ["B-ORG"]
     assert sents[2].tokens == ["Visité", "Ciudad", "de", "México", "🙂"]
     assert sents[2].tags == ["O", "B-LOC", "I-LOC", "I-LOC", "O"]
