@@ -1,4 +1,4 @@
-"""What the worker's jobs do: retrain, evaluate, predict, and the retrain policy.
+"""What the worker's jobs do: retrain, evaluate, predict, translate, and the retrain policy.
 
 Each function takes a :class:`JobContext` (store, registry, base config, worker id, a
 shutdown event and a way to enqueue follow-ups), so it runs the same inside the Huey
@@ -329,3 +329,13 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
         store.finish_run(run_id, status, error, model_version_id=mv_id)
         ctx.current_runs.discard(run_id)
     return status
+
+
+def execute_translate(ctx: JobContext, name: str, run_id: int) -> str:
+    """Translate the labelled source sentences of ``name`` that have no usable translation
+    into the run's target language yet, with the run's backend, and import the pairs in one
+    transaction (see :mod:`concner.translate_job`). Returns the final status, or
+    ``"skipped"`` when the run is no longer queued."""
+    from concner.translate_job import run_translate
+
+    return run_translate(ctx, name, run_id)

@@ -6,7 +6,8 @@ The configuration is read once, at import, from ``CONCNER_CONFIG`` (a TOML file,
 and the ``CONCNER_*`` environment.
 
 Jobs: ``retrain(project, run_id)``, ``predict_pool(project, run_id)``,
-``evaluate(project, run_id, model_version_id)`` and ``sync(project)``; the ``request_*``
+``evaluate(project, run_id, model_version_id)``, ``translate(project, run_id)`` and
+``sync(project)``; the ``request_*``
 functions create the run row first (the truth lives in the store, the queue message only
 wakes a worker) and are what the app and the CLI call. ``sync`` calls the hooks registered
 with :func:`register_sync_hook` (the Argilla integration registers one); without any it
@@ -130,6 +131,13 @@ def evaluate(project: str, run_id: int, model_version_id: int) -> str:
     return execute_evaluate(context(), project, run_id, model_version_id)
 
 
+@huey.task(name="translate")
+def translate(project: str, run_id: int) -> str:
+    from concner.runner import execute_translate
+
+    return execute_translate(context(), project, run_id)
+
+
 @huey.task(name="sync")
 def sync(project: str) -> list[dict]:
     return run_sync(context().store, project, CONFIG)
@@ -207,6 +215,28 @@ def request_predict(store, project: str) -> int:
 def request_evaluate(store, project: str, model_version_id: int) -> int:
     run_id, _ = store.request_run(project, kind="evaluate", model_version_id=model_version_id)
     _enqueue(evaluate, project, run_id, model_version_id)
+    return run_id
+
+
+def request_translate(store, project: str, *, backend: str, target_lang: str,
+                      **backend_options) -> int:
+    """Queue a translation of the project's labelled source sentences into ``target_lang``
+    (only those without a usable translation yet); returns the run id.
+
+    ``backend_options`` are the backend's settings (apertium: ``pair``; dictionary:
+    ``share``, ``seed``, ``directory``; hf: ``model``; file: ``translations``); they are
+    checked here, so a mistake is reported to the caller instead of failing the run later.
+    """
+    from concner.translate_job import check_request
+
+    proj = store.get_project(project)
+    if target_lang not in proj.target_langs:
+        raise ConfigError(f"project {project!r} translates into {', '.join(proj.target_langs)}, "
+                          f"not {target_lang!r}")
+    options = check_request(backend, proj.source_lang, target_lang, backend_options)
+    run_id, _ = store.request_run(project, kind="translate", config={
+        "backend": backend, "target_lang": target_lang, "options": options})
+    _enqueue(translate, project, run_id)
     return run_id
 
 

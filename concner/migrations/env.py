@@ -33,18 +33,46 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _sqlite_foreign_keys(connection, *, on: bool) -> None:
+    """Switch SQLite foreign keys (outside any transaction, where the pragma works).
+
+    A batch migration recreates a table (copy, DROP, rename); with foreign keys on, the DROP
+    deletes every row first and fires ``ON DELETE CASCADE`` in the referring tables (e.g.
+    recreating ``runs`` would empty ``metrics``), so SQLite migrations run with them off and
+    check the result with :func:`_sqlite_check_foreign_keys` before committing.
+    """
+    connection.connection.driver_connection.execute(
+        f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _sqlite_check_foreign_keys(connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"migration left {len(broken)} rows with broken foreign keys, e.g. "
+                           f"{broken[0]}; the migration is rolled back")
+
+
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     try:
         bind = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with bind.connect() as connection:
-            context.configure(connection=connection, target_metadata=target_metadata,
-                              render_as_batch=connection.dialect.name == "sqlite")
-            with context.begin_transaction():
-                if connection.dialect.name == "postgresql":
-                    connection.exec_driver_sql(
-                        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-                context.run_migrations()
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=False)
+            try:
+                context.configure(connection=connection, target_metadata=target_metadata,
+                                  render_as_batch=sqlite)
+                with context.begin_transaction():
+                    if connection.dialect.name == "postgresql":
+                        connection.exec_driver_sql(
+                            f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+                    context.run_migrations()
+                    if sqlite:
+                        _sqlite_check_foreign_keys(connection)
+            finally:
+                if sqlite:
+                    _sqlite_foreign_keys(connection, on=True)
     finally:
         engine.dispose()
 

@@ -1,7 +1,8 @@
 """The project store: SQLAlchemy 2.x over SQLite (default) or PostgreSQL (by URL).
 
 ``Store(url)`` migrates the schema (Alembic, :func:`upgrade_database`) and offers the
-repository methods of :mod:`concner.store.projects` and :mod:`concner.store.runs`;
+repository methods of :mod:`concner.store.projects`, :mod:`concner.store.runs` and
+:mod:`concner.store.translations`;
 :mod:`concner.store.snapshot` turns a project into training data at one point in time.
 """
 
@@ -17,9 +18,10 @@ from concner.store.db import (
 )
 from concner.store.projects import ImportReport, ProjectRepository, row_to_sentence
 from concner.store.runs import Recovered, RunRepository
+from concner.store.translations import TranslationRepository
 
 
-class Store(ProjectRepository, RunRepository, StoreBase):
+class Store(ProjectRepository, RunRepository, TranslationRepository, StoreBase):
     """All store operations; each method is one short transaction."""
 
 

@@ -19,7 +19,7 @@ SPLITS = ("train", "dev", "pool")
 ORIGINS = ("import", "argilla", "correction")
 LINK_STATUSES = ("ok", "repaired", "failed")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-RUN_KINDS = ("retrain", "evaluate", "predict")
+RUN_KINDS = ("retrain", "evaluate", "predict", "translate")
 ACTIVE_RUN_STATUSES = ("queued", "running")
 
 NAMING = {
@@ -126,8 +126,11 @@ class TranslationLink(Base):
         sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     source_sentence_id: Mapped[int] = mapped_column(
         sa.ForeignKey("sentences.id", ondelete="CASCADE"), index=True)
-    translation_sentence_id: Mapped[int] = mapped_column(
+    #: None for a failed projection made by a translate run (no sentence is kept)
+    translation_sentence_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("sentences.id", ondelete="CASCADE"))
+    #: the translation's language (also known when the projection failed)
+    lang: Mapped[str | None] = mapped_column(sa.String(16))
     backend: Mapped[str] = mapped_column(sa.String(100))
     status: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str | None] = mapped_column(sa.Text)

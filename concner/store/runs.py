@@ -45,11 +45,13 @@ class RunRepository:
 
     # -- requests ----------------------------------------------------------------------
     def request_run(self, name: str, *, kind: str = "retrain", reason: str = "on_demand",
-                    model_version_id: int | None = None) -> tuple[int, bool]:
+                    model_version_id: int | None = None,
+                    config: dict | None = None) -> tuple[int, bool]:
         """Queue a run. Returns ``(run_id, created)``.
 
         A retrain request while another retrain is already queued returns that queued run
-        (``created=False``): requests coalesce into one follow-up run.
+        (``created=False``): requests coalesce into one follow-up run. ``config`` is the
+        request of a non-retrain run (e.g. a translate run's backend and language).
         """
         if kind not in RUN_KINDS:
             raise ConfigError(f"run kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
@@ -57,7 +59,7 @@ class RunRepository:
             project = self.get_project(name, s)
             if kind != "retrain":
                 run = Run(project_id=project.id, kind=kind, reason=reason,
-                          model_version_id=model_version_id)
+                          model_version_id=model_version_id, config=config)
                 s.add(run)
                 s.flush()
                 return run.id, True

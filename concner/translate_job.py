@@ -1,0 +1,150 @@
+"""The ``translate`` job: machine-translate a project's labelled source sentences into one
+target language and import the projected pairs.
+
+The run row carries the request (``config = {"backend", "target_lang", "options"}``, see
+:func:`concner.tasks.request_translate`). The job translates only the sources without a
+usable translation into that language (the translation cache makes a re-run cheap for the
+Apertium and seq2seq backends), writes ``progress = {"stage": "translate", "step": done,
+"total": n}`` and honours cancel between chunks, then imports every pair in ONE
+transaction (:meth:`concner.store.Store.import_translation_pairs`): a cancelled or failed
+run imports nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from concner.config import Config
+from concner.errors import ConcnerError, ConfigError, JobCancelled
+from concner.translation.base import Translator, status_counts
+
+BACKENDS = ("apertium", "dictionary", "hf", "file")
+#: options each backend accepts (anything else is a mistake the user should hear about)
+OPTIONS = {
+    "apertium": {"pair", "cache"},
+    "dictionary": {"share", "seed", "directory"},
+    "hf": {"model", "cache"},
+    "file": {"translations"},
+}
+
+
+def check_request(backend: str, source_lang: str, target_lang: str,
+                  options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate a request without loading anything (the app calls this before queueing);
+    returns the options with the Apertium pair filled in. Raises :class:`ConfigError`."""
+    from concner.translation.langcodes import iso3, split_pair
+
+    options = dict(options or {})
+    if backend not in BACKENDS:
+        raise ConfigError(f"translation backend must be one of {', '.join(BACKENDS)}, "
+                          f"got {backend!r}")
+    unknown = sorted(set(options) - OPTIONS[backend])
+    if unknown:
+        raise ConfigError(f"the {backend} backend does not take {', '.join(unknown)}; it takes "
+                          f"{', '.join(sorted(OPTIONS[backend]))}")
+    if backend == "apertium":
+        options.setdefault("pair", f"{iso3(source_lang)}-{iso3(target_lang)}")
+        if split_pair(options["pair"])[1] != target_lang:
+            raise ConfigError(f"Apertium pair {options['pair']} does not translate into "
+                              f"{target_lang!r}")
+    share = options.get("share")
+    if share is not None and not 0.0 <= float(share) <= 1.0:
+        raise ConfigError(f"dictionary share must be in [0, 1], got {share}")
+    if backend == "hf" and not options.get("model"):
+        raise ConfigError("the hf backend needs model=<hub id or local folder>")
+    if backend == "file" and not options.get("translations"):
+        raise ConfigError("the file backend needs translations=<your JSONL or TSV file>")
+    return options
+
+
+def make_translator(config: Config, backend: str, source_lang: str, target_lang: str,
+                    options: dict[str, Any] | None = None) -> Translator:
+    """The backend object for one request (loads the engine, opens the cache)."""
+    options = check_request(backend, source_lang, target_lang, options)
+    tc = config.translation
+    cache = None
+    if backend in ("apertium", "hf") and options.get("cache", True):
+        from concner.translation.cache import TranslationCache
+
+        cache = TranslationCache(options["cache"] if isinstance(options.get("cache"), str)
+                                 else tc.cache_path)
+    if backend == "apertium":
+        from concner.translation.apertium import ApertiumTranslator
+
+        return ApertiumTranslator(options["pair"], config=tc, cache=cache)
+    if backend == "dictionary":
+        from concner.translation.dictionary import DictionaryTranslator
+
+        return DictionaryTranslator(source_lang, config=tc, share=options.get("share"),
+                                    seed=options.get("seed"), directory=options.get("directory"))
+    if backend == "hf":
+        from concner.translation.hf import HFTranslator
+
+        return HFTranslator(options["model"], source_lang=source_lang, config=tc, cache=cache)
+    from concner.translation.file import FileTranslator
+
+    return FileTranslator(options["translations"])
+
+
+def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
+    """Body of :func:`concner.runner.execute_translate` (same contract)."""
+    from concner.runner import LOG_TAIL, RunProgress, _bug
+
+    store = ctx.store
+    if not store.start_run(run_id, ctx.owner):
+        return "skipped"
+    ctx.current_runs.add(run_id)
+    progress = RunProgress(ctx, run_id)
+    status, error = "failed", None
+    try:
+        request = store.get_run(run_id).config or {}
+        backend, target = request.get("backend"), request.get("target_lang")
+        if not backend or not target:
+            raise ConfigError(f"run {run_id} does not say which backend and target language to "
+                              "use; queue it with tasks.request_translate")
+        project = store.get_project(name)
+        translator = make_translator(ctx.config, backend, project.source_lang, target,
+                                     request.get("options"))
+        if backend == "file":  # the file covers every source (by id or by order): one call
+            todo = store.untranslated_sources(name, target, backend, all_labelled=True)
+            chunk = max(len(todo), 1)
+            progress.log(f"reading {target} translations of {len(todo)} labelled source "
+                         "sentences from the file (already translated ones are kept)")
+        else:
+            todo = store.untranslated_sources(name, target, backend)
+            progress.log(f"{len(todo)} labelled source sentences need a {target} translation "
+                         f"({backend})")
+        progress.stage("translate", total=len(todo))
+        pairs = []
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+
+            def report(done: int, _total: int, start: int = start) -> None:
+                progress.state.update(step=start + done)
+                progress._write()
+
+            pairs += translator.translate(part, target, progress=report)
+            progress.state.update(step=start + len(part))
+            progress._write(force=True)  # cancel is honoured here, before anything is stored
+        progress.stage("import", total=len(pairs))
+        imported = store.import_translation_pairs(name, pairs, backend=backend,
+                                                  target_lang=target)
+        counts = status_counts(pairs)
+        line = (f"imported {imported.sentences} translations into {target}; projection "
+                + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        progress.state["log"] = (progress.state["log"] + [line])[-LOG_TAIL:]
+        # the pairs are committed: a cancel arriving now no longer applies
+        progress.state.update(stage="done", step=len(pairs), total=len(pairs), counts=counts,
+                              imported=imported.sentences)
+        store.update_progress(run_id, dict(progress.state))
+        status = "succeeded"
+    except JobCancelled as exc:
+        status, error = "cancelled", str(exc)
+    except ConcnerError as exc:
+        error = str(exc)
+    except Exception as exc:
+        error = _bug(run_id, exc)
+    finally:
+        store.finish_run(run_id, status, error)
+        ctx.current_runs.discard(run_id)
+    return status
