@@ -4,8 +4,9 @@
 language, correction in each target language):
 
 1. make sure the dataset exists (labels, metadata, guidelines, task distribution);
-2. push the sentences that still need a person (unlabelled, not dev) with the active
-   model's predictions as suggestions (``agent`` = ``v<version>``); a record a person
+2. push the sentences that still need a person (unlabelled, not dev), in the order of the
+   active-learning scores the pool prediction stored, with the active model's predictions
+   as suggestions (``agent`` = ``v<version>``); a record a person
    already answered is never touched, so after a promotion only unanswered records get
    the new model's suggestions;
 3. pull the submitted answers newer than the dataset's saved cursor, and store each
@@ -56,17 +57,20 @@ class DatasetSync:
         return msg
 
 
-def _predictions(store, project: str) -> tuple[dict[int, Prediction], str | None]:
-    """Active model's predictions by sentence row id, and its version name (``v3``)."""
+def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, float], str | None]:
+    """Active model's predictions by sentence row id, their push priority by sentence row
+    id (the active-learning score of ``active.strategy`` stored by the pool prediction, or
+    the uncertainty when there is none; higher first), and the version name (``v3``)."""
     mv = store.active_model_version(project)
     if mv is None:
-        return {}, None
-    preds = {}
+        return {}, {}, None
+    preds, priority = {}, {}
     for row in store.predictions(mv.id):
         spans = [Span(int(d["start"]), int(d["end"]), d["label"], d.get("score"))
                  for d in row.spans]
         preds[row.sentence_id] = Prediction(spans, row.uncertainty)
-    return preds, f"v{mv.version}"
+        priority[row.sentence_id] = row.uncertainty if row.al_score is None else row.al_score
+    return preds, priority, f"v{mv.version}"
 
 
 def _save(store, project: str, dataset: str, annotations, cursor: str) -> None:
@@ -88,15 +92,19 @@ def _save(store, project: str, dataset: str, annotations, cursor: str) -> None:
 
 def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schema: LabelSchema,
                  *, min_submitted: int = 1, push_limit: int = 0) -> DatasetSync:
-    """Sync one dataset; ``push_limit`` caps the records created per sync, most uncertain
-    first (0 = all), so a 20,000-sentence pool does not flood the annotators' queue."""
+    """Sync one dataset; ``push_limit`` caps the records created per sync (0 = all), so a
+    20,000-sentence pool does not flood the annotators' queue. Records are pushed in the
+    active-learning order (see :func:`_predictions`): the most informative first, then
+    sentences without a prediction."""
     name = io.ensure_dataset(project, role, lang, schema.entity_types, min_submitted=min_submitted)
     store_role = "source" if role == "source" else "target"
     every = store.sentences(project, role=store_role, lang=lang)
     todo = [s for s in every if s.tags is None and s.meta.get("split") != "dev"]
-    preds_by_row, version = _predictions(store, project) if role == "target" else ({}, None)
+    preds_by_row, priority, version = (_predictions(store, project) if role == "target"
+                                       else ({}, {}, None))
     preds = {s.id: preds_by_row[s.meta["db_id"]] for s in todo if s.meta["db_id"] in preds_by_row}
-    todo.sort(key=lambda s: -(preds[s.id].uncertainty or 0.0) if s.id in preds else 0.0)
+    todo.sort(key=lambda s: (s.meta["db_id"] not in priority,
+                             -priority.get(s.meta["db_id"], 0.0), s.id))
     report = DatasetSync(name)
     pushed = io.push(name, todo, preds, model_version=version, max_new=push_limit or None)
     report.pushed, report.skipped_answered = pushed.created + pushed.updated, pushed.skipped_answered

@@ -32,6 +32,8 @@ from concner.errors import ModelError
 from concner.store.models import ModelVersion
 
 MANIFEST = "MANIFEST.json"
+#: sub-folder of a version holding the stage-1 teacher (teacher/student active learning)
+TEACHER_DIR = "teacher"
 
 
 @dataclass(frozen=True)
@@ -92,15 +94,17 @@ class ModelRegistry:
         return fs
 
     # -- publishing --------------------------------------------------------------------
-    def publish(self, name: str, bundle, *, run_id: int | None, mean_f1: float | None) -> Published:
+    def publish(self, name: str, bundle, *, run_id: int | None, mean_f1: float | None,
+                teacher=None) -> Published:
         """Write ``bundle`` as the next version, record it, promote it if it passes the gate,
-        and prune old versions."""
+        and prune old versions. ``teacher`` (the stage-1 model of a distilled ``bundle``)
+        is saved in the version's ``teacher/`` folder (see :meth:`load_teacher`)."""
         version = self.store.next_model_version(name)
         url = f"{self.project_dir(name)}/v{version:04d}"
         if self.local:
-            self._write_local(bundle, Path(url))
+            self._write_local(bundle, Path(url), teacher)
         else:
-            self._write_remote(bundle, url)
+            self._write_remote(bundle, url, teacher)
         mv = self.store.add_model_version(name, run_id=run_id, path=url, mean_f1=mean_f1,
                                           version=version)
         promote, reason = self.should_promote(name, mean_f1)
@@ -125,7 +129,7 @@ class ModelRegistry:
         return False, (f"mean F1 {100 * mean_f1:.2f} is worse than active v{active.version} "
                        f"{100 * active.mean_f1:.2f} by more than {self.promote_tolerance} points")
 
-    def _write_local(self, bundle, final: Path) -> None:
+    def _write_local(self, bundle, final: Path, teacher=None) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             raise ModelError(f"checkpoint folder {final} already exists; the registry and the "
@@ -133,17 +137,21 @@ class ModelRegistry:
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         try:
             bundle.save(tmp)
+            if teacher is not None:
+                teacher.save(tmp / TEACHER_DIR)
             (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=1), "utf-8")
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _write_remote(self, bundle, url: str) -> None:
+    def _write_remote(self, bundle, url: str, teacher=None) -> None:
         fs = self._fs()
         with tempfile.TemporaryDirectory(prefix="concner-upload-") as tmp:
             folder = Path(tmp) / "model"
             bundle.save(folder)
+            if teacher is not None:
+                teacher.save(folder / TEACHER_DIR)
             manifest = _manifest(folder)
             for rel in manifest["files"]:
                 fs.put_file(str(folder / rel), f"{url}/{rel}")
@@ -192,6 +200,14 @@ class ModelRegistry:
         from concner.model import NerBundle
 
         return NerBundle.load(self.local_folder(mv), device=device)
+
+    def load_teacher(self, mv: ModelVersion, device: str = "cpu"):
+        """The stage-1 teacher saved with version ``mv``, or None (saved only when the
+        retrain distilled and the active-learning strategy needs a teacher)."""
+        from concner.model import NerBundle
+
+        folder = self.local_folder(mv) / TEACHER_DIR
+        return NerBundle.load(folder, device=device) if folder.is_dir() else None
 
     def load_active(self, name: str, device: str = "cpu"):
         """The active model of project ``name`` and its version row."""

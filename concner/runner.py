@@ -45,9 +45,12 @@ class JobContext:
     shutdown: threading.Event = field(default_factory=threading.Event)
     #: ``enqueue_retrain(project, run_id)`` puts a queued run on the queue
     enqueue_retrain: Callable[[str, int], None] = lambda project, run_id: None
-    #: ``after_promotion(project)``: a new model became active (the worker queues a sync,
-    #: which refreshes suggestions on records nobody answered yet)
+    #: ``after_promotion(project)``: a new model became active (the worker queues a pool
+    #: prediction, which scores the pool with ``active.strategy``)
     after_promotion: Callable[[str], None] = lambda project: None
+    #: ``after_predict(project)``: the active model predicted and scored the pool (the
+    #: worker queues a sync, which pushes its suggestions to records nobody answered yet)
+    after_predict: Callable[[str], None] = lambda project: None
     #: runs this process is executing now (shown on the worker's heartbeat row)
     current_runs: set = field(default_factory=set)
 
@@ -227,14 +230,18 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
     if not snap.source and not snap.target_gold:
         raise ConcnerError(f"project {name!r} has no labelled sentences to train on; import "
                            "labelled source sentences (concner project import) first")
-    result = train(config, build_train_data(snap), callback=progress)
+    from concner.active.ranking import needs_teacher
+
+    result = train(config, build_train_data(snap), callback=progress,
+                   keep_teacher=needs_teacher(config.active))
     progress.stage("evaluate")
     reports = evaluate_dev(result.bundle, snap, result.dev_metrics,
                            batch_size=config.training.eval_batch_size,
                            device=config.training.device)
     progress._write(force=True)  # last chance to honour a cancel before publishing
     progress.stage("publish")
-    published = ctx.registry.publish(name, result.bundle, run_id=run_id, mean_f1=mean_f1(reports))
+    published = ctx.registry.publish(name, result.bundle, run_id=run_id, mean_f1=mean_f1(reports),
+                                     teacher=result.teacher)
     ctx.store.add_metrics(run_id, "dev", reports, model_version_id=published.version.id)
     progress.log(f"model v{published.version.version}: "
                  f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
@@ -291,8 +298,12 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
 
 
 def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -> str:
-    """Predict every unlabelled target sentence with the active model; stores tags, spans
-    and uncertainty (mean word entropy) per sentence."""
+    """Predict every unlabelled target sentence with the active model, score the pool with
+    the project's ``active.strategy`` (:func:`concner.active.ranking.rank_pool`; the
+    stage-1 teacher saved with the model serves the teacher/student strategy), and store
+    tags, spans, uncertainty (mean word entropy) and the strategy's score per sentence.
+    On success ``ctx.after_predict`` runs (the worker queues the Argilla sync)."""
+    from concner.active.ranking import needs_teacher, rank_pool
     from concner.inference import Predictor
 
     store = ctx.store
@@ -304,20 +315,32 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
     try:
         bundle, mv = ctx.registry.load_active(name)
         mv_id = mv.id
-        pool = take_snapshot(store, name).unlabelled_target
-        predictor = Predictor(bundle, batch_size=ctx.config.training.eval_batch_size,
-                              device=ctx.config.training.device)
+        snap = take_snapshot(store, name)
+        pool, active = snap.unlabelled_target, project_config(ctx.config, snap).active
+        tc = ctx.config.training
+        predictor = Predictor(bundle, batch_size=tc.eval_batch_size, device=tc.device)
         progress.stage("predict", total=len(pool))
+        preds = []
         for start in range(0, len(pool), chunk):
-            part = pool[start:start + chunk]
-            preds = predictor.predict(part)
-            store.save_predictions(mv.id, [
-                (s.meta["db_id"], list(p.tags),
-                 [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
-                  for sp in p.spans], float(p.mean_entropy)) for s, p in zip(part, preds)])
-            progress.state.update(step=start + len(part))
+            preds += predictor.predict(pool[start:start + chunk])
+            progress.state.update(step=len(preds))
             progress._write(force=True)
-        progress.log(f"predicted {len(pool)} sentences with v{mv.version}")
+        ranking = None
+        if pool:
+            progress.stage("score")
+            teacher = ctx.registry.load_teacher(mv) if needs_teacher(active) else None
+            ranking = rank_pool(predictor, pool, preds, active, seed=tc.seed, teacher=None
+                                if teacher is None else Predictor(teacher, tc.eval_batch_size,
+                                                                  tc.device))
+            if ranking.note:
+                progress.log(ranking.note)
+        store.save_predictions(mv.id, [
+            (s.meta["db_id"], list(p.tags),
+             [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
+              for sp in p.spans], float(p.mean_entropy), ranking.scores[s.id])
+            for s, p in zip(pool, preds)], strategy=ranking and ranking.strategy)
+        progress.log(f"predicted {len(pool)} sentences with v{mv.version}"
+                     + (f", ranked by {ranking.strategy}" if ranking else ""))
         status = "succeeded"
     except JobCancelled as exc:
         status, error = "cancelled", str(exc)
@@ -328,6 +351,8 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
     finally:
         store.finish_run(run_id, status, error, model_version_id=mv_id)
         ctx.current_runs.discard(run_id)
+    if status == "succeeded" and not ctx.shutdown.is_set():
+        ctx.after_predict(name)
     return status
 
 

@@ -91,8 +91,21 @@ def context():
                 store=store, registry=ModelRegistry.from_config(store, CONFIG), config=CONFIG,
                 owner=_resources.get("owner") or f"{os.uname().nodename}:{os.getpid()}",
                 enqueue_retrain=lambda project, run_id: retrain(project, run_id),
-                after_promotion=lambda project: sync(project) if _SYNC_HOOKS else None)
+                # a promotion re-predicts and re-scores the pool first; the sync follows the
+                # prediction, so Argilla gets the new model's suggestions in the new order
+                after_promotion=predict_after_promotion, after_predict=sync_after_predict)
         return _resources["ctx"]
+
+
+def predict_after_promotion(project: str) -> None:
+    """A new model became active: queue a pool prediction (which scores the pool)."""
+    request_predict(context().store, project)
+
+
+def sync_after_predict(project: str) -> None:
+    """The active model predicted the pool: queue a sync (new suggestions, new order)."""
+    if _SYNC_HOOKS:
+        sync(project)
 
 
 def set_owner(owner: str) -> None:

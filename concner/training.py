@@ -114,21 +114,25 @@ class TrainResult:
     ``history``: one dict per epoch (stage, epoch, steps, mean losses, dev F1 per
     language, score, seconds, time split into data/forward/backward/optimizer);
     ``dev_metrics``: language -> :func:`concner.evaluation.evaluate` report of the
-    returned model; ``n_truncated``: training sentences cut at ``model.max_length``."""
+    returned model; ``n_truncated``: training sentences cut at ``model.max_length``;
+    ``teacher``: the stage-1 model distillation started from (eval mode), when
+    ``train(..., keep_teacher=True)`` and stage 2 ran, else None."""
 
     bundle: NerBundle
     history: list[dict]
     dev_metrics: dict[str, dict]
     seconds: float
     n_truncated: int
+    teacher: NerBundle | None = None
 
 
 def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
-          callback: ProgressCallback | None = None) -> TrainResult:
+          callback: ProgressCallback | None = None, keep_teacher: bool = False) -> TrainResult:
     """Run stage 1 (``training.epochs`` epochs) and, when ``loss.kd``, stage 2
     (``training.kd_epochs`` epochs). ``init=None`` builds a fresh model from
     ``model.encoder``; ``init`` given continues from a copy of it (warm start; the
-    caller's bundle is not modified)."""
+    caller's bundle is not modified). ``keep_teacher``: also return a copy of the stage-1
+    model as ``TrainResult.teacher`` when stage 2 runs (the teacher/student strategy)."""
     started = time.perf_counter()
     tc = config.training
     device = resolve_device(tc.device)
@@ -140,12 +144,13 @@ def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(tc.seed)
             runner = _Runner(config, data, init, callback, device)
+            runner.keep_teacher = keep_teacher
             runner.run()
     finally:
         torch.set_num_threads(previous_threads)
     runner.bundle.model.eval()
     return TrainResult(runner.bundle, runner.history, runner.best_reports,
-                       time.perf_counter() - started, runner.n_truncated)
+                       time.perf_counter() - started, runner.n_truncated, runner.teacher)
 
 
 class _Runner:
@@ -171,6 +176,7 @@ class _Runner:
         self.history: list[dict] = []
         self.best_reports: dict[str, dict] = {}
         self.n_truncated = 0
+        self.keep_teacher, self.teacher = False, None
         empty = [lang for lang, sentences in data.dev.items() if not sentences]
         if empty:
             log.info("no dev sentences for %s: not evaluated", ", ".join(empty))
@@ -256,6 +262,9 @@ class _Runner:
 
     def _stage2(self) -> None:
         target = self._encode(self.data.unlabelled_target, labelled=False)
+        if self.keep_teacher:  # for the teacher/student active-learning strategy
+            self.teacher = self.bundle.clone()
+            self.teacher.model.eval()
         teacher = teacher_logits(self.bundle.model, target, self.collate, self.device,
                                  self.tc.eval_batch_size, self._autocast)
         source = self._encode(self.data.source) if self.lc.lambda_src > 0 else None

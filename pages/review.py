@@ -10,7 +10,7 @@ from concner.ui import jobs
 from concner.ui.argilla_view import send_batch, sync_states
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.highlight import highlight_html, legend_html, side_by_side_html
-from concner.ui.review import SORTS, filter_rows, review_rows, sort_rows
+from concner.ui.review import filter_rows, ranking_strategy, review_rows, sort_choices, sort_rows
 
 ensure_navigation()
 st.title("Review")
@@ -47,7 +47,9 @@ c1, c2, c3, c4 = st.columns(4)
 langs = c1.multiselect("Languages", list(project.target_langs), default=list(project.target_langs))
 labels = c2.multiselect("Has a predicted", schema.entity_types)
 status = c3.selectbox("Status", ["unlabelled", "corrected", "all"])
-how = c4.selectbox("Sort", list(SORTS), format_func=SORTS.get)
+strategy = ranking_strategy(rows, active.version)
+sorts = sort_choices(strategy)
+how = c4.selectbox("Sort", list(sorts), format_func=sorts.get)
 shown = sort_rows(filter_rows(rows, langs=langs, labels=labels, status=status), how)
 st.caption(f"Active model v{active.version} · {len(shown)} of {len(rows)} predicted sentences")
 st.markdown(legend_html(schema.entity_types), unsafe_allow_html=True)
@@ -69,6 +71,8 @@ if status != "corrected":
 page_size = 50
 for r in shown[:page_size]:
     meta = f"`{r.sentence.id}` · {r.sentence.lang} · uncertainty {r.uncertainty:.3f}"
+    if how == "strategy" and r.al_score is not None:
+        meta += f" · {r.al_strategy} {r.al_score:.3f}"
     if r.model_version != active.version:
         meta += f" · model v{r.model_version}"
     if r.corrected is not None:

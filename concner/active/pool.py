@@ -30,6 +30,7 @@ def score_pool(
     mc_passes: int,
     teacher: "Predictor | None" = None,
     seed: int = 0,
+    word_probs: "Sequence[np.ndarray] | None" = None,
 ) -> PoolOutputs:
     """Run the model(s) over ``sentences`` and collect what ``strategy`` needs.
 
@@ -42,6 +43,8 @@ def score_pool(
         teacher: the source-trained teacher's predictor; required by ``teacher_student``.
         seed: seeds the dropout masks of the MC passes (the global torch RNG is restored
             afterwards), so the same pool and seed give the same samples.
+        word_probs: per sentence ``[n_words, C]`` probabilities ``predictor`` already gave
+            (``Prediction.word_probs``); skips the deterministic pass.
 
     Returns:
         :class:`PoolOutputs` with ``word_probs`` always, and ``mc_samples [K, n, C]``,
@@ -58,7 +61,11 @@ def score_pool(
                            or mc_passes < 2):
         raise ConfigError(f"strategy {strat.name!r} needs active.mc_passes >= 2, got {mc_passes!r}")
 
-    word_probs = predictor.word_probs(sentences)
+    if word_probs is None:
+        word_probs = predictor.word_probs(sentences)
+    elif len(word_probs) != len(sentences):
+        raise ConfigError(f"{len(word_probs)} word-probability arrays for {len(sentences)} "
+                          "pool sentences")
     mc_samples = None
     if strat.needs_mc:
         with torch.random.fork_rng(devices=[]):

@@ -10,6 +10,7 @@ from concner.labels import Span
 from concner.sentence import Sentence
 
 SORTS = {
+    "strategy": "active-learning order (most informative first)",
     "uncertainty": "most uncertain first (mean word entropy)",
     "confidence": "most confident first",
     "id": "sentence id",
@@ -24,6 +25,8 @@ class ReviewRow:
     uncertainty: float
     corrected: list[str] | None  # current labels when someone labelled the sentence
     model_version: int | None = None  # the version that made this prediction
+    al_score: float | None = None  # active-learning score (higher = ask first), if scored
+    al_strategy: str | None = None  # the strategy that gave ``al_score``
 
     @property
     def labels(self) -> set[str]:
@@ -53,8 +56,25 @@ def review_rows(sentences: Sequence[Sentence],
                 continue
             corrected = list(s.tags) if s.tags is not None else None
             taken[p.sentence_id] = ReviewRow(s, list(p.tags), spans_from_dicts(p.spans),
-                                             float(p.uncertainty), corrected, version)
+                                             float(p.uncertainty), corrected, version,
+                                             p.al_score, p.al_strategy)
     return list(taken.values())
+
+
+def ranking_strategy(rows: Sequence[ReviewRow], version: int) -> str | None:
+    """The strategy that scored model ``version``'s predictions, or None (not scored)."""
+    names = {r.al_strategy for r in rows if r.model_version == version and r.al_score is not None}
+    return min(names) if names else None
+
+
+def sort_choices(strategy: str | None) -> dict[str, str]:
+    """The Review page's sort options: the active-learning order (named after
+    ``strategy``) first when the active model's predictions were scored, else uncertainty
+    first and no active-learning order."""
+    if strategy is None:
+        return {k: v for k, v in SORTS.items() if k != "strategy"}
+    return {"strategy": f"active-learning order: {strategy} (most informative first)",
+            **{k: v for k, v in SORTS.items() if k != "strategy"}}
 
 
 def filter_rows(rows: Sequence[ReviewRow], *, langs: Sequence[str] | None = None,
@@ -76,6 +96,11 @@ def filter_rows(rows: Sequence[ReviewRow], *, langs: Sequence[str] | None = None
 
 
 def sort_rows(rows: Sequence[ReviewRow], how: str) -> list[ReviewRow]:
+    """``strategy``: by active-learning score, highest first (rows without one last, by
+    uncertainty), ties by sentence id; or by uncertainty, confidence or id."""
+    if how == "strategy":
+        return sorted(rows, key=lambda r: (r.al_score is None, -(r.al_score or 0.0),
+                                           -r.uncertainty, r.sentence.id))
     if how == "uncertainty":
         return sorted(rows, key=lambda r: (-r.uncertainty, r.sentence.id))
     if how == "confidence":
