@@ -195,8 +195,26 @@ class ArgillaIO:
         return self._find(name) is not None
 
     def dataset_id(self, name: str) -> str:
-        """The dataset's Argilla id (its UI page is ``<url>/dataset/<id>/annotation-mode``)."""
+        """The dataset's Argilla id (its UI page is :meth:`dataset_url`)."""
         return str(self._dataset(name).id)
+
+    def dataset_url(self, name: str) -> str:
+        """The address of the dataset's annotation page in the Argilla UI."""
+        return f"{self.url}/dataset/{self.dataset_id(name)}/annotation-mode"
+
+    def progress(self, name: str) -> dict:
+        """``{"records": n, "submitted": records with at least one submitted answer,
+        "answers": {username: submitted answers}}`` of dataset ``name`` (one listing)."""
+        records = submitted = 0
+        answers: dict[str, int] = {}
+        for raw in self.iter_raw_records(name):
+            records += 1
+            done = [r for r in raw.get("responses") or [] if r["status"] == "submitted"]
+            submitted += bool(done)
+            for r in done:
+                user = self.username(r["user_id"])
+                answers[user] = answers.get(user, 0) + 1
+        return {"records": records, "submitted": submitted, "answers": dict(sorted(answers.items()))}
 
     def iter_raw_records(self, name: str) -> Iterator[dict]:
         """Every record of the dataset as the server's JSON (with responses and suggestions,
@@ -303,10 +321,7 @@ class ArgillaIO:
 
     # -- pull ----------------------------------------------------------------------------
     def username(self, user_id: str) -> str:
-        """The username of an Argilla user id (cached)."""
-        return self._username(user_id)
-
-    def _username(self, user_id: str) -> str:
+        """The username of an Argilla user id (cached; ``user:<id>`` for an unknown id)."""
         if user_id not in self._usernames:
             users = self._call("listing users", self._http, "GET", "/api/v1/users").json()["items"]
             self._usernames.update({u["id"]: u["username"] for u in users})
@@ -340,7 +355,7 @@ class ArgillaIO:
         known = lookup(sorted({raw["external_id"] for raw, _, _ in found}))
         result = PullResult(name)
         for raw, resp, when in sorted(found, key=lambda f: f[2]):
-            sid, author = raw["external_id"], self._username(resp["user_id"])
+            sid, author = raw["external_id"], self.username(resp["user_id"])
             sent = known.get(sid)
             try:
                 if sent is None:

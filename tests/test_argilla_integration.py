@@ -178,6 +178,10 @@ def test_push_answer_pull_refresh_round_trip(io, project):
         assert got[(s.id, "ann-accepter")] == model_guess(s)
     assert sum(got[(s.id, "ann-fixer")] != got[(s.id, "ann-accepter")] for s in answered) == 15
     assert io.pull(name, by_id, since=pulled.cursor).annotations == []
+    assert io.progress(name) == {"records": 200, "submitted": len(answered),
+                                 "answers": {"ann-accepter": len(answered),
+                                             "ann-fixer": len(answered)}}
+    assert io.dataset_url(name).endswith(f"/dataset/{io.dataset_id(name)}/annotation-mode")
 
     # a character-level selection is snapped to whole tokens and counted
     odd = sents[30]  # "Ana Pérez ..." : select "na Pé"

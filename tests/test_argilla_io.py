@@ -144,3 +144,57 @@ def test_guidelines_explain_every_label_with_an_example():
 def test_missing_key_is_a_config_error():
     with pytest.raises(ConfigError):
         ArgillaIO("http://127.0.0.1:1", "")
+
+
+class _Users:
+    """Stands in for the server's ``GET /api/v1/users`` answer; counts the calls."""
+
+    def __init__(self, users: dict[str, str]):
+        self.users, self.calls = users, 0
+
+    def __call__(self, method, path, **kw):
+        assert (method, path) == ("GET", "/api/v1/users")
+        self.calls += 1
+        items = [{"id": i, "username": u} for i, u in self.users.items()]
+        return type("Resp", (), {"json": lambda self: {"items": items}})()
+
+
+def _raw(sid: str, *responses: tuple[str, str]) -> dict:
+    return {"external_id": sid, "responses": [{"user_id": u, "status": st} for u, st in responses]}
+
+
+def test_progress_counts_records_submissions_and_answers_per_annotator():
+    io = ArgillaIO("http://127.0.0.1:9", KEY, retries=0)
+    users = _Users({"u1": "ana", "u2": "ben"})
+    raws = [_raw("a", ("u1", "submitted"), ("u2", "submitted")),
+            _raw("b", ("u1", "draft")),  # a draft is not an answer
+            _raw("c", ("u2", "submitted"), ("u3", "submitted")),  # u3: deleted user
+            _raw("d"), {"external_id": "e", "responses": None}]
+    io.iter_raw_records = lambda name: iter(raws)
+    io._http = users
+    progress = io.progress("ds")
+    assert progress["records"] == len(raws)
+    assert progress["submitted"] == 2  # a and c; b has only a draft
+    assert progress["answers"] == {"ana": 1, "ben": 2, "user:u3": 1}
+    assert list(progress["answers"]) == sorted(progress["answers"])
+    assert users.calls == 2  # listed once, again only for the id it did not know
+    io.progress("ds")
+    assert users.calls == 3  # the unknown id is looked up again; known ones are cached
+
+
+def test_dataset_url_is_the_annotation_page_of_the_dataset_id():
+    io = ArgillaIO("http://argilla.example:6900/", KEY, retries=0)
+    io._datasets["ds"] = type("Ds", (), {"id": "5c1e"})()  # what a lookup would have cached
+    assert io.dataset_id("ds") == "5c1e"
+    assert io.dataset_url("ds") == "http://argilla.example:6900/dataset/5c1e/annotation-mode"
+
+
+def test_the_apps_progress_table_uses_the_public_progress():
+    from concner.ui.argilla_view import progress_rows
+
+    class PublicOnly:  # no private attributes: the view must not need them
+        def progress(self, name):
+            return {"records": 3, "submitted": 1, "answers": {"ana": 2, "ben": 1}}
+
+    row = progress_rows(PublicOnly(), "ds")
+    assert row == {"dataset": "ds", "records": 3, "submitted": 1, "by ana": 2, "by ben": 1}

@@ -10,7 +10,6 @@ never shown.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
@@ -44,11 +43,6 @@ def connect(services):
                      batch_size=services.argilla_batch_size, timeout_s=PAGE_TIMEOUT_S)
 
 
-def dataset_url(io, name: str) -> str:
-    """The Argilla UI address of dataset ``name``."""
-    return f"{io.url}/dataset/{io._dataset(name).id}/annotation-mode"
-
-
 def project_datasets(project) -> list[tuple[str, str, str]]:
     """``(role, lang, dataset name)`` of every dataset the project may have in Argilla."""
     from concner.argilla_io import dataset_name
@@ -61,18 +55,11 @@ def project_datasets(project) -> list[tuple[str, str, str]]:
 
 
 def progress_rows(io, name: str) -> dict:
-    """Records, submitted records and submitted answers per annotator of one dataset."""
-    records = submitted = 0
-    by_user: Counter = Counter()
-    for raw in io.iter_raw_records(name):
-        records += 1
-        answers = [r for r in raw.get("responses") or [] if r["status"] == "submitted"]
-        if answers:
-            submitted += 1
-        for r in answers:
-            by_user[io._username(r["user_id"])] += 1
-    row = {"dataset": name, "records": records, "submitted": submitted}
-    row.update({f"by {user}": n for user, n in sorted(by_user.items())})
+    """One table row: records, submitted records and submitted answers per annotator
+    (``by <username>`` columns) of one dataset (:meth:`ArgillaIO.progress`)."""
+    progress = io.progress(name)
+    row = {"dataset": name, "records": progress["records"], "submitted": progress["submitted"]}
+    row.update({f"by {user}": n for user, n in progress["answers"].items()})
     return row
 
 
@@ -90,8 +77,7 @@ def argilla_status(config, project) -> ArgillaStatus:
     rows = []
     try:
         for _role, _lang, name in project_datasets(project):
-            if io._call("looking up a dataset", io.client.datasets, name=name,
-                        workspace=io.workspace) is None:
+            if not io.dataset_exists(name):
                 continue
             rows.append(progress_rows(io, name))
     except ConcnerError as exc:
@@ -124,7 +110,7 @@ def send_batch(config, store, project, rows) -> SendResult:
                          {r.sentence.id: Prediction(r.spans, r.uncertainty) for r in group},
                          model_version=None if version is None else f"v{version}")
         total += report.created + report.updated + report.unchanged
-    return SendResult(name, dataset_url(io, name), total)
+    return SendResult(name, io.dataset_url(name), total)
 
 
 def sync_states(store, project) -> pd.DataFrame:
