@@ -234,3 +234,19 @@ class ModelRegistry:
             for leftover in base.glob(".*tmp-*") if base.is_dir() else []:
                 shutil.rmtree(leftover, ignore_errors=True)
         return [mv.version for mv in doomed]
+
+    # -- deleting a project ------------------------------------------------------------
+    def delete_project(self, name: str) -> dict[str, int]:
+        """Delete project ``name``: its rows (:meth:`concner.store.Store.delete_project`, one
+        transaction; refused while a run is queued or running), then its checkpoint folder
+        ``project_dir(name)``. Rows go first: if removing files fails, nothing in the store
+        points at them and the folder can be deleted by hand. Returns rows deleted per table
+        plus ``checkpoint_folders`` (1 when the folder existed and was removed)."""
+        folder = self.project_dir(name)
+        deleted = self.store.delete_project(name)
+        fs = self._fs()
+        deleted["checkpoint_folders"] = 0
+        if fs.exists(folder):
+            fs.rm(folder, recursive=True)
+            deleted["checkpoint_folders"] = 1
+        return deleted

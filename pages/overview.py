@@ -1,10 +1,11 @@
 """Overview: create or pick a project; health of the store, queue and Argilla; counts;
-the active model."""
+the active model; deleting the project (admin, confirmed by typing its name)."""
 
 import streamlit as st
 
 from concner.errors import ConcnerError
 from concner.ui import health
+from concner.ui.auth import admin_gate
 from concner.ui.context import (
     current_project_name,
     ensure_navigation,
@@ -43,6 +44,10 @@ with st.expander("Create a project", expanded=not store.list_projects()), st.for
             st.success(f"Project {project.name!r} created.")
             st.rerun()
 
+deleted_note = st.session_state.pop("concner_deleted_project", None)
+if deleted_note:
+    st.success(deleted_note)
+
 name = current_project_name()
 if not name:
     st.info("Create a project to start.")
@@ -73,3 +78,25 @@ with st.expander("Sentences per role, split and language"):
 
 st.subheader("Services")
 health.render(store, config, project)
+
+with st.expander("Delete this project"):
+    if admin_gate("Deleting a project"):
+        st.warning(f"This deletes project **{name}** for good: its sentences, labels, "
+                   "translations, runs, metrics, predictions and model checkpoints.")
+        typed = st.text_input(f"Type the project name ({name}) to confirm",
+                              key="delete-confirm")
+        if st.button("Delete project", key="delete-project", disabled=typed != name):
+            from concner.registry import ModelRegistry
+
+            try:
+                deleted = ModelRegistry.from_config(store, config).delete_project(name)
+            except ConcnerError as exc:
+                st.error(str(exc))
+            else:
+                set_current_project(None)
+                st.session_state.pop("project_select", None)
+                st.session_state.pop("delete-confirm", None)
+                st.session_state["concner_deleted_project"] = (
+                    f"Project {name!r} deleted ({deleted['sentences']} sentences, "
+                    f"{deleted['runs']} runs, {deleted['model_versions']} model versions).")
+                st.rerun()

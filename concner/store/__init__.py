@@ -2,12 +2,13 @@
 
 ``Store(url)`` migrates the schema (Alembic, :func:`upgrade_database`) and offers the
 repository methods of :mod:`concner.store.projects`, :mod:`concner.store.runs` and
-:mod:`concner.store.translations`;
+:mod:`concner.store.translations` (and :mod:`concner.store.admin`);
 :mod:`concner.store.snapshot` turns a project into training data at one point in time.
 """
 
 from __future__ import annotations
 
+from concner.store.admin import AdminRepository
 from concner.store.consensus import CurrentLabel, current_label
 from concner.store.db import (
     ProjectNotFound,
@@ -21,7 +22,8 @@ from concner.store.runs import Recovered, RunRepository
 from concner.store.translations import TranslationRepository
 
 
-class Store(ProjectRepository, RunRepository, TranslationRepository, StoreBase):
+class Store(ProjectRepository, RunRepository, TranslationRepository, AdminRepository,
+            StoreBase):
     """All store operations; each method is one short transaction."""
 
 
