@@ -254,7 +254,14 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
 def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:
     """Queue a retrain when at least ``min_new_labels`` annotations arrived since the last
     run's snapshot (or there never was one). Returns the id of a newly queued run, or None
-    (too few new labels, or a queued run already covers them)."""
+    (too few new labels, or a queued run already covers them).
+
+    While a queued or running retrain has not recorded its snapshot, nothing is queued:
+    that run will train on every label stored now, so a new run would repeat it with
+    identical counts. The decision is only deferred: labels that arrive after the running
+    retrain read its snapshot are counted against that snapshot on the next call."""
+    if store.retrain_awaiting_snapshot(name) is not None:
+        return None
     last = store.last_snapshot_count(name) or 0
     new = store.annotation_count(name) - last
     if new < min_new_labels:

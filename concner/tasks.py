@@ -11,7 +11,9 @@ Jobs: ``retrain(project, run_id)``, ``predict_pool(project, run_id)``,
 functions create the run row first (the truth lives in the store, the queue message only
 wakes a worker) and are what the app and the CLI call. ``sync`` calls the hooks registered
 with :func:`register_sync_hook` (the Argilla integration registers one); without any it
-records that no sync source is configured. A periodic task syncs every project, applies
+records that no sync source is configured. A promotion queues ``predict_pool``, and a
+finished prediction queues ``sync`` (so Argilla gets the new model's suggestions in the
+new active-learning order). A periodic task syncs every project, applies
 the retrain policy, and re-queues work whose worker died.
 """
 
