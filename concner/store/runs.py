@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from concner.errors import ConfigError
 from concner.store.models import (
+    ACTIVE_RUN_STATUSES,
     RUN_KINDS,
     Metric,
     ModelVersion,
@@ -238,6 +239,15 @@ class RunRepository:
                 Run.project_id == self.get_project(name, s).id, Run.kind == "retrain",
                 Run.label_counts.is_not(None)).order_by(Run.id.desc()).limit(1)).first()
         return None if counts is None else int(counts.get("annotations", 0))
+
+    def retrain_awaiting_snapshot(self, name: str) -> int | None:
+        """A queued or running retrain that has not recorded its snapshot yet (it will see
+        every label stored so far), or None."""
+        with self.read() as s:
+            return s.scalars(sa.select(Run.id).where(
+                Run.project_id == self.get_project(name, s).id, Run.kind == "retrain",
+                Run.status.in_(ACTIVE_RUN_STATUSES), Run.label_counts.is_(None))
+                .order_by(Run.id.desc()).limit(1)).first()
 
     # -- metrics -----------------------------------------------------------------------
     def add_metrics(self, run_id: int, split: str, reports: dict[str, dict],
