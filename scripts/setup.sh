@@ -20,6 +20,6 @@ fi
 
 PY=${PYTHON:-python3}
 # torch==2.13.0 is pinned in requirements.txt: a looser pin would pull a multi-GB CUDA build.
-"$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-"$PY" -m pip install -q --disable-pip-version-check --no-deps -e .
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements-dev.txt
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps -e .
 echo "setup: done"
