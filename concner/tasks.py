@@ -182,8 +182,8 @@ def run_sync(store, project: str, config: Config) -> list[dict]:
 def tick(ctx=None, *, startup: bool = False) -> dict:
     """Housekeeping the worker runs on every heartbeat: fail and re-queue retrains whose
     worker died (stale lock), apply the retrain policy to every project, and re-enqueue
-    queued runs that have waited longer than ``services.lock_stale_seconds`` without a
-    worker taking them (all of them at ``startup``)."""
+    queued runs of every kind that have waited longer than ``services.lock_stale_seconds``
+    without a worker taking them (all of them at ``startup``)."""
     from concner.runner import maybe_request_retrain
 
     ctx = ctx or context()
@@ -202,7 +202,22 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
         enqueue[run_id] = project
     for run_id, project in enqueue.items():
         ctx.enqueue_retrain(project, run_id)
-    return {"recovered": len(recovered), "enqueued": len(enqueue)}
+    jobs = store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
+    for project, run_id, kind, model_version_id in jobs:
+        _requeue(kind, project, run_id, model_version_id)
+    return {"recovered": len(recovered), "enqueued": len(enqueue) + len(jobs)}
+
+
+def _requeue(kind: str, project: str, run_id: int, model_version_id: int | None) -> None:
+    """Put a queued non-retrain run's message on the queue again."""
+    if kind == "predict":
+        _enqueue(predict_pool, project, run_id)
+    elif kind == "evaluate":
+        _enqueue(evaluate, project, run_id, model_version_id)
+    elif kind == "translate":
+        _enqueue(translate, project, run_id)
+    else:
+        raise ConfigError(f"run {run_id} has unknown kind {kind!r}")
 
 
 @huey.periodic_task(crontab(minute=f"*/{CONFIG.services.sync_every_minutes}"), name="sync_all")

@@ -7,7 +7,8 @@ usable translation into that language (the translation cache makes a re-run chea
 Apertium and seq2seq backends), writes ``progress = {"stage": "translate", "step": done,
 "total": n}`` and honours cancel between chunks, then imports every pair in ONE
 transaction (:meth:`concner.store.Store.import_translation_pairs`): a cancelled or failed
-run imports nothing.
+run imports nothing. A run interrupted by the worker's shutdown is re-queued as a new run
+(the next worker's start-up tick enqueues it).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def make_translator(config: Config, backend: str, source_lang: str, target_lang:
 
 def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
     """Body of :func:`concner.runner.execute_translate` (same contract)."""
-    from concner.runner import LOG_TAIL, RunProgress, _bug
+    from concner.runner import LOG_TAIL, RunProgress, WorkerShutdown, _bug
 
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
@@ -138,6 +139,10 @@ def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
                               imported=imported.sentences)
         store.update_progress(run_id, dict(progress.state))
         status = "succeeded"
+    except WorkerShutdown:
+        request = store.get_run(run_id).config
+        follow, _ = store.request_run(name, kind="translate", reason="shutdown", config=request)
+        error = f"interrupted: the worker shut down; re-queued as run {follow}"
     except JobCancelled as exc:
         status, error = "cancelled", str(exc)
     except ConcnerError as exc:

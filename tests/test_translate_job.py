@@ -182,3 +182,20 @@ def test_next_retrain_snapshot_counts_the_translations(store, ctx, dict_dir):
     assert execute_retrain(ctx, "p", run) == "succeeded", store.get_run(run).error
     counts = store.get_run(run).label_counts
     assert counts["translated"] == N_SOURCE and counts["source"] == N_SOURCE
+
+
+def test_worker_shutdown_requeues_and_the_next_start_runs_it(store, ctx, dict_dir):
+    run, _ = store.request_run("p", kind="translate", config={
+        "backend": "dictionary", "target_lang": "de", "options": {"directory": str(dict_dir)}})
+    ctx.shutdown.set()  # SIGTERM arrived: the run stops at its first progress write
+    assert execute_translate(ctx, "p", run) == "failed"
+    lost = store.get_run(run)
+    (follow,) = [r for r in store.runs("p", kind="translate") if r.id != run]
+    assert f"re-queued as run {follow.id}" in lost.error
+    assert follow.status == "queued" and follow.config == lost.config
+    assert store.sentences("p", role="translation") == []
+    ctx.shutdown.clear()  # the next worker starts: its first tick enqueues the queued run
+    assert tasks.tick(ctx, startup=True) == {"recovered": 0, "enqueued": 1}
+    assert store.get_run(follow.id).status == "succeeded", store.get_run(follow.id).error
+    assert len(store.sentences("p", role="translation", lang="de")) == N_SOURCE
+    assert tasks.tick(ctx, startup=True) == {"recovered": 0, "enqueued": 0}

@@ -158,6 +158,20 @@ class RunRepository:
                 Run, Run.id == RetrainLock.queued_run_id).where(
                 RetrainLock.run_id.is_(None), Run.requested_at <= cutoff)).tuples())
 
+    def stale_queued_jobs(self, older_than: float = 0.0
+                          ) -> list[tuple[str, int, str, int | None]]:
+        """``(project, run_id, kind, model_version_id)`` of queued predict, evaluate and
+        translate runs requested more than ``older_than`` seconds ago (their queue message
+        may be lost, e.g. the worker stopped first). Enqueueing them again is harmless: a
+        run that is no longer queued is skipped by the job."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        with self.read() as s:
+            return list(s.execute(sa.select(Project.name, Run.id, Run.kind,
+                                            Run.model_version_id).join(
+                Project, Project.id == Run.project_id).where(
+                Run.kind != "retrain", Run.status == "queued", Run.requested_at <= cutoff)
+                .order_by(Run.id)).tuples())
+
     def lock_state(self, name: str) -> RetrainLock:
         with self.read() as s:
             return self._lock_ro(s, self.get_project(name, s).id)
