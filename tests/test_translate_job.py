@@ -199,3 +199,21 @@ def test_worker_shutdown_requeues_and_the_next_start_runs_it(store, ctx, dict_di
     assert store.get_run(follow.id).status == "succeeded", store.get_run(follow.id).error
     assert len(store.sentences("p", role="translation", lang="de")) == N_SOURCE
     assert tasks.tick(ctx, startup=True) == {"recovered": 0, "enqueued": 0}
+
+
+def test_imported_translations_count_as_done_for_their_language_only(store, ctx, dict_dir):
+    """A user's imported translation (import_sentences) of src0 into de is a usable link
+    in de: a de run skips that source, while nl still needs every source."""
+    src0 = store.sentences("p", role="source", split="train")[0]
+    store.import_sentences("p", [src0.__class__.from_tokens(
+        "mine-0", "de", list(src0.tokens), list(src0.tags), meta={"source_id": src0.id})],
+        role="translation", split="train")
+    assert len(store.untranslated_sources("p", "de", "dictionary")) == N_SOURCE - 1
+    assert len(store.untranslated_sources("p", "nl", "dictionary")) == N_SOURCE
+    with store.engine.connect() as c:
+        langs = c.exec_driver_sql("SELECT lang FROM translation_links").scalars().all()
+    assert langs == ["de"]
+    run = tasks.request_translate(store, "p", backend="dictionary", target_lang="de",
+                                  directory=str(dict_dir))
+    assert store.get_run(run).progress["total"] == N_SOURCE - 1
+    assert len(store.sentences("p", role="translation", lang="de")) == N_SOURCE

@@ -171,7 +171,7 @@ class ProjectRepository:
                     s.add(TranslationLink(
                         project_id=project.id,
                         source_sentence_id=sources[str(sent.meta.get("source_id", sent.id))],
-                        translation_sentence_id=row.id,
+                        translation_sentence_id=row.id, lang=sent.lang,
                         backend=str(sent.meta.get("backend", backend)), status=status,
                         reason=sent.meta.get("reason")))
                     report.links[status] += 1
