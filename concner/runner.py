@@ -8,7 +8,9 @@ consumer and in tests. A retrain:
 2. snapshots the store and records the label counts it saw (source, translated, target),
 3. trains with :func:`concner.training.train`, writing progress and honouring cancel,
 4. evaluates every target language on its gold dev sentences, one metrics row each,
-5. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion),
+5. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion;
+   on promotion ``ctx.after_promotion`` runs: the worker queues the pool prediction,
+   which scores the pool with ``active.strategy`` and then queues the Argilla sync),
 6. releases the lock and enqueues the coalesced follow-up run, if any.
 """
 
@@ -345,7 +347,7 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
             (s.meta["db_id"], list(p.tags),
              [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
               for sp in p.spans], float(p.mean_entropy), ranking.scores[s.id])
-            for s, p in zip(pool, preds)], strategy=ranking and ranking.strategy)
+            for s, p in zip(pool, preds)], strategy=ranking.strategy if ranking else None)
         progress.log(f"predicted {len(pool)} sentences with v{mv.version}"
                      + (f", ranked by {ranking.strategy}" if ranking else ""))
         status = "succeeded"
