@@ -127,7 +127,7 @@ class ServicesConfig:
     #: Huey consumer threads (a retrain occupies one; predictions can use another)
     worker_threads: int = 2
     #: modules imported by the worker that register sync hooks (concner.tasks.register_sync_hook)
-    sync_modules: tuple[str, ...] = ("concner.argilla_sync",)
+    sync_modules: tuple[str, ...] = ()
     #: minutes between periodic syncs of every project
     sync_every_minutes: int = 5
 
