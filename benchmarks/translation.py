@@ -1,6 +1,6 @@
 """Translation + projection benchmark on the first N English PAN-X train sentences.
 
-    python benchmarks/translation.py [--panx /work/shared/data/panx] [--n 1000]
+    python benchmarks/translation.py [--panx ../shared/data/panx] [--n 1000]
 
 Runs ``apertium eng-spa`` (default settings: person names protected; and, for comparison,
 nothing protected) and the ``dictionary`` backend into de, nl, ru and pl. Writes
@@ -202,7 +202,7 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--panx", default="/work/shared/data/panx")
+    parser.add_argument("--panx", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "panx"))
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--targets", default="de,nl,ru,pl")
     parser.add_argument("--out", default=str(RESULTS))
