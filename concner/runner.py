@@ -20,7 +20,8 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from concner.config import Config, config_from_dict
@@ -61,6 +62,45 @@ def _bug(run_id: int, exc: Exception) -> str:
     """A bug, not a user error: log it and keep the traceback where the app can show it."""
     log.exception("run %s failed", run_id)
     return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+
+
+@dataclass
+class JobOutcome:
+    """What a job body reports: its final status, error text and model version."""
+
+    status: str = "failed"
+    error: str | None = None
+    model_version_id: int | None = None
+
+
+@contextmanager
+def job_outcome(ctx: JobContext, run_id: int, *,
+                on_shutdown: Callable[[], str] | None = None) -> Iterator[JobOutcome]:
+    """Run a job body for ``run_id`` and finish the run whatever happens.
+
+    The body sets ``outcome.status = "succeeded"`` (and the model version) when it got
+    through. A cancel becomes ``cancelled``; a user error (:class:`ConcnerError`) and a bug
+    become ``failed`` with the message (a bug with its traceback); a worker shutdown calls
+    ``on_shutdown()`` (which re-queues the work and returns the error text) when given, and
+    otherwise counts as a cancel. Nothing escapes: the worker goes on with the next job.
+    """
+    outcome = JobOutcome()
+    ctx.current_runs.add(run_id)
+    try:
+        yield outcome
+    except JobCancelled as exc:
+        if isinstance(exc, WorkerShutdown) and on_shutdown is not None:
+            outcome.status, outcome.error = "failed", on_shutdown()
+        else:
+            outcome.status, outcome.error = "cancelled", str(exc)
+    except ConcnerError as exc:
+        outcome.status, outcome.error = "failed", str(exc)
+    except Exception as exc:
+        outcome.status, outcome.error = "failed", _bug(run_id, exc)
+    finally:
+        ctx.current_runs.discard(run_id)
+        ctx.store.finish_run(run_id, outcome.status, outcome.error,
+                             model_version_id=outcome.model_version_id)
 
 
 def project_config(base: Config, snap: Snapshot) -> Config:
@@ -194,28 +234,21 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int) -> str:
     if not store.acquire_retrain(run_id, ctx.owner):
         log.info("run %s of %s not started (not queued, or another retrain runs)", run_id, name)
         return "skipped"
-    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
-    status, error, mv_id = "failed", None, None
-    try:
-        with LockKeeper(ctx, run_id, progress):
-            status, mv_id = _retrain(ctx, name, run_id, progress)
-    except WorkerShutdown:
+
+    def requeue() -> str:
         follow, _ = store.request_run(name, reason="shutdown")
-        error = f"interrupted: the worker shut down; re-queued as run {follow}"
-    except JobCancelled as exc:
-        status, error = "cancelled", str(exc)
-    except ConcnerError as exc:
-        error = str(exc)
-    except Exception as exc:
-        error = _bug(run_id, exc)
+        return f"interrupted: the worker shut down; re-queued as run {follow}"
+
+    try:
+        with job_outcome(ctx, run_id, on_shutdown=requeue) as outcome, \
+                LockKeeper(ctx, run_id, progress):
+            outcome.status, outcome.model_version_id = _retrain(ctx, name, run_id, progress)
     finally:
-        ctx.current_runs.discard(run_id)
-        store.finish_run(run_id, status, error, model_version_id=mv_id)
         follow = store.release_retrain(run_id)
         if follow is not None and not ctx.shutdown.is_set():
             ctx.enqueue_retrain(name, follow)
-    return status
+    return outcome.status
 
 
 def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
@@ -277,10 +310,9 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
-    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
-    status, error = "failed", None
-    try:
+    with job_outcome(ctx, run_id) as outcome:
+        outcome.model_version_id = model_version_id
         mv = store.get_model_version(model_version_id)
         if mv.run_id is not None:
             counts = store.get_run(mv.run_id).label_counts or {}
@@ -293,17 +325,8 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
         store.add_metrics(run_id, "dev", reports, model_version_id=mv.id)
         progress.log(f"v{mv.version}: mean dev F1 "
                      + (f"{100 * mean_f1(reports):.2f}" if reports else "n/a (no dev sentences)"))
-        status = "succeeded"
-    except JobCancelled as exc:
-        status, error = "cancelled", str(exc)
-    except ConcnerError as exc:
-        error = str(exc)
-    except Exception as exc:
-        error = _bug(run_id, exc)
-    finally:
-        store.finish_run(run_id, status, error, model_version_id=model_version_id)
-        ctx.current_runs.discard(run_id)
-    return status
+        outcome.status = "succeeded"
+    return outcome.status
 
 
 def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -> str:
@@ -318,12 +341,10 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
-    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
-    status, error, mv_id = "failed", None, None
-    try:
+    with job_outcome(ctx, run_id) as outcome:
         bundle, mv = ctx.registry.load_active(name)
-        mv_id = mv.id
+        outcome.model_version_id = mv.id
         snap = take_snapshot(store, name)
         pool, active = snap.unlabelled_target, project_config(ctx.config, snap).active
         tc = ctx.config.training
@@ -350,19 +371,10 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
             for s, p in zip(pool, preds)], strategy=ranking.strategy if ranking else None)
         progress.log(f"predicted {len(pool)} sentences with v{mv.version}"
                      + (f", ranked by {ranking.strategy}" if ranking else ""))
-        status = "succeeded"
-    except JobCancelled as exc:
-        status, error = "cancelled", str(exc)
-    except ConcnerError as exc:
-        error = str(exc)
-    except Exception as exc:
-        error = _bug(run_id, exc)
-    finally:
-        store.finish_run(run_id, status, error, model_version_id=mv_id)
-        ctx.current_runs.discard(run_id)
-    if status == "succeeded" and not ctx.shutdown.is_set():
+        outcome.status = "succeeded"
+    if outcome.status == "succeeded" and not ctx.shutdown.is_set():
         ctx.after_predict(name)
-    return status
+    return outcome.status
 
 
 def execute_translate(ctx: JobContext, name: str, run_id: int) -> str:

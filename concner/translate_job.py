@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from concner.config import Config
-from concner.errors import ConcnerError, ConfigError, JobCancelled
+from concner.errors import ConfigError
 from concner.translation.base import Translator, status_counts
 
 BACKENDS = ("apertium", "dictionary", "hf", "file")
@@ -89,15 +89,19 @@ def make_translator(config: Config, backend: str, source_lang: str, target_lang:
 
 def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
     """Body of :func:`concner.runner.execute_translate` (same contract)."""
-    from concner.runner import LOG_TAIL, RunProgress, WorkerShutdown, _bug
+    from concner.runner import LOG_TAIL, RunProgress, job_outcome
 
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
-    ctx.current_runs.add(run_id)
     progress = RunProgress(ctx, run_id)
-    status, error = "failed", None
-    try:
+
+    def requeue() -> str:
+        request = store.get_run(run_id).config
+        follow, _ = store.request_run(name, kind="translate", reason="shutdown", config=request)
+        return f"interrupted: the worker shut down; re-queued as run {follow}"
+
+    with job_outcome(ctx, run_id, on_shutdown=requeue) as outcome:
         request = store.get_run(run_id).config or {}
         backend, target = request.get("backend"), request.get("target_lang")
         if not backend or not target:
@@ -138,18 +142,5 @@ def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
         progress.state.update(stage="done", step=len(pairs), total=len(pairs), counts=counts,
                               imported=imported.sentences)
         store.update_progress(run_id, dict(progress.state))
-        status = "succeeded"
-    except WorkerShutdown:
-        request = store.get_run(run_id).config
-        follow, _ = store.request_run(name, kind="translate", reason="shutdown", config=request)
-        error = f"interrupted: the worker shut down; re-queued as run {follow}"
-    except JobCancelled as exc:
-        status, error = "cancelled", str(exc)
-    except ConcnerError as exc:
-        error = str(exc)
-    except Exception as exc:
-        error = _bug(run_id, exc)
-    finally:
-        store.finish_run(run_id, status, error)
-        ctx.current_runs.discard(run_id)
-    return status
+        outcome.status = "succeeded"
+    return outcome.status
