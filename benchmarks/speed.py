@@ -76,9 +76,10 @@ class Setup:
             return self.full
         if self._trim is None:
             source = bd.source_sample(1000)
-            tr, _ = bd.translations(source, "es")
+            tr, _ = bd.translations(source, "es", work=WORK)
             corpora = [source, tr, bd.unlabelled("es", 2000), bd.dev("es", "report", 2000)]
-            self._trim = bd.trimmed_encoder(self.full, corpora, work=self.work)
+            # the quality benchmark's trimmed encoder when it exists (same text covered)
+            self._trim = bd.trimmed_encoder(self.full, corpora, work=WORK)
         return self._trim
 
 
@@ -116,7 +117,7 @@ def measure_train(variant: str, encoder: str, n_train: int, smoke: bool, epochs:
         if spec["data"] == "pairs":
             full_source = bd.source_sample(n_train, pool=400) if smoke else bd.source_sample(1000)
             all_tr, _ = bd.translations(full_source, "es",
-                                        work=WORK / ("speed-smoke" if smoke else "speed"))
+                                        work=WORK / "speed-smoke" if smoke else WORK)
             ids = {s.id for s in source}
             translations = [t for t in all_tr if t.meta.get("source_id") in ids]
         result = train(config_from_dict(cfg, env={}), TrainData(source=source,
