@@ -222,10 +222,14 @@ def _verdict(summary: dict) -> str:
         return "incomplete: not every translated language has a row yet"
     gain = kd["mean"] - base["mean"]
     spread = max(kd["std"], base["std"])
+    if min(kd["n"], base["n"]) < 2:
+        return (f"ConCNER + KD is {gain:+.1f} F1 over source + translation on the translated "
+                f"mean with {min(kd['n'], base['n'])} seed (target: >= +2.0 and more than the "
+                "seed spread): not decided until more seeds are in")
     ok = gain >= 2.0 and gain > spread
-    return (f"ConCNER + KD {'beats' if ok else 'does NOT beat'} source + translation by "
-            f"{gain:+.1f} F1 on the translated mean (seed spread {spread:.1f}; target: >= 2.0 "
-            f"and more than the spread; seeds: {kd['n']} vs {base['n']})")
+    return (f"ConCNER + KD is {gain:+.1f} F1 over source + translation on the translated mean "
+            f"(seed spread {spread:.1f}, seeds {kd['n']} vs {base['n']}; target: >= +2.0 and "
+            f"more than the spread): {'met' if ok else 'NOT met'}")
 
 
 def _plot(summary: dict, cols: list[str]) -> None:
