@@ -196,7 +196,8 @@ def section_predict(setup: Setup, args) -> dict:
     ours_s, theirs_s, agree = [], [], None
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        preds = Predictor(bundle, batch_size=64, device="cpu").predict(sentences)
+        # argmax, as the pipeline decodes: the agreement compares the same decision rule
+        preds = Predictor(bundle, batch_size=64, device="cpu", decoding="argmax").predict(sentences)
         ours_s.append(time.perf_counter() - t0)
         theirs, sec = pipeline_entities(hf_model, bundle.tokenizer, sentences, batch_size=64)
         theirs_s.append(sec)
