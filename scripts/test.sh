@@ -21,7 +21,7 @@ export CONCNER_TEST_POSTGRES_URL
 trap 'scripts/start_postgres.sh --stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
 
 # The two whole-system tests (a browser against the app with a local Argilla, and
-# `concner up`) run in their own session after the rest: in one session with everything
-# else they were seen to time out, while passing alone.
+# `concner up`) run in their own session after the rest, so processes they start cannot
+# disturb the unit tests; the browser test retries (its search emulator once failed to start).
 python3 -m pytest --ignore tests/test_app_up.py --ignore tests/e2e "$@"
 python3 -m pytest tests/e2e tests/test_app_up.py "$@"

@@ -43,7 +43,6 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.flaky(reruns=2)  # whole-system: seen to time out in full runs, not alone
 def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
     from concner.store import Store
 

@@ -132,6 +132,9 @@ def run(args) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C must stop everything even when `up` was started with SIGINT ignored (a shell
+    # running it in the background, nohup): Python then installs no KeyboardInterrupt.
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     try:
         if not args.no_argilla:
             print("concner up: starting the local Argilla (first start installs it) ...",
@@ -166,4 +169,5 @@ def run(args) -> int:
         if launcher is not None:
             launcher.down()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         print("concner up: stopped", flush=True)
