@@ -156,6 +156,8 @@ class Benchmark:
             "variant": self.args.variant, "f1": f1, "seconds": round(seconds, 1),
             "n_source": len(source), "n_translations": len(translations.get(lang, [])) if use_tr else 0,
             "projection": stats.get(lang), "n_unlabelled": len(train_data.unlabelled_target),
+            "overrides": {sec: {k: v for k, v in vals.items() if k != "num_threads"}
+                          for sec, vals in self.args.overrides.items()},
             "encoder": str(encoder), "config": {k: dataclasses.asdict(getattr(config, k))
                                                 for k in ("model", "loss", "training")},
             "history": result.history, "provenance": provenance(),
@@ -170,8 +172,9 @@ class Benchmark:
                              variant=self.args.variant):
                 continue
             self.run_cell(system, lang, seed)
-            if self.args.slice == "report" and not self.args.smoke:
-                write_table(self.log.rows, self.args)
+            if not self.args.smoke:
+                (write_table if self.args.slice == "report" else write_tuning_table)(
+                    ResultLog(self.args.results, ()).rows, self.args)
 
 
 def write_table(rows: list[dict], args) -> None:
@@ -205,11 +208,44 @@ def write_table(rows: list[dict], args) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality.json").write_text(json.dumps(out, indent=2, default=str))
     md = ["# ConCNER vs baselines (dev F1, strict seqeval, mean ± std over seeds)", "",
-          f"Made by `{out['provenance']['command']}` on {out['provenance']['machine']}, commit "
-          f"{out['provenance']['commit']}, {out['provenance']['date']}. Rows so far: {len(rows)}.",
+          (f"Made by `{out['provenance']['command']}` on {out['provenance']['machine']}, commit "
+           f"{out['provenance']['commit']}, {out['provenance']['date']}. Rows so far: {len(rows)}."),
           "", markdown_table(["system"] + cols, table_rows), "", f"**Verdict:** {verdict}", ""]
     (RESULTS / "quality.md").write_text("\n".join(md))
     _plot(summary, cols)
+
+
+def write_tuning_table(rows: list[dict], args) -> None:
+    """quality_tuning.json / .md: every variant tried on the tuning slice (dev sentences
+    1,001-2,000), one row per (variant, system), with what the variant changed."""
+    rows = [r for r in rows if r["slice"] == "tune"]
+    langs = [lang for lang in list(args.translated) + list(args.zero_shot)
+             if any(lang == r["train_lang"] for r in rows)]
+    groups: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        g = groups.setdefault((r["variant"], r["system"]), {"f1": {}, "overrides": {}})
+        g["f1"].setdefault(r["train_lang"], []).append(r["f1"][r["train_lang"]])
+        g["overrides"] = r.get("overrides") or g["overrides"]
+    table, out = [], {}
+    for (variant, system), g in sorted(groups.items()):
+        changed = "; ".join(f"{sec}.{k}={v}" for sec, vals in g["overrides"].items()
+                            for k, v in vals.items()) or "defaults"
+        per = {lang: mean_std([100 * v for v in g["f1"].get(lang, [])]) for lang in langs}
+        done = [per[lang][0] for lang in langs if g["f1"].get(lang)]
+        mean = sum(done) / len(done) if done and len(done) == len(langs) else None
+        out[f"{variant}/{system}"] = {"changed": changed, "f1": per, "mean": mean}
+        table.append([variant, LABELS[system], changed]
+                     + [fmt_mean_std(g["f1"].get(lang, [])) for lang in langs]
+                     + ["–" if mean is None else f"{mean:.1f}"])
+    prov = provenance()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "quality_tuning.json").write_text(json.dumps(
+        {"variants": out, "languages": langs, "provenance": prov, "rows": len(rows)}, indent=2))
+    md = ["# Tuning slice: what was tried (dev sentences 1,001-2,000, never the reported slice)",
+          "", (f"Made by `{prov['command']}` on {prov['machine']}, commit {prov['commit']}, "
+               f"{prov['date']}. Rows: {len(rows)}."), "",
+          markdown_table(["variant", "system", "changed"] + langs + ["mean"], table)]
+    (RESULTS / "quality_tuning.md").write_text("\n".join(md))
 
 
 def _verdict(summary: dict) -> str:
@@ -298,12 +334,13 @@ def main(argv=None) -> int:
         smoke_setup(args)
         for section, values in user.items():
             args.overrides.setdefault(section, {}).update(values)
+    table = write_table if args.slice == "report" else write_tuning_table
     if args.table:
-        write_table(ResultLog(args.results, ()).rows, args)
+        table(ResultLog(args.results, ()).rows, args)
         return 0
     Benchmark(args).run()
-    if not args.smoke and args.slice == "report":
-        write_table(ResultLog(args.results, ()).rows, args)
+    if not args.smoke:
+        table(ResultLog(args.results, ()).rows, args)
     return 0
 
 

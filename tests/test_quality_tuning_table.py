@@ -1,0 +1,49 @@
+"""The tuning table lists every variant tried on the tuning slice with what it changed,
+and never mixes in rows of the reported slice."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import quality
+
+
+class Args:
+    translated, zero_shot = ["es", "de"], ["sw"]
+
+
+def row(variant, system, lang, f1, seed=1, slice_="tune", overrides=None):
+    return {"variant": variant, "system": system, "train_lang": lang, "seed": seed,
+            "slice": slice_, "f1": {"en": 0.7, lang: f1}, "overrides": overrides or {}}
+
+
+def test_tuning_table_groups_variants_and_ignores_report_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    low = {"loss": {"lambda_lcl": 0.1, "lambda_tcl": 0.1}}
+    rows = [row("default", "concner", "es", 0.60), row("default", "concner", "de", 0.70),
+            row("lam01", "concner", "es", 0.64, overrides=low),
+            row("lam01", "concner", "de", 0.68, overrides=low),
+            row("lam01", "concner", "es", 0.66, seed=2, overrides=low),
+            row("default", "concner", "es", 0.99, slice_="report")]
+    quality.write_tuning_table(rows, Args)
+    out = json.loads((tmp_path / "quality_tuning.json").read_text())
+    assert out["languages"] == ["es", "de"]
+    assert out["rows"] == 5
+    default, low_row = out["variants"]["default/concner"], out["variants"]["lam01/concner"]
+    assert default["changed"] == "defaults"
+    assert round(default["mean"], 6) == 65.0  # the report-slice 0.99 is not averaged in
+    assert low_row["changed"] == "loss.lambda_lcl=0.1; loss.lambda_tcl=0.1"
+    assert round(low_row["f1"]["es"][0], 6) == 65.0  # mean over two seeds
+    assert round(low_row["mean"], 6) == round((65.0 + 68.0) / 2, 6)
+    md = (tmp_path / "quality_tuning.md").read_text()
+    assert "lam01" in md and "loss.lambda_tcl=0.1" in md
+
+
+def test_tuning_table_leaves_mean_empty_until_every_language_is_in(tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    quality.write_tuning_table([row("t01", "concner", "es", 0.6),
+                                row("default", "src_tr_ce", "de", 0.7),
+                                row("default", "src_tr_ce", "es", 0.5)], Args)
+    out = json.loads((tmp_path / "quality_tuning.json").read_text())
+    assert out["variants"]["t01/concner"]["mean"] is None
+    assert round(out["variants"]["default/src_tr_ce"]["mean"], 6) == 60.0
