@@ -2,12 +2,23 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from concner.corpus import (
-    ReadReport, detect_format, iter_conll, read_any, read_conll, read_hf, read_jsonl,
-    read_text_lines, write_conll, write_jsonl,
+    ReadReport,
+    detect_format,
+    iter_conll,
+    iter_jsonl,
+    iter_text_lines,
+    read_any,
+    read_conll,
+    read_hf,
+    read_jsonl,
+    read_text_lines,
+    write_conll,
+    write_jsonl,
 )
 from concner.errors import DataFormatError
 from concner.labels import LabelSchema
@@ -78,6 +89,90 @@ def test_empty_and_missing_and_non_utf8(tmp_path):
     with pytest.raises(DataFormatError, match="not valid UTF-8") as err:
         read_conll(p, "de")
     assert err.value.line == 3
+
+
+READERS = {  # reader, a good two-sentence file, a file with an error on line 2, what to add
+    "conll": (iter_conll, "Bob\tB-PER\n\nParis\tB-LOC\n", "Bob\tB-PER\nx\tPERSON\n",
+              "token<TAB>tag"),
+    "jsonl": (iter_jsonl, '{"tokens": ["Bob"]}\n{"tokens": ["Paris"]}\n',
+              '{"tokens": ["Bob"]}\n{oops\n', "one JSON object per line"),
+    "text": (iter_text_lines, "Bob runs.\nParis\n", None, "one sentence per line"),
+}
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The files opened for reading (to check the readers close them)."""
+    handles = []
+    real = Path.open
+
+    def spy(self, *args, **kwargs):
+        handle = real(self, *args, **kwargs)
+        if "r" in handle.mode:
+            handles.append(handle)
+        return handle
+
+    monkeypatch.setattr(Path, "open", spy)
+    return handles
+
+
+@pytest.mark.parametrize("fmt", READERS)
+def test_every_reader_closes_its_file_on_every_way_out(tmp_path, opened, fmt):
+    reader, good, bad, _ = READERS[fmt]
+    p = write(tmp_path, f"good-en.{fmt}", good)
+    assert len(list(reader(p, "en"))) == 2                     # read to the end
+    it = reader(p, "en")
+    next(it)
+    it.close()                                                 # the consumer stops early
+    if bad is not None:                                        # an error half-way
+        with pytest.raises(DataFormatError) as err:
+            list(reader(write(tmp_path, f"bad-en.{fmt}", bad), "en"))
+        assert err.value.line == 2
+    assert len(opened) == (3 if bad is not None else 2)
+    assert all(h.closed for h in opened)
+
+
+def test_conll_closes_the_file_when_the_language_is_unknown(tmp_path, opened):
+    with pytest.raises(DataFormatError, match="--lang"):
+        read_conll(write(tmp_path, "data.tsv", "Bob\tB-PER\n"))
+    assert len(opened) == 1 and opened[0].closed
+
+
+@pytest.mark.parametrize("fmt", READERS)
+def test_every_reader_leaves_a_callers_stream_open(fmt):
+    reader, good, _, _ = READERS[fmt]
+    upload = io.BytesIO(good.encode())
+    upload.name = f"upload-en.{fmt}"
+    assert len(list(reader(upload, "en"))) == 2
+    assert not upload.closed
+
+
+@pytest.mark.parametrize("fmt", READERS)
+@pytest.mark.parametrize("content, found", [
+    ("", "the file is empty or has only blank lines"),
+    ("\n \n", "blank lines"),
+])
+def test_every_reader_says_which_file_is_empty_and_what_to_add(tmp_path, fmt, content, found):
+    reader, _, _, what_to_add = READERS[fmt]
+    p = write(tmp_path, f"e-en.{fmt}", content)
+    with pytest.raises(DataFormatError, match="no sentences found") as err:
+        list(reader(p, "en"))
+    assert err.value.path == str(p)
+    assert found in str(err.value) and what_to_add in str(err.value)
+
+
+def test_no_sentences_reports_what_was_skipped(tmp_path):
+    p = write(tmp_path, "d-en.tsv", "-DOCSTART- O\n\n")
+    with pytest.raises(DataFormatError, match="nothing but skipped lines: -DOCSTART- lines: 1"):
+        read_conll(p)
+
+
+def test_a_shared_report_still_catches_an_empty_second_file(tmp_path):
+    report = ReadReport("two files")
+    read_text_lines(write(tmp_path, "a.txt", "Bob runs.\n"), "en", report=report)
+    with pytest.raises(DataFormatError, match="no sentences found"):
+        read_text_lines(write(tmp_path, "b.txt", "\n"), "en", report=report)
+    assert report.sentences == 1
 
 
 def test_one_column_labelled_file_rejected_but_readable_unlabelled(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -67,6 +68,33 @@ def open_lines(source: str | os.PathLike | IO, max_bytes: int | None) -> tuple[I
             path=str(path),
         )
     return path.open("rb"), str(path)
+
+
+@contextmanager
+def reading(source: str | os.PathLike | IO, max_bytes: int | None, report: ReadReport | None,
+            *, expect: str) -> Iterator[tuple[Iterable, str, ReadReport]]:
+    """Open a reader's line source and see the read through.
+
+    Yields ``(lines, name, report)`` (a fresh :class:`ReadReport` unless one is given).
+    The file opened here is closed on every way out: the end, an error, the consumer
+    stopping early; a stream the caller passed in is left open. A read that ends without
+    an error but found no sentence raises :class:`DataFormatError` naming the file, what was
+    skipped, and ``expect``: what the file should hold.
+    """
+    lines, name = open_lines(source, max_bytes)
+    report = report if report is not None else ReadReport(name)
+    sentences_before, skipped_before = report.sentences, Counter(report.skipped)
+    try:
+        yield lines, name, report
+    finally:
+        if lines is not source:
+            lines.close()
+    if report.sentences == sentences_before:
+        skipped = report.skipped - skipped_before
+        found = ("the file is empty or has only blank lines" if not skipped else
+                 "nothing but skipped lines: "
+                 + ", ".join(f"{what}: {n}" for what, n in sorted(skipped.items())))
+        raise DataFormatError(f"no sentences found ({found}); {expect}", path=name)
 
 
 def language_of(lang: str | None, name: str) -> str:

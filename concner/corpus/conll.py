@@ -11,7 +11,7 @@ from concner.corpus.common import (
     check_tags,
     decoded_lines,
     language_of,
-    open_lines,
+    reading,
     writer,
 )
 from concner.errors import DataFormatError
@@ -38,10 +38,18 @@ def iter_conll(
     and the tag the last column; every line must have as many columns as the first.
     ``labelled=False`` reads a token per line (first column), tags ``None``.
     """
-    lines, name = open_lines(source, max_bytes)
-    lang = language_of(lang, name)
-    report = report if report is not None else ReadReport(name)
-    prefix = id_prefix if id_prefix is not None else f"{Path(name).stem}"
+    expect = ("add 'token<TAB>tag' lines, a blank line between sentences" if labelled
+              else "add one token per line, a blank line between sentences")
+    with reading(source, max_bytes, report, expect=expect) as (lines, name, counts):
+        yield from _conll_sentences(lines, name, language_of(lang, name), labelled=labelled,
+                                    schema=schema, repair_iob=repair_iob, report=counts,
+                                    prefix=id_prefix if id_prefix is not None
+                                    else Path(name).stem)
+
+
+def _conll_sentences(lines: Iterable, name: str, lang: str, *, labelled: bool,
+                     schema: LabelSchema | None, repair_iob: bool, report: ReadReport,
+                     prefix: str) -> Iterator[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     token_lines: list[int] = []
@@ -64,48 +72,41 @@ def iter_conll(
         tokens, tags, token_lines = [], [], []
         return sent
 
-    try:
-        for number, line in decoded_lines(lines, name):
-            if not line.strip():
-                sent = flush()
-                if sent is not None:
-                    yield sent
-                continue
-            if line.startswith("-DOCSTART-"):
-                report.skipped["-DOCSTART- lines"] += 1
-                continue
-            columns = line.split("\t") if "\t" in line else line.split()
-            columns = [c.strip() for c in columns]
-            if n_columns is None:
-                n_columns = len(columns)
-                if labelled and n_columns < 2:
-                    raise DataFormatError(
-                        f"expected 'token<TAB>tag' but found one column ({line!r}); "
-                        "add the tags, or import the file as unlabelled text",
-                        path=name, line=number,
-                    )
-            elif len(columns) != n_columns:
+    for number, line in decoded_lines(lines, name):
+        if not line.strip():
+            sent = flush()
+            if sent is not None:
+                yield sent
+            continue
+        if line.startswith("-DOCSTART-"):
+            report.skipped["-DOCSTART- lines"] += 1
+            continue
+        columns = line.split("\t") if "\t" in line else line.split()
+        columns = [c.strip() for c in columns]
+        if n_columns is None:
+            n_columns = len(columns)
+            if labelled and n_columns < 2:
                 raise DataFormatError(
-                    f"{len(columns)} columns where the file's first line has {n_columns}; "
-                    "every line needs 'token<TAB>tag' (check for a stray tab or space in a token)",
+                    f"expected 'token<TAB>tag' but found one column ({line!r}); "
+                    "add the tags, or import the file as unlabelled text",
                     path=name, line=number,
                 )
-            if not columns[0]:
-                raise DataFormatError("empty token; remove the line or fill in the token",
-                                      path=name, line=number)
-            tokens.append(columns[0])
-            token_lines.append(number)
-            if labelled:
-                tags.append(columns[-1])
-        sent = flush()
-        if sent is not None:
-            yield sent
-    finally:
-        if hasattr(lines, "close") and not hasattr(source, "read"):
-            lines.close()
-    if report.sentences == 0:
-        raise DataFormatError("no sentences found (the file is empty or has only blank lines)",
-                              path=name)
+        elif len(columns) != n_columns:
+            raise DataFormatError(
+                f"{len(columns)} columns where the file's first line has {n_columns}; "
+                "every line needs 'token<TAB>tag' (check for a stray tab or space in a token)",
+                path=name, line=number,
+            )
+        if not columns[0]:
+            raise DataFormatError("empty token; remove the line or fill in the token",
+                                  path=name, line=number)
+        tokens.append(columns[0])
+        token_lines.append(number)
+        if labelled:
+            tags.append(columns[-1])
+    sent = flush()
+    if sent is not None:
+        yield sent
 
 
 def read_conll(source, lang: str | None = None, **kwargs) -> list[Sentence]:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from concner.corpus.common import ReadReport, check_tags, decoded_lines, open_lines, writer
+from concner.corpus.common import ReadReport, check_tags, decoded_lines, reading, writer
 from concner.errors import DataFormatError, LabelSchemaError
 from concner.labels import LabelSchema, Span
 from concner.sentence import Sentence
@@ -33,14 +33,13 @@ def iter_jsonl(
 
     Optional keys: ``id``, ``lang``, ``meta``.
     """
-    lines, name = open_lines(source, max_bytes)
-    report = report if report is not None else ReadReport(name)
-    prefix = id_prefix if id_prefix is not None else Path(name).stem
     default_lang = lang
-    try:
+    expect = 'add one JSON object per line, with "tokens" or "text"'
+    with reading(source, max_bytes, report, expect=expect) as (lines, name, counts):
+        prefix = id_prefix if id_prefix is not None else Path(name).stem
         for number, line in decoded_lines(lines, name):
             if not line.strip():
-                report.skipped["blank lines"] += 1
+                counts.skipped["blank lines"] += 1
                 continue
             try:
                 obj = json.loads(line)
@@ -50,16 +49,11 @@ def iter_jsonl(
             if not isinstance(obj, dict):
                 raise DataFormatError("each line must be a JSON object", path=name, line=number)
             sent = _sentence_from_json(obj, name=name, line=number, default_lang=default_lang,
-                                       prefix=prefix, index=report.sentences, schema=schema,
-                                       repair_iob=repair_iob, snap=snap_spans, report=report)
-            report.sentences += 1
-            report.tokens += len(sent.tokens)
+                                       prefix=prefix, index=counts.sentences, schema=schema,
+                                       repair_iob=repair_iob, snap=snap_spans, report=counts)
+            counts.sentences += 1
+            counts.tokens += len(sent.tokens)
             yield sent
-    finally:
-        if not hasattr(source, "read"):
-            lines.close()
-    if report.sentences == 0:
-        raise DataFormatError("no sentences found (the file is empty)", path=name)
 
 
 def _sentence_from_json(obj: dict, *, name: str, line: int, default_lang: str | None,
