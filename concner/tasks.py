@@ -257,13 +257,9 @@ def request_translate(store, project: str, *, backend: str, target_lang: str,
     ``share``, ``seed``, ``directory``; hf: ``model``; file: ``translations``); they are
     checked here, so a mistake is reported to the caller instead of failing the run later.
     """
-    from concner.translate_job import check_request
+    from concner.translate_job import check_project_request
 
-    proj = store.get_project(project)
-    if target_lang not in proj.target_langs:
-        raise ConfigError(f"project {project!r} translates into {', '.join(proj.target_langs)}, "
-                          f"not {target_lang!r}")
-    options = check_request(backend, proj.source_lang, target_lang, backend_options)
+    _, options = check_project_request(store, project, backend, target_lang, backend_options)
     run_id, _ = store.request_run(project, kind="translate", config={
         "backend": backend, "target_lang": target_lang, "options": options})
     _enqueue(translate, project, run_id)

@@ -13,6 +13,8 @@ run imports nothing. A run interrupted by the worker's shutdown is re-queued as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from concner.config import Config
@@ -55,7 +57,49 @@ def check_request(backend: str, source_lang: str, target_lang: str,
         raise ConfigError("the hf backend needs model=<hub id or local folder>")
     if backend == "file" and not options.get("translations"):
         raise ConfigError("the file backend needs translations=<your JSONL or TSV file>")
+    return _check_paths(backend, options)
+
+
+def _check_paths(backend: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Local files and folders the request names must exist (checked here, so a typo is
+    reported before a run is queued or a model is loaded); they are made absolute, so the
+    stored request means the same to a worker started elsewhere."""
+    if backend == "file":
+        path = Path(str(options["translations"])).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"translations file {options['translations']} does not exist; "
+                              "give the path of your JSONL or TSV translations")
+        options["translations"] = str(path.resolve())
+    if backend == "dictionary" and options.get("directory"):
+        path = Path(str(options["directory"])).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"dictionary folder {options['directory']} does not exist; give "
+                              "the folder with the freedict-*.index files (default "
+                              "translation.dictionary_dir)")
+        options["directory"] = str(path.resolve())
+    if backend == "hf":
+        model = str(options["model"])
+        path = Path(model).expanduser()
+        if path.exists():
+            if not (path / "config.json").is_file():
+                raise ConfigError(f"{model} is not a model folder (no config.json in it); give "
+                                  "a folder a seq2seq model was saved to, or a hub id")
+            options["model"] = str(path.resolve())
+        elif path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
+            raise ConfigError(f"model folder {model} does not exist; give the folder of a "
+                              "saved seq2seq model (e.g. opus-mt-en-de), or a hub id")
     return options
+
+
+def check_project_request(store, name: str, backend: str, target_lang: str,
+                          options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """:func:`check_request` for project ``name`` (which must translate into
+    ``target_lang``); returns the project and the checked options."""
+    project = store.get_project(name)
+    if target_lang not in project.target_langs:
+        raise ConfigError(f"project {name!r} translates into {', '.join(project.target_langs)}, "
+                          f"not {target_lang!r}")
+    return project, check_request(backend, project.source_lang, target_lang, options)
 
 
 def make_translator(config: Config, backend: str, source_lang: str, target_lang: str,
@@ -87,14 +131,26 @@ def make_translator(config: Config, backend: str, source_lang: str, target_lang:
     return FileTranslator(options["translations"])
 
 
-def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
-    """Body of :func:`concner.runner.execute_translate` (same contract)."""
+def run_translate(ctx, name: str, run_id: int, chunk: int = 200, *,
+                  translator: Translator | None = None,
+                  on_progress: Callable[[dict], None] | None = None) -> str:
+    """Body of :func:`concner.runner.execute_translate` (same contract).
+
+    ``translator``: one already made for the run's request (else it is made from the
+    request); ``on_progress(state)`` sees every progress update before it is written (it
+    may raise :class:`concner.errors.JobCancelled` to stop the run)."""
     from concner.runner import LOG_TAIL, RunProgress, job_outcome
+
+    class EchoedProgress(RunProgress):
+        def _write(self, force: bool = False) -> None:
+            if on_progress is not None:
+                on_progress(dict(self.state))
+            super()._write(force)
 
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
-    progress = RunProgress(ctx, run_id)
+    progress = EchoedProgress(ctx, run_id)
 
     def requeue() -> str:
         request = store.get_run(run_id).config
@@ -107,9 +163,10 @@ def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
         if not backend or not target:
             raise ConfigError(f"run {run_id} does not say which backend and target language to "
                               "use; queue it with tasks.request_translate")
-        project = store.get_project(name)
-        translator = make_translator(ctx.config, backend, project.source_lang, target,
-                                     request.get("options"))
+        if translator is None:
+            project = store.get_project(name)
+            translator = make_translator(ctx.config, backend, project.source_lang, target,
+                                         request.get("options"))
         if backend == "file":  # the file covers every source (by id or by order): one call
             todo = store.untranslated_sources(name, target, backend, all_labelled=True)
             chunk = max(len(todo), 1)
@@ -144,3 +201,24 @@ def run_translate(ctx, name: str, run_id: int, chunk: int = 200) -> str:
         store.update_progress(run_id, dict(progress.state))
         outcome.status = "succeeded"
     return outcome.status
+
+
+def translate_now(store, config: Config, name: str, *, backend: str, target_lang: str,
+                  options: dict[str, Any] | None = None, owner: str = "cli",
+                  on_progress: Callable[[dict], None] | None = None):
+    """Translate project ``name``'s labelled sources into ``target_lang`` in this process,
+    as a recorded ``translate`` run (the same job the worker runs); returns the finished run.
+
+    Everything that can be checked is checked before the run exists: the project and its
+    target language, the backend and its options, the files it names, and the backend
+    itself (a seq2seq model is loaded, a translations file opened)."""
+    from concner.registry import ModelRegistry
+    from concner.runner import JobContext
+
+    project, options = check_project_request(store, name, backend, target_lang, options)
+    translator = make_translator(config, backend, project.source_lang, target_lang, options)
+    run_id, _ = store.request_run(name, kind="translate", config={
+        "backend": backend, "target_lang": target_lang, "options": options})
+    ctx = JobContext(store, ModelRegistry.from_config(store, config), config, owner)
+    run_translate(ctx, name, run_id, translator=translator, on_progress=on_progress)
+    return store.get_run(run_id)

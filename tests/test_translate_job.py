@@ -5,12 +5,12 @@ imports nothing, and the next retrain snapshot counts the translations."""
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import pytest
 import torch
 from storekit import TINY_TRAINING, database_url, make_sentences, tiny_encoder
+from translation_support import write_freedict
 
 from concner import tasks
 from concner.config import load_config
@@ -26,31 +26,12 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 ENTRIES = [("visited", "visited\nbesuchte\n"), ("works", "works\narbeitet\n"),
            ("lives", "lives\nwohnt\n"), ("company", "company\nFirma\n"),
            ("city", "city\nStadt\n")]
-B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 N_SOURCE = 12
-
-
-def _b64(n: int) -> str:
-    digits = ""
-    while True:
-        digits, n = B64[n % 64] + digits, n // 64
-        if n == 0:
-            return digits
 
 
 @pytest.fixture()
 def dict_dir(tmp_path):
-    folder = tmp_path / "dictd"
-    folder.mkdir()
-    data, index = b"", []
-    for head, body in sorted(ENTRIES):
-        raw = body.encode()
-        index.append(f"{head}\t{_b64(len(data))}\t{_b64(len(raw))}")
-        data += raw
-    (folder / "freedict-eng-deu.index").write_text("\n".join(index) + "\n")
-    with gzip.open(folder / "freedict-eng-deu.dict.dz", "wb") as out:
-        out.write(data)
-    return folder
+    return write_freedict(tmp_path / "dictd", "eng-deu", sorted(ENTRIES))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,8 +3,18 @@
   concner project create NAME --source en --targets de,es [--labels PER,ORG,LOC] [--encoder E]
   concner project import NAME FILE --role source|translation|target --split train|dev|pool
   concner project status NAME [--json]
+  concner project translate NAME --backend apertium|dictionary|hf|file [--target de,nl]
+          [--pair eng-deu] [--share S] [--seed N] [--dictionary-dir D] [--model M]
+          [--translations FILE] [--cache PATH | --no-cache]
   concner project retrain NAME          (queue a retrain now; coalesces with a queued one)
   concner project cancel RUN_ID
+  concner project delete NAME [--yes]
+
+``translate`` runs here and now (a recorded run, the job the worker runs for the app): the
+labelled source sentences without a usable translation into each target language (default:
+all of the project's) are translated, their tags projected, and the pairs imported in one
+transaction per language; Ctrl-C cancels and imports nothing. ``delete`` removes the project's
+rows and checkpoints for good, after you type its name (or with ``--yes``).
 
 ``import`` reads CoNLL/TSV or JSONL (labelled) or plain text (one sentence per line,
 unlabelled) with :mod:`concner.corpus` and writes everything in ONE transaction: a
@@ -17,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Self
 
 
 def register(subparsers) -> None:
@@ -61,6 +72,38 @@ def register(subparsers) -> None:
     k = sub.add_parser("cancel", help="cancel a queued or running job")
     k.add_argument("run_id", type=int)
     k.set_defaults(func=run_cancel)
+
+    from concner.translate_job import BACKENDS
+
+    t = sub.add_parser("translate", help="translate the labelled source sentences now")
+    t.add_argument("name")
+    t.add_argument("--backend", required=True, choices=BACKENDS)
+    t.add_argument("--target", help="target language(s), comma-separated (default: all of the "
+                                    "project's)")
+    t.add_argument("--pair", help="apertium: the pair, e.g. eng-deu (default from the languages)")
+    t.add_argument("--share", type=float,
+                   help="dictionary: share of words to replace (default translation."
+                        "dictionary_share)")
+    t.add_argument("--seed", type=int,
+                   help="dictionary: seed of the word choice (default translation.dictionary_seed)")
+    t.add_argument("--dictionary-dir", metavar="DIR",
+                   help="dictionary: folder of the FreeDict files (default translation."
+                        "dictionary_dir)")
+    t.add_argument("--model", help="hf: local folder (or hub id) of a seq2seq model")
+    t.add_argument("--translations", metavar="FILE",
+                   help="file: your translations, JSONL or TSV")
+    cache = t.add_mutually_exclusive_group()
+    cache.add_argument("--cache", help="apertium/hf: translation cache (SQLite; default "
+                                       "translation.cache_path)")
+    cache.add_argument("--no-cache", action="store_true",
+                       help="apertium/hf: do not read or write the cache")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=run_translate)
+
+    d = sub.add_parser("delete", help="delete a project, its data, runs and checkpoints")
+    d.add_argument("name")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    d.set_defaults(func=run_delete)
 
 
 def _config(args):
@@ -202,4 +245,161 @@ def run_retrain(args) -> int:
 def run_cancel(args) -> int:
     state = _store(_config(args)).cancel_run(args.run_id)
     print(f"run {args.run_id}: {state}" + (" (stops at its next step)" if state == "running" else ""))
+    return 0
+
+
+#: ``concner project translate`` flag of each backend option
+TRANSLATE_FLAGS = {"pair": "--pair", "share": "--share", "seed": "--seed",
+                   "directory": "--dictionary-dir", "model": "--model",
+                   "translations": "--translations", "cache": "--cache/--no-cache"}
+
+
+def translate_options(args) -> dict:
+    """The backend options the flags give; a flag the backend does not use is an error."""
+    from concner.errors import ConfigError
+    from concner.translate_job import OPTIONS
+
+    given = {"pair": args.pair, "share": args.share, "seed": args.seed,
+             "directory": args.dictionary_dir, "model": args.model,
+             "translations": args.translations,
+             "cache": False if args.no_cache else args.cache}
+    options = {k: v for k, v in given.items() if v is not None}
+    unused = [TRANSLATE_FLAGS[k] for k in options if k not in OPTIONS[args.backend]]
+    if unused:
+        takes = [TRANSLATE_FLAGS[k] for k in sorted(OPTIONS[args.backend])]
+        raise ConfigError(f"--backend {args.backend} does not use {', '.join(unused)}; it takes "
+                          f"{', '.join(takes)}")
+    return options
+
+
+class _Progress:
+    """Prints a translate run's progress: its log lines, and a bar over the sentences."""
+
+    def __init__(self, target: str, bar: bool):
+        self.target, self.show_bar = target, bar
+        self.bar = None
+        self.logged = 0
+        self.interrupted = False
+
+    def __call__(self, state: dict) -> None:
+        from tqdm import tqdm
+
+        from concner.errors import JobCancelled
+
+        if self.interrupted:
+            raise JobCancelled("interrupted (Ctrl-C); nothing was imported")
+        log = state.get("log") or []
+        for line in log[self.logged:]:
+            tqdm.write(f"{self.target}: {line}", file=sys.stderr)
+        self.logged = len(log)
+        if not self.show_bar or state.get("stage") != "translate" or not state.get("total"):
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=state["total"], desc=f"-> {self.target}", unit="sent",
+                            file=sys.stderr)
+        self.bar.update(state.get("step", 0) - self.bar.n)
+
+    def __enter__(self) -> Self:
+        """While the run lasts, Ctrl-C cancels it at its next progress update (a second
+        Ctrl-C stops at once)."""
+        import signal
+
+        def interrupt(signum, frame):
+            self.interrupted = True
+            signal.signal(signal.SIGINT, self._previous)
+
+        self._previous = signal.signal(signal.SIGINT, interrupt) or signal.SIG_DFL
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._previous)
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_translate(args) -> int:
+    import time
+
+    from concner.errors import ConcnerError
+    from concner.translate_job import translate_now
+
+    config = _config(args)
+    store = _store(config)
+    project = store.get_project(args.name)
+    options = translate_options(args)
+    targets = ([t.strip() for t in args.target.split(",") if t.strip()] if args.target
+               else list(project.target_langs))
+    if len(targets) > 1 and (args.pair or args.backend == "file"):
+        from concner.errors import ConfigError
+
+        what = f"--pair {args.pair}" if args.pair else f"--translations {args.translations}"
+        raise ConfigError(f"{what} is for one target language, but this would translate into "
+                          f"{', '.join(targets)}; pick one with --target")
+    for target in targets:
+        started = time.perf_counter()
+        with _Progress(target, bar=not args.no_progress) as progress:
+            run = translate_now(store, config, args.name, backend=args.backend,
+                                target_lang=target, options=options,
+                                owner=f"cli-{os.getpid()}", on_progress=progress)
+        seconds = time.perf_counter() - started
+        state = run.progress or {}
+        if run.status == "succeeded":
+            counts = state.get("counts") or {}
+            if not state.get("total"):
+                print(f"{target}: nothing to translate: every labelled source sentence has a "
+                      f"usable {target} translation (run {run.id})")
+                continue
+            print(f"{target}: run {run.id} translated {state['total']} source sentences with "
+                  f"{args.backend} in {seconds:.1f} s; projection ok {counts.get('ok', 0)}, "
+                  f"repaired {counts.get('repaired', 0)}, failed {counts.get('failed', 0)}; "
+                  f"imported {state.get('imported', 0)} translations")
+        elif run.status == "cancelled":
+            print(f"{target}: run {run.id} cancelled ({run.error}); nothing imported",
+                  file=sys.stderr)
+            return 130
+        elif run.status == "failed":
+            raise ConcnerError(f"{target}: translate run {run.id} failed, nothing imported: "
+                               f"{run.error}")
+        else:
+            print(f"{target}: run {run.id} was taken by a running worker (status {run.status});"
+                  f" follow it with: concner project status {args.name}")
+    return 0
+
+
+def run_delete(args) -> int:
+    from concner.registry import ModelRegistry
+
+    config = _config(args)
+    store = _store(config)
+    registry = ModelRegistry.from_config(store, config)
+    name = args.name
+    folder = registry.project_dir(name)  # also: an unknown project ends here
+    if not args.yes:
+        counts = store.counts(name)
+        sentences = sum(row["sentences"] for row in counts["sentences"])
+        print(f"Project {name!r} will be deleted for good: {sentences} sentences, "
+              f"{counts['annotations']} label versions, "
+              f"{sum(counts['translation_links'].values())} translation links, its runs, "
+              f"metrics, predictions, model versions and checkpoints ({folder}).")
+        try:
+            answer = input(f"Type the project name ({name}) to delete it: ")
+        except EOFError:
+            answer = ""
+        if answer.strip() != name:
+            print(f"Not deleted: the answer was not {name!r} (pass --yes to skip the question).",
+                  file=sys.stderr)
+            return 1
+    deleted = registry.delete_project(name)
+    names = {"annotations": "label versions", "sync_state": "sync states"}
+    order = ["sentences", "annotations", "translation_links", "runs", "metrics",
+             "model_versions", "predictions"]
+    rows = ", ".join(f"{deleted[t]} {names.get(t, t.replace('_', ' '))}"
+                     for t in order + sorted(set(deleted) - set(order))
+                     if deleted[t] and t not in ("projects", "retrain_locks",
+                                                 "checkpoint_folders"))
+    print(f"deleted project {name!r}: {rows or 'no rows besides the project'}; "
+          + (f"checkpoint folder {folder} removed" if deleted["checkpoint_folders"]
+             else "it had no checkpoint folder"))
     return 0
