@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from concner.ui import jobs
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
+from concner.ui.translate import translation_panel
 from concner.ui.uploads import import_dataset, import_uploads
 
 ensure_navigation()
@@ -86,4 +86,4 @@ for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
                     show_result(report, errors)
 
 with tabs[-1]:
-    jobs.translation_panel(store, config, project)
+    translation_panel(store, config, project)

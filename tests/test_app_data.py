@@ -100,18 +100,14 @@ def test_target_text_and_gold_dev(store):
     assert [(s.lang, s.tags) for s in dev] == [("sw", ["B-PER", "O", "B-LOC"])]
 
 
-def test_translation_tab_lists_installed_backends(store):
+def test_translation_tab_lists_every_backend(store):
     at = open_page("data", project="demo")
     no_exception(at)
     tab = _tab(at, 4)
     names = [o.split(" ")[0] for o in tab.selectbox[0].options]
-    assert "file" in names and "hf" in names
-    assert ("apertium" in names) == (shutil.which("apertium") is not None)
-    # the job or, until the queue has a translate job, the exact command to run
-    from concner import tasks
-
-    if not hasattr(tasks, "request_translate"):
-        assert "concner translate --backend" in tab.warning[0].value
+    assert names == ["apertium", "dictionary", "hf", "file"]
+    apertium = tab.selectbox[0].options[0]
+    assert ("not installed" in apertium) == (shutil.which("apertium") is None)
 
 
 def test_source_from_a_datasets_folder(store, tmp_path):

@@ -6,9 +6,6 @@ Progress is read from the run rows the worker writes (:class:`concner.store.mode
 
 from __future__ import annotations
 
-import glob
-import shutil
-
 import streamlit as st
 
 from concner.errors import ConcnerError
@@ -112,54 +109,3 @@ def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> N
 
     panel()
 
-
-# -- translation -------------------------------------------------------------------------
-def installed_translation_backends() -> dict[str, str]:
-    """Backends usable on this machine -> what they offer (for the backend picker)."""
-    found: dict[str, str] = {}
-    if shutil.which("apertium"):
-        try:
-            from concner.translation.apertium import installed_pairs
-
-            pairs = installed_pairs()
-        except ConcnerError:
-            pairs = []
-        if pairs:
-            found["apertium"] = "pairs: " + ", ".join(pairs)
-    dicts = sorted(glob.glob("/usr/share/dictd/freedict-*.index"))
-    if dicts:
-        names = [d.rsplit("/", 1)[1][len("freedict-"):-len(".index")] for d in dicts]
-        found["dictionary"] = "FreeDict: " + ", ".join(names)
-    found["hf"] = "a seq2seq model (hub id or local folder)"
-    found["file"] = "your own translations (upload them as JSONL with meta.source_id)"
-    return found
-
-
-def translation_panel(store, config, project) -> None:
-    st.markdown("Translations with projected labels feed the translation-contrastive loss.")
-    counts = store.counts(project.name)
-    links = counts.get("translation_links", {})
-    if links:
-        st.write("Projection status of stored translations: "
-                 + ", ".join(f"{k} {v}" for k, v in sorted(links.items())))
-    backends = installed_translation_backends()
-    backend = st.selectbox("Backend", list(backends), format_func=lambda b: f"{b} ({backends[b]})")
-    target = st.selectbox("Target language", list(project.target_langs), key="tr-target")
-    tasks = _tasks()
-    if not hasattr(tasks, "request_translate"):
-        st.warning(
-            "Translation is not a queued job in this version. Run it from a terminal, then "
-            "upload the result in the **Translations** tab above:\n\n"
-            f"`concner translate --backend {backend} "
-            + ("--pair eng-<target> " if backend == "apertium" else f"--target {target} ")
-            + f"--in source.tsv --out translations-{target}.jsonl`")
-        return
-    if st.button("Translate the source sentences", type="primary"):
-        try:
-            run_id = tasks.request_translate(store, project.name, backend=backend,
-                                             target_lang=target)
-        except ConcnerError as exc:
-            st.error(str(exc))
-        else:
-            st.success(f"Translation queued as run {run_id}.")
-    live_run_panel(store, project.name, "translate")
