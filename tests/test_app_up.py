@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prockit import ProcessScope, alive
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -32,17 +33,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
     from concner.store import Store
 
@@ -54,10 +44,12 @@ def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
                CONCNER_SERVICES__HEARTBEAT_SECONDS="1", CONCNER_SERVICES__LOCK_STALE_SECONDS="5",
                PYTHONUNBUFFERED="1")
     env.pop("CONCNER_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "concner.cli", "up", "--no-argilla",
-                             "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    # if anything below fails, `concner up`, its worker and its app (each in a session of
+    # its own) are stopped all the same: SIGTERM, then SIGKILL after 30 s
+    with ProcessScope(timeout=30) as scope:
+        proc = scope.popen([sys.executable, "-m", "concner.cli", "up", "--no-argilla",
+                            "--port", str(port)], cwd=tmp_path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 120
         while not _answers(f"http://127.0.0.1:{port}/_stcore/health"):
             assert proc.poll() is None, proc.stdout.read()
@@ -68,14 +60,14 @@ def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
             assert time.monotonic() < deadline, "the worker did not beat in 120 s"
             time.sleep(0.5)
         worker_pid = store.workers()[0].pid
+        started = scope.remaining()
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        left = scope.remaining()  # before the scope cleans up: what `concner up` left
     assert proc.returncode == 0, out
     assert f"ConCNER Studio is at http://127.0.0.1:{port}" in out
     assert "concner up: stopped" in out
     assert not _answers(f"http://127.0.0.1:{port}/_stcore/health")
-    assert not _pid_alive(worker_pid)
+    assert len(started) >= 3 and worker_pid in started  # up, the worker, the app
+    assert not left and not alive(worker_pid)
     assert store.workers()[0].status == "stopped"  # the worker shut down cleanly

@@ -34,6 +34,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 sys.path.insert(0, str(ROOT / "tests"))
+from prockit import ProcessScope
 
 TRAINING_FORM = {"epochs (stage 1)": "6", "batch size": "8", "learning rate (encoder)": "0.003"}
 TRAINING_TOML = """[training]
@@ -92,12 +93,11 @@ def argilla(tmp_path_factory):
                          venv=os.environ.get("CONCNER_ARGILLA_VENV",
                                              "~/.cache/concner/argilla-venv"),
                          log=lambda m: None)
-    try:
-        status = local.up()
-    except ServiceUnavailable as exc:
-        local.down()
-        _missing(f"the local Argilla stack did not start: {exc}")
-    try:
+    try:  # down() on every way out, also when up() fails half-way for any reason
+        try:
+            status = local.up()
+        except ServiceUnavailable as exc:
+            _missing(f"the local Argilla stack did not start: {exc}")
         yield status
     finally:
         local.down()
@@ -145,37 +145,24 @@ def services(tmp_path_factory, argilla):
 
     upgrade_database(db_url)
     port = _free_port()
-    logs = {name: open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
-            for name in ("worker", "app")}
-    procs = {
-        "worker": subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT, env=env,
-                                   stdout=logs["worker"], stderr=subprocess.STDOUT,
-                                   start_new_session=True),
-        "app": subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-                                 "--server.address", "127.0.0.1", "--server.port", str(port),
-                                 "--server.headless", "true", "--server.fileWatcherType", "none",
-                                 "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=env, stdout=logs["app"], stderr=subprocess.STDOUT,
-                                start_new_session=True),
-    }
     url = f"http://127.0.0.1:{port}"
-    try:
+    # every way out stops both (their groups and anything they started: SIGTERM, then
+    # SIGKILL after 30 s), also when starting one of them or waiting for the app fails
+    with ProcessScope(timeout=30) as scope:
+        procs = {}
+        for name, argv in (
+                ("worker", [sys.executable, "-m", "workers.retrain"]),
+                ("app", [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                         "--server.address", "127.0.0.1", "--server.port", str(port),
+                         "--server.headless", "true", "--server.fileWatcherType", "none",
+                         "--browser.gatherUsageStats", "false"])):
+            with open(folder / f"{name}.log", "wb") as log:  # the child has its own copy
+                procs[name] = scope.popen(argv, cwd=ROOT, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT)
         _wait(lambda: _http_ok(f"{url}/_stcore/health") or procs["app"].poll() is not None,
               120, "the app to answer")
         assert procs["app"].poll() is None, (folder / "app.log").read_text()[-2000:]
         yield {"url": url, "db_url": db_url, "env": env, "folder": folder}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
-        for f in logs.values():
-            f.close()
 
 
 @pytest.fixture(scope="module")
