@@ -83,6 +83,20 @@ class TrainingConfig:
     #: dev languages whose mean F1 picks the best epoch (empty = all dev languages)
     select_langs: tuple[str, ...] = ()
     eval_batch_size: int = 64
+    #: worker retrains: update the active model incrementally when few labels are new
+    #: (warm start, new labels + a replay sample, ``incremental_epochs``, no distillation;
+    #: see concner/incremental.py); false = every retrain trains from scratch
+    incremental: bool = True
+    #: more new (or changed) labelled sentences than this since the active model -> full retrain
+    incremental_max_new_labels: int = 200
+    incremental_epochs: int = 2
+    #: old labelled sentences replayed with the new ones, sampled with the run seed
+    replay_size: int = 200
+    #: the stored translations of the new and replayed sentences join an incremental update
+    #: (TCL and translated labels, as in stage 1; no MT is run during the update)
+    incremental_translations: bool = True
+    #: after this many incremental updates in a row, the next retrain is a full one
+    full_retrain_every: int = 5
 
 
 @dataclass(frozen=True)
@@ -284,6 +298,12 @@ def validate(config: Config) -> None:
     need(t.device in ("auto", "cpu", "cuda"), "training.device", "must be auto, cpu or cuda")
     need(t.num_threads >= 0, "training.num_threads", "must be >= 0")
     need(t.eval_batch_size >= 1, "training.eval_batch_size", "must be >= 1")
+    need(t.incremental_max_new_labels >= 1, "training.incremental_max_new_labels",
+         "must be >= 1 (set training.incremental = false to always retrain from scratch)")
+    need(t.incremental_epochs >= 1, "training.incremental_epochs", "must be >= 1")
+    need(t.replay_size >= 0, "training.replay_size", "must be >= 0 (0 = no replay)")
+    need(t.full_retrain_every >= 1, "training.full_retrain_every",
+         "must be >= 1 (incremental updates in a row before a full retrain)")
     need(config.data.train_sample >= 0 and config.data.dev_max_sentences >= 0,
          "data.train_sample/dev_max_sentences", "must be >= 0 (0 = all)")
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
