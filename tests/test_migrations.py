@@ -55,6 +55,8 @@ def test_upgrade_from_0001_keeps_runs_metrics_and_links(db_url):
     try:
         assert [m.f1 for m in store.metrics("p")] == [0.5]
         assert [r.status for r in store.runs("p")] == ["succeeded"]
+        (old,) = store.runs("p")  # 0004: a run from before incremental updates
+        assert (old.force_full, old.update_kind, store.trained_on(old.id)) == (False, None, None)
         with store.engine.connect() as c:
             links = c.execute(sa.text("SELECT lang FROM translation_links")).all()
         assert links == [("de",)]  # the language was filled in from the sentence

@@ -20,6 +20,8 @@ ORIGINS = ("import", "argilla", "correction")
 LINK_STATUSES = ("ok", "repaired", "failed")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 RUN_KINDS = ("retrain", "evaluate", "predict", "translate")
+#: how a retrain trained (see concner/incremental.py)
+UPDATE_KINDS = ("full", "incremental")
 ACTIVE_RUN_STATUSES = ("queued", "running")
 
 NAMING = {
@@ -143,6 +145,7 @@ class Run(Base):
         sa.Index(None, "project_id", "kind", "status"),
         _one_of("status", RUN_STATUSES, "status"),
         _one_of("kind", RUN_KINDS, "kind"),
+        _one_of("update_kind", UPDATE_KINDS, "update_kind"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"))
@@ -166,6 +169,26 @@ class Run(Base):
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # -- retrains: full or incremental (concner/incremental.py) ---------------------------
+    #: a full retrain was asked for (CLI --full, the app, the job argument); kept by the
+    #: follow-up a shutdown or a dead worker queues
+    force_full: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: "full" or "incremental", decided when the run read its snapshot (None before)
+    update_kind: Mapped[str | None] = mapped_column(sa.String(16))
+    #: why the plan chose that kind, in words
+    update_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: the model version an incremental update warm-started from (no foreign key, as above)
+    base_model_version_id: Mapped[int | None] = mapped_column()
+    #: incremental updates in a row the resulting model went through (0 = full)
+    incremental_depth: Mapped[int | None] = mapped_column()
+    #: labelled sentences trained on in this run: new ones and the replay sample
+    n_new_labels: Mapped[int | None] = mapped_column()
+    n_replay: Mapped[int | None] = mapped_column()
+    #: ``{sentence id: label version (annotation id)}`` of every labelled training sentence
+    #: the resulting model has learnt from (the next plan's "new" labels are the others);
+    #: deferred: loaded by :meth:`RunRepository.trained_on` only
+    trained_on: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True),
+                                                              deferred=True)
 
 
 class Metric(Base):

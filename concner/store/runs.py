@@ -10,7 +10,7 @@ coalesces into. Lock changes are compare-and-set updates inside write transactio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from concner.errors import ConfigError
 from concner.store.models import (
     ACTIVE_RUN_STATUSES,
     RUN_KINDS,
+    UPDATE_KINDS,
     Metric,
     ModelVersion,
     Project,
@@ -47,15 +48,19 @@ class RunRepository:
     # -- requests ----------------------------------------------------------------------
     def request_run(self, name: str, *, kind: str = "retrain", reason: str = "on_demand",
                     model_version_id: int | None = None,
-                    config: dict | None = None) -> tuple[int, bool]:
+                    config: dict | None = None, full: bool = False) -> tuple[int, bool]:
         """Queue a run. Returns ``(run_id, created)``.
 
         A retrain request while another retrain is already queued returns that queued run
         (``created=False``): requests coalesce into one follow-up run. ``config`` is the
         request of a non-retrain run (e.g. a translate run's backend and language).
+        ``full=True`` (retrains only) forces a full retrain instead of an incremental
+        update; joining a queued retrain, it makes that one full.
         """
         if kind not in RUN_KINDS:
             raise ConfigError(f"run kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
+        if full and kind != "retrain":
+            raise ConfigError(f"full=True applies to retrains only, not to a {kind} run")
         with self.write() as s:
             project = self.get_project(name, s)
             if kind != "retrain":
@@ -66,8 +71,11 @@ class RunRepository:
                 return run.id, True
             lock = self._lock(s, project.id)
             if lock.queued_run_id is not None:
+                if full:
+                    s.execute(sa.update(Run).where(Run.id == lock.queued_run_id)
+                              .values(force_full=True))
                 return lock.queued_run_id, False
-            run = Run(project_id=project.id, kind="retrain", reason=reason)
+            run = Run(project_id=project.id, kind="retrain", reason=reason, force_full=full)
             s.add(run)
             s.flush()
             lock.queued_run_id = run.id
@@ -138,7 +146,8 @@ class RunRepository:
                                   f"{lock.heartbeat_at.isoformat()}); the run was re-queued")
                 if lock.queued_run_id is None:
                     follow = Run(project_id=lock.project_id, kind="retrain", reason="recovery",
-                                 retry_of=lock.run_id)
+                                 retry_of=lock.run_id,
+                                 force_full=bool(lost is not None and lost.force_full))
                     s.add(follow)
                     s.flush()
                     lock.queued_run_id = follow.id
@@ -195,6 +204,29 @@ class RunRepository:
         with self.write() as s:
             run = s.get(Run, run_id)
             run.label_counts, run.config, run.seed = label_counts, config, seed
+
+    def record_update(self, run_id: int, *, kind: str, reason: str, new: int, replay: int,
+                      depth: int, base_model_version_id: int | None,
+                      trained_on: Mapping[int, int]) -> None:
+        """Record a retrain's plan (see :mod:`concner.incremental`): full or incremental,
+        why, what it trained on, and ``trained_on`` (sentence id -> label version of every
+        labelled sentence its model will have learnt from)."""
+        if kind not in UPDATE_KINDS:
+            raise ConfigError(f"update kind must be one of {', '.join(UPDATE_KINDS)}, "
+                              f"got {kind!r}")
+        with self.write() as s:
+            run = s.get(Run, run_id)
+            run.update_kind, run.update_reason = kind, reason
+            run.n_new_labels, run.n_replay, run.incremental_depth = new, replay, depth
+            run.base_model_version_id = base_model_version_id
+            run.trained_on = {str(k): int(v) for k, v in sorted(trained_on.items())}
+
+    def trained_on(self, run_id: int) -> dict[int, int] | None:
+        """``{sentence id: label version}`` a retrain's model learnt from, or None (a run
+        from before incremental updates, or one that never read its snapshot)."""
+        with self.read() as s:
+            value = s.scalar(sa.select(Run.trained_on).where(Run.id == run_id))
+        return None if value is None else {int(k): int(v) for k, v in value.items()}
 
     def update_progress(self, run_id: int, progress: dict[str, Any]) -> bool:
         """Write progress; returns True when cancellation was requested."""

@@ -36,6 +36,9 @@ class Snapshot:
         dev: target language -> gold dev sentences.
         label_counts: ``source``, ``translated``, ``target``, ``annotations`` (versions
             seen), ``target_by_lang``, ``dev_by_lang``, ``unlabelled``.
+        label_versions: sentence id -> label version (the annotation id of its current
+            label) of every labelled training sentence (``source`` and ``target_gold``); a
+            corrected label gets a new version (see :mod:`concner.incremental`).
     """
 
     project: str
@@ -50,6 +53,7 @@ class Snapshot:
     unlabelled_target: list[Sentence] = field(default_factory=list)
     dev: dict[str, list[Sentence]] = field(default_factory=dict)
     label_counts: dict = field(default_factory=dict)
+    label_versions: dict[int, int] = field(default_factory=dict)
 
 
 def take_snapshot(store, name: str) -> Snapshot:
@@ -74,12 +78,14 @@ def take_snapshot(store, name: str) -> Snapshot:
         if row.role == "source":
             if sent.tags is not None and row.split != "dev":
                 snap.source.append(sent)
+                snap.label_versions[row.id] = cur.annotation_id
         elif row.role == "target":
             if row.split == "dev":
                 if sent.tags is not None:
                     snap.dev.setdefault(row.lang, []).append(sent)
             elif sent.tags is not None:
                 snap.target_gold.append(sent)
+                snap.label_versions[row.id] = cur.annotation_id
             else:
                 snap.unlabelled_target.append(sent)
     source_index = {sent.meta["db_id"]: i for i, sent in enumerate(snap.source)}
