@@ -6,12 +6,16 @@ consumer and in tests. A retrain:
 
 1. takes the project's retrain lock (at most one per project; others coalesce),
 2. snapshots the store and records the label counts it saw (source, translated, target),
-3. trains with :func:`concner.training.train`, writing progress and honouring cancel,
-4. evaluates every target language on its gold dev sentences, one metrics row each,
-5. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion;
+3. plans a full retrain or an incremental update of the active model
+   (:func:`concner.incremental.plan_retrain`) and records the plan on the run: its kind,
+   why, and the labelled sentences (with label versions) the new model has learnt from,
+4. trains with :func:`concner.training.train` (an update warm-starts from the active
+   model), writing progress and honouring cancel,
+5. evaluates every target language on its gold dev sentences, one metrics row each,
+6. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion;
    on promotion ``ctx.after_promotion`` runs: the worker queues the pool prediction,
    which scores the pool with ``active.strategy`` and then queues the Argilla sync),
-6. releases the lock and enqueues the coalesced follow-up run, if any.
+7. releases the lock and enqueues the coalesced follow-up run, if any.
 """
 
 from __future__ import annotations
@@ -227,23 +231,28 @@ def mean_f1(reports: dict[str, dict]) -> float | None:
     return sum(r["f1"] for r in reports.values()) / len(reports) if reports else None
 
 
-def execute_retrain(ctx: JobContext, name: str, run_id: int) -> str:
+def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = False) -> str:
     """Run queued retrain ``run_id`` of project ``name``; returns the final status, or
-    ``"skipped"`` when the run is not queued or another retrain holds the lock."""
+    ``"skipped"`` when the run is not queued or another retrain holds the lock.
+
+    ``full=True`` (or the run's ``force_full``, set when it was requested) forces a full
+    retrain; otherwise :func:`concner.incremental.plan_retrain` decides."""
     store = ctx.store
     if not store.acquire_retrain(run_id, ctx.owner):
         log.info("run %s of %s not started (not queued, or another retrain runs)", run_id, name)
         return "skipped"
     progress = RunProgress(ctx, run_id)
+    full = full or store.get_run(run_id).force_full
 
     def requeue() -> str:
-        follow, _ = store.request_run(name, reason="shutdown")
+        follow, _ = store.request_run(name, reason="shutdown", full=full)
         return f"interrupted: the worker shut down; re-queued as run {follow}"
 
     try:
         with job_outcome(ctx, run_id, on_shutdown=requeue) as outcome, \
                 LockKeeper(ctx, run_id, progress):
-            outcome.status, outcome.model_version_id = _retrain(ctx, name, run_id, progress)
+            outcome.status, outcome.model_version_id = _retrain(ctx, name, run_id, progress,
+                                                                full)
     finally:
         follow = store.release_retrain(run_id)
         if follow is not None and not ctx.shutdown.is_set():
@@ -251,8 +260,23 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int) -> str:
     return outcome.status
 
 
-def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
-    from concner.training import train
+def active_model(store: Store, name: str):
+    """:class:`concner.incremental.ActiveModel` of project ``name`` (what its active model
+    learnt from, how many updates in a row made it, its config), or None."""
+    from concner.incremental import ActiveModel
+
+    mv = store.active_model_version(name)
+    if mv is None:
+        return None
+    run = store.get_run(mv.run_id) if mv.run_id is not None else None
+    if run is None or run.update_kind is None:  # trained before incremental updates
+        return ActiveModel(mv.id, mv.version, None)
+    return ActiveModel(mv.id, mv.version, store.trained_on(run.id),
+                       depth=run.incremental_depth or 0, config=run.config)
+
+
+def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, full: bool):
+    from concner.incremental import plan_retrain
 
     progress.stage("snapshot")
     snap = take_snapshot(ctx.store, name)
@@ -265,10 +289,15 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
     if not snap.source and not snap.target_gold:
         raise ConcnerError(f"project {name!r} has no labelled sentences to train on; import "
                            "labelled source sentences (concner project import) first")
-    from concner.active.ranking import needs_teacher
-
-    result = train(config, build_train_data(snap), callback=progress,
-                   keep_teacher=needs_teacher(config.active))
+    plan = plan_retrain(snap.label_versions, active_model(ctx.store, name), config,
+                        force_full=full)
+    ctx.store.record_update(run_id, kind=plan.kind, reason=plan.reason, new=len(plan.new_ids),
+                            replay=len(plan.replay_ids), depth=plan.depth,
+                            base_model_version_id=plan.base_model_version_id,
+                            trained_on=snap.label_versions)
+    progress.log(f"{plan.kind} retrain: {plan.reason}")
+    result, teacher = (_update(ctx, name, snap, plan, config, progress)
+                       if plan.kind == "incremental" else _full(snap, config, progress))
     progress.stage("evaluate")
     reports = evaluate_dev(result.bundle, snap, result.dev_metrics,
                            batch_size=config.training.eval_batch_size,
@@ -276,7 +305,7 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
     progress._write(force=True)  # last chance to honour a cancel before publishing
     progress.stage("publish")
     published = ctx.registry.publish(name, result.bundle, run_id=run_id, mean_f1=mean_f1(reports),
-                                     teacher=result.teacher)
+                                     teacher=teacher)
     ctx.store.add_metrics(run_id, "dev", reports, model_version_id=published.version.id)
     progress.log(f"model v{published.version.version}: "
                  f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
@@ -284,6 +313,41 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress):
         ctx.after_promotion(name)
     progress.stage("done")
     return "succeeded", published.version.id
+
+
+def _full(snap: Snapshot, config: Config, progress: RunProgress):
+    """A fresh model on every labelled sentence; returns ``(TrainResult, teacher)``."""
+    from concner.active.ranking import needs_teacher
+    from concner.training import train
+
+    result = train(config, build_train_data(snap), callback=progress,
+                   keep_teacher=needs_teacher(config.active))
+    return result, result.teacher
+
+
+def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
+            progress: RunProgress):
+    """An incremental update of the plan's base model; returns ``(TrainResult, teacher)``.
+    The teacher/student strategy keeps the base model's stage-1 teacher (an update does
+    not distil, so it makes no new one)."""
+    from concner.active.ranking import needs_teacher
+    from concner.errors import ModelError
+    from concner.incremental import build_incremental_data, incremental_config
+    from concner.training import train
+
+    base = ctx.store.get_model_version(plan.base_model_version_id)
+    try:
+        init = ctx.registry.load(base)  # train() moves its copy to the training device
+        teacher = ctx.registry.load_teacher(base) if needs_teacher(config.active) else None
+    except (ModelError, OSError) as exc:
+        raise ModelError(f"cannot load v{base.version} to update it incrementally ({exc}); "
+                         f"queue a full retrain: concner retrain {name} --full") from exc
+    data = build_incremental_data(snap, plan, config)
+    inc = incremental_config(config)
+    progress.log(f"update: {len(plan.new_ids)} new + {len(plan.replay_ids)} replayed labelled "
+                 f"sentences, {len(data.translations or [])} translations, "
+                 f"{inc.training.epochs} epochs from v{base.version}, no distillation")
+    return train(inc, data, init=init, callback=progress), teacher
 
 
 def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:

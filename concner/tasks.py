@@ -5,7 +5,8 @@ The queue is ``SqliteHuey`` at ``services.queue_path`` by default, or ``RedisHue
 The configuration is read once, at import, from ``CONCNER_CONFIG`` (a TOML file, optional)
 and the ``CONCNER_*`` environment.
 
-Jobs: ``retrain(project, run_id)``, ``predict_pool(project, run_id)``,
+Jobs: ``retrain(project, run_id, full=False)`` (``full=True`` forces a full retrain
+instead of an incremental update), ``predict_pool(project, run_id)``,
 ``evaluate(project, run_id, model_version_id)``, ``translate(project, run_id)`` and
 ``sync(project)``; the ``request_*``
 functions create the run row first (the truth lives in the store, the queue message only
@@ -126,10 +127,10 @@ def _enqueue(task, *args) -> None:
 
 # -- jobs ------------------------------------------------------------------------------
 @huey.task(name="retrain")
-def retrain(project: str, run_id: int) -> str:
+def retrain(project: str, run_id: int, full: bool = False) -> str:
     from concner.runner import execute_retrain
 
-    return execute_retrain(context(), project, run_id)
+    return execute_retrain(context(), project, run_id, full=full)
 
 
 @huey.task(name="predict_pool")
@@ -228,11 +229,15 @@ def sync_all() -> None:
 
 
 # -- what the app and the CLI call -----------------------------------------------------
-def request_retrain(store, project: str, reason: str = "on_demand") -> tuple[int, bool]:
-    """Queue a retrain (coalescing with one already queued); returns ``(run_id, created)``."""
-    run_id, created = store.request_run(project, reason=reason)
+def request_retrain(store, project: str, reason: str = "on_demand", *,
+                    full: bool = False) -> tuple[int, bool]:
+    """Queue a retrain (coalescing with one already queued); returns ``(run_id, created)``.
+    ``full=True`` forces a full retrain (a queued retrain it joins becomes full too);
+    otherwise the worker updates the active model incrementally when few labels are new
+    (:mod:`concner.incremental`)."""
+    run_id, created = store.request_run(project, reason=reason, full=full)
     if created:
-        _enqueue(retrain, project, run_id)
+        _enqueue(retrain, project, run_id, full)
     return run_id, created
 
 
