@@ -21,10 +21,14 @@ st.title("Training")
 store = get_store()
 project = require_project(store)
 
-c1, c2 = st.columns(2)
-if c1.button("Start a retrain", type="primary"):
+c1, c2, c3 = st.columns(3)
+if c1.button("Start a retrain", type="primary",
+             help="An incremental update of the active model when few labels are new "
+                  "(training.incremental_*), else a full retrain"):
     jobs.start_retrain(store, project.name)
-if c2.button("Predict the pool with the active model"):
+if c2.button("Full retrain", help="Train from scratch on every label"):
+    jobs.start_retrain(store, project.name, full=True)
+if c3.button("Predict the pool with the active model"):
     jobs.start_predict(store, project.name)
 
 st.subheader("Retrains")

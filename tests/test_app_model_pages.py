@@ -151,6 +151,13 @@ def test_training_start_and_cancel_retrain(store):
     next(b for b in at.button if b.label == "Start a retrain").click()
     at.run()
     assert len([r for r in store.runs("demo", kind="retrain") if r.id not in before]) == 1
+    assert not store.get_run(new[0].id).force_full
+    # "Full retrain" joins it too and makes it a full one
+    next(b for b in at.button if b.label == "Full retrain").click()
+    at.run()
+    no_exception(at)
+    assert store.get_run(new[0].id).force_full
+    assert any("full one" in i.value for i in at.info)
     cancel = next(b for b in at.button if b.label == f"Cancel run {new[0].id}")
     cancel.click()
     at.run()
@@ -189,7 +196,8 @@ def test_training_shows_progress_and_log_of_the_last_run(store):
         next(s for s in at.selectbox if s.label == "Run").set_value(done.id)
         at.run()
     text = _html(at)
-    assert f"**Run {done.id}** (retrain) · status **succeeded**" in text
+    assert f"**Run {done.id}** (retrain, full) · status **succeeded**" in text
+    assert any(c.value == "Why full: no active model to update yet" for c in at.caption)
     log = "\n".join(c.value for c in at.code)
     assert all(line in log for line in done.progress["log"])
 

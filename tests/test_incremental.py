@@ -388,3 +388,26 @@ def test_an_update_keeps_the_stage1_teacher_of_the_model_it_updates(store, tmp_p
     kept = ctx.registry.load_teacher(v2)
     assert kept is not None and all(torch.equal(teacher[k], v) for k, v in _weights(kept).items())
 
+
+def test_the_app_shows_the_kind_of_each_retrain():
+    from types import SimpleNamespace
+
+    from concner.ui.views import runs_frame, update_text
+
+    def run(**kw):
+        base = {"id": 1, "kind": "retrain", "status": "succeeded", "reason": "new_labels",
+                "requested_at": None, "started_at": None, "finished_at": None,
+                "progress": None, "label_counts": {}, "error": None, "update_kind": None,
+                "update_reason": None, "force_full": False, "n_new_labels": None,
+                "n_replay": None}
+        return SimpleNamespace(**{**base, **kw})
+
+    inc = run(update_kind="incremental", n_new_labels=12, n_replay=200,
+              update_reason="12 new <= 200")
+    assert update_text(inc) == "incremental: 12 new + 200 replayed"
+    assert update_text(run(update_kind="full")) == "full"
+    assert update_text(run(status="queued", force_full=True)) == "full requested"
+    assert update_text(run(kind="predict", update_kind="full")) == ""
+    frame = runs_frame([inc, run(id=2, update_kind="full", update_reason="forced")])
+    assert list(frame["update"]) == ["incremental: 12 new + 200 replayed", "full"]
+    assert list(frame["why"]) == ["12 new <= 200", "forced"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from concner.errors import ConcnerError
-from concner.ui.views import progress_fraction, run_progress_text
+from concner.ui.views import progress_fraction, run_progress_text, update_text
 
 LIVE_SECONDS = 2
 
@@ -20,16 +20,20 @@ def _tasks():
     return tasks
 
 
-def start_retrain(store, project: str) -> None:
+def start_retrain(store, project: str, *, full: bool = False) -> None:
+    """Queue a retrain; ``full`` forces a full one (else the worker updates the active
+    model incrementally when few labels are new)."""
     try:
-        run_id, created = _tasks().request_retrain(store, project)
+        run_id, created = _tasks().request_retrain(store, project, full=full)
     except ConcnerError as exc:
         st.error(str(exc))
         return
+    what = "Full retrain" if full else "Retrain"
     if created:
-        st.success(f"Retrain queued as run {run_id}.")
+        st.success(f"{what} queued as run {run_id}.")
     else:
-        st.info(f"A retrain is already queued (run {run_id}); this request joins it.")
+        st.info(f"A retrain is already queued (run {run_id}); this request joins it"
+                + (" and makes it a full one." if full else "."))
 
 
 def start_predict(store, project: str) -> None:
@@ -78,8 +82,11 @@ def render_run(run, *, log_lines: int = 12, key: str = "run") -> None:
         st.caption("No run yet.")
         return
     text = run_progress_text(run.progress)
-    st.markdown(f"**Run {run.id}** ({run.kind}) · status **{run.status}**"
-                + (f" · {text}" if text else ""))
+    update = update_text(run)
+    st.markdown(f"**Run {run.id}** ({run.kind}{', ' + update if update else ''}) · status "
+                f"**{run.status}**" + (f" · {text}" if text else ""))
+    if getattr(run, "update_reason", None):
+        st.caption(f"Why {run.update_kind}: {run.update_reason}")
     fraction = progress_fraction(run.progress)
     if run.status == "running" and fraction is not None:
         st.progress(fraction, text=text or None)
@@ -100,7 +107,9 @@ def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> N
         run = runs[0] if runs else None
         if choose and len(runs) > 1:
             ids = [r.id for r in runs]
-            picked = st.selectbox("Run", ids, key=f"pick-{kind}", format_func=lambda i: f"run {i}")
+            labels = {r.id: " · ".join(x for x in (f"run {r.id}", update_text(r)) if x)
+                      for r in runs}
+            picked = st.selectbox("Run", ids, key=f"pick-{kind}", format_func=labels.get)
             run = next(r for r in runs if r.id == picked)
         render_run(run, key=kind)
         active = run is not None and run.status in ("queued", "running")

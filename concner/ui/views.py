@@ -119,20 +119,34 @@ def progress_fraction(progress: dict | None) -> float | None:
     return max(0.0, min(1.0, float(progress.get("step", 0)) / float(progress["total"])))
 
 
+def update_text(run: Any) -> str:
+    """How a retrain trained, in a few words: ``full``, ``incremental: 12 new + 200
+    replayed`` (``full requested`` while a forced retrain waits); "" for other runs."""
+    if getattr(run, "kind", None) != "retrain":
+        return ""
+    kind = getattr(run, "update_kind", None)
+    if kind == "incremental":
+        return f"incremental: {run.n_new_labels or 0} new + {run.n_replay or 0} replayed"
+    if kind == "full":
+        return "full"
+    return "full requested" if getattr(run, "force_full", False) else ""
+
+
 def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:
     rows = []
     for r in runs:
         counts = r.label_counts or {}
         rows.append({
-            "run": r.id, "kind": r.kind, "status": r.status, "reason": r.reason,
-            "requested": r.requested_at, "started": r.started_at, "finished": r.finished_at,
-            "progress": run_progress_text(r.progress),
+            "run": r.id, "kind": r.kind, "update": update_text(r), "status": r.status,
+            "reason": r.reason, "requested": r.requested_at, "started": r.started_at,
+            "finished": r.finished_at, "progress": run_progress_text(r.progress),
             "source": counts.get("source"), "translated": counts.get("translated"),
-            "target": counts.get("target"), "error": r.error or "",
+            "target": counts.get("target"), "why": getattr(r, "update_reason", None) or "",
+            "error": r.error or "",
         })
-    return pd.DataFrame(rows, columns=["run", "kind", "status", "reason", "requested",
-                                       "started", "finished", "progress", "source",
-                                       "translated", "target", "error"])
+    return pd.DataFrame(rows, columns=["run", "kind", "update", "status", "reason",
+                                       "requested", "started", "finished", "progress",
+                                       "source", "translated", "target", "why", "error"])
 
 
 def worker_status(workers: Sequence[Any], now: datetime | None = None,
