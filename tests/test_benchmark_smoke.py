@@ -78,4 +78,9 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
     cycle = res["cycle"]
     assert cycle["full_cycle_seconds"] > 0 and cycle["incremental_seconds"] > 0
     assert 0.0 <= cycle["full_cycle_f1_es"] <= 1.0
+    # the worker's job decides: a full retrain first, then an incremental update
+    assert (cycle["full"]["kind"], cycle["full"]["warm_start"]) == ("full", False)
+    assert (cycle["incremental"]["kind"], cycle["incremental"]["warm_start"]) == \
+        ("incremental", True)
+    assert cycle["incremental"]["new_labels"] == 50 and cycle["incremental"]["unlabelled"] == 0
     assert res["cycle"]["provenance"]["machine"]
