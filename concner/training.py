@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,8 +261,19 @@ class _Runner:
             total, parts["tcl"] = total + lc.lambda_tcl * tcl, tcl
         return total, parts
 
+    def kd_sentences(self) -> list[Sentence]:
+        """The unlabelled target sentences stage 2 distils on: all of them, or a sample of
+        ``training.kd_max_sentences`` drawn with the run seed (kept in their input order)."""
+        pool, cap = list(self.data.unlabelled_target), self.tc.kd_max_sentences
+        if cap == 0 or len(pool) <= cap:
+            return pool
+        keep = sorted(random.Random(self.tc.seed).sample(range(len(pool)), cap))
+        log.info("distilling on %d of %d unlabelled target sentences (training.kd_max_sentences)",
+                 cap, len(pool))
+        return [pool[i] for i in keep]
+
     def _stage2(self) -> None:
-        target = self._encode(self.data.unlabelled_target, labelled=False)
+        target = self._encode(self.kd_sentences(), labelled=False)
         if self.keep_teacher:  # for the teacher/student active-learning strategy
             self.teacher = self.bundle.clone()
             self.teacher.model.eval()

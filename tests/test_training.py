@@ -169,6 +169,22 @@ def test_kd_stage_runs_and_changes_the_student(encoder_dir, source, translations
     assert any(not torch.equal(wb[k], wk[k]) for k in wb)
 
 
+def test_kd_distils_on_a_fixed_seed_sample_of_at_most_kd_max_sentences(encoder_dir, source,
+                                                                        translations):
+    unlabelled = [t.with_tags(None) for t in translations]
+    assert len(unlabelled) > 6
+    capped = train(make_config(encoder_dir, epochs=1, kd=True, kd_max_sentences=6, batch_size=2),
+                   TrainData(source, unlabelled_target=unlabelled))
+    whole = train(make_config(encoder_dir, epochs=1, kd=True, kd_max_sentences=0, batch_size=2),
+                  TrainData(source, unlabelled_target=unlabelled))
+    kd_steps = [h["steps"] for h in capped.history if h["stage"] == "kd"]
+    assert kd_steps == [3, 3]  # 6 sentences in batches of 2, each KD epoch
+    assert [h["steps"] for h in whole.history if h["stage"] == "kd"][0] == -(-len(unlabelled) // 2)
+    again = train(make_config(encoder_dir, epochs=1, kd=True, kd_max_sentences=6, batch_size=2),
+                  TrainData(source, unlabelled_target=unlabelled))
+    assert [h["losses"] for h in again.history] == [h["losses"] for h in capped.history]
+
+
 def test_distillation_only_with_mse_from_an_existing_model(encoder_dir, source, translations):
     teacher = train(make_config(encoder_dir, epochs=2), TrainData(source)).bundle
     config = config_from_dict({"model": {"encoder": encoder_dir},
@@ -332,6 +348,7 @@ encoder = "{encoder_dir}"
 [loss]
 lambda_lcl = 0.5
 lambda_tcl = 0.5
+kd = false
 [training]
 epochs = 2
 batch_size = 4
@@ -368,7 +385,7 @@ def test_train_command_errors(encoder_dir, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "a.toml"), "--out", str(tmp_path / "o")]) == 2
     assert "use_translation" in capsys.readouterr().err  # default true, no translations given
     (tmp_path / "a.toml").write_text(f'[model]\nencoder = "{encoder_dir}"\n'
-                                     '[loss]\nuse_translation = false\n'
+                                     '[loss]\nuse_translation = false\nkd = false\n'
                                      f'[paths]\ntrain = "{tmp_path}/missing.tsv"\n')
     assert main(["train", "--config", str(tmp_path / "a.toml"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
