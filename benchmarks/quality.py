@@ -187,23 +187,18 @@ def write_table(rows: list[dict], args) -> None:
         for lang, f1 in r["f1"].items():
             if r["system"] == "source_only" or lang == r["train_lang"]:
                 per.setdefault(lang, []).append(f1)
-    for system in cells:  # mean over the translated targets, per seed
-        seeds = {}
-        for r in rows:
-            if r["system"] != system:
-                continue
-            for lang in args.translated:
-                if lang in r["f1"] and (system == "source_only" or lang == r["train_lang"]):
-                    seeds.setdefault(r["seed"], {})[lang] = r["f1"][lang]
-        means = [sum(v.values()) / len(v) for v in seeds.values() if len(v) == len(args.translated)]
-        cells[system]["mean (translated)"] = means
+    per_seed = {system: translated_mean_per_seed(rows, system, args.translated) for system in cells}
+    for system, per in cells.items():
+        per["mean (translated)"] = list(per_seed[system].values())
     order = [s for s in SYSTEMS if s in cells]
     table_rows = [[LABELS[s]] + [fmt_mean_std(cells[s].get(c, [])) for c in cols] for s in order]
     summary = {s: {c: dict(zip(("mean", "std", "n"), (*mean_std([100 * v for v in cells[s].get(c, [])]),
                                                      len(cells[s].get(c, [])))))
                    for c in cols} for s in order}
-    verdict = _verdict(summary)
-    out = {"table": summary, "verdict": verdict, "columns": cols, "provenance": provenance(),
+    paired = paired_gains(per_seed.get("concner_kd", {}), per_seed.get("src_tr_ce", {}))
+    verdict = _verdict(summary, paired)
+    out = {"table": summary, "verdict": verdict, "paired_gain_per_seed": paired,
+           "columns": cols, "provenance": provenance(),
            "rows": len(rows)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality.json").write_text(json.dumps(out, indent=2, default=str))
@@ -248,7 +243,27 @@ def write_tuning_table(rows: list[dict], args) -> None:
     (RESULTS / "quality_tuning.md").write_text("\n".join(md))
 
 
-def _verdict(summary: dict) -> str:
+def translated_mean_per_seed(rows: list[dict], system: str, translated: list[str]) -> dict:
+    """seed -> mean F1 over the translated targets, for seeds where every target has a row."""
+    seeds: dict[int, dict[str, float]] = {}
+    for r in rows:
+        if r["system"] != system:
+            continue
+        for lang in translated:
+            if lang in r["f1"] and (system == "source_only" or lang == r["train_lang"]):
+                seeds.setdefault(r["seed"], {})[lang] = r["f1"][lang]
+    return {seed: sum(v.values()) / len(v) for seed, v in sorted(seeds.items())
+            if len(v) == len(translated)}
+
+
+def paired_gains(system: dict, baseline: dict) -> dict:
+    """seed -> F1 points the system gains over the baseline with the same seed (same data,
+    same initialisation of the head, same batch order), for seeds both have."""
+    return {seed: round(100 * (system[seed] - baseline[seed]), 2)
+            for seed in sorted(set(system) & set(baseline))}
+
+
+def _verdict(summary: dict, paired: dict | None = None) -> str:
     key = "mean (translated)"
     try:
         kd, base = summary["concner_kd"][key], summary["src_tr_ce"][key]
@@ -263,9 +278,13 @@ def _verdict(summary: dict) -> str:
                 f"mean with {min(kd['n'], base['n'])} seed (target: >= +2.0 and more than the "
                 "seed spread): not decided until more seeds are in")
     ok = gain >= 2.0 and gain > spread
+    same_seed = ""
+    if paired:
+        same_seed = ("; same-seed gains " + ", ".join(f"{g:+.1f}" for g in paired.values())
+                     + f" ({sum(g > 0 for g in paired.values())} of {len(paired)} positive)")
     return (f"ConCNER + KD is {gain:+.1f} F1 over source + translation on the translated mean "
-            f"(seed spread {spread:.1f}, seeds {kd['n']} vs {base['n']}; target: >= +2.0 and "
-            f"more than the spread): {'met' if ok else 'NOT met'}")
+            f"(seed spread {spread:.1f}, seeds {kd['n']} vs {base['n']}{same_seed}; target: "
+            f">= +2.0 and more than the spread): {'met' if ok else 'NOT met'}")
 
 
 def _plot(summary: dict, cols: list[str]) -> None:

@@ -1,5 +1,5 @@
-"""The tuning table lists every variant tried on the tuning slice with what it changed,
-and never mixes in rows of the reported slice."""
+"""The quality tables: the tuning table lists every variant tried on the tuning slice with
+what it changed (never mixing in reported rows); the report table gives same-seed gains."""
 
 from __future__ import annotations
 
@@ -47,3 +47,23 @@ def test_tuning_table_leaves_mean_empty_until_every_language_is_in(tmp_path, mon
     out = json.loads((tmp_path / "quality_tuning.json").read_text())
     assert out["variants"]["t01/concner"]["mean"] is None
     assert round(out["variants"]["default/src_tr_ce"]["mean"], 6) == 60.0
+
+
+def test_report_table_gives_same_seed_gains_of_kd_over_translation_ce(tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    rows = []
+    for seed, (ce, kd) in {1: ((0.60, 0.70), (0.61, 0.72)), 2: ((0.50, 0.70), (0.56, 0.70)),
+                           3: ((0.60, 0.60), (0.59, 0.60))}.items():
+        for lang, c, k in zip(["es", "de"], ce, kd):
+            rows.append(row("default", "src_tr_ce", lang, c, seed=seed, slice_="report"))
+            rows.append(row("default", "concner_kd", lang, k, seed=seed, slice_="report"))
+    rows.append(row("default", "concner_kd", "es", 0.9, seed=4, slice_="report"))  # no pair
+
+    class ReportArgs(Args):
+        variant = "default"
+
+    quality.write_table(rows, ReportArgs)
+    out = json.loads((tmp_path / "quality.json").read_text())
+    assert out["paired_gain_per_seed"] == {"1": 1.5, "2": 3.0, "3": -0.5}
+    assert "same-seed gains +1.5, +3.0, -0.5 (2 of 3 positive)" in out["verdict"]
+    assert out["table"]["concner_kd"]["mean (translated)"]["n"] == 3  # seed 4 lacks de
