@@ -5,30 +5,39 @@ How it stays fast on CPU and independent of the batch size:
   * long sentences become overlapping windows (:func:`concner.encoding.encode_windows`),
     each word taken from the window where it is most central (largest distance in
     sub-words to the window's edge; ties go to the earlier window);
-  * windows are sorted by length (longest first) and padded only to the longest of their
-    batch, so little compute goes to padding;
+  * windows are sorted by length (longest first) and cut into batches of at most
+    ``batch_size`` windows and, on CPU, ``max_tokens`` padded tokens: padded only to the
+    longest of their batch, and small enough for the activations to stay in cache;
   * the forward pass runs under ``torch.inference_mode`` in eval mode (dropout off unless
-    MC dropout is asked for), with bf16 autocast only on CUDA.
+    MC dropout is asked for); on CPU the encoder's linear layers run prepacked for oneDNN
+    (or in int8), see :mod:`concner.precision` and ``model.inference_precision``; bf16
+    autocast on CUDA;
+  * per-word results are gathered with array operations over the whole input, not per
+    sentence.
 Padding is masked out, so a sentence's probabilities do not depend on its batch (up to
-float rounding, far below 1e-5).
+float rounding, far below 1e-5 in fp32; int8 rows are quantised one by one, so int8 does
+not depend on the batch either).
 """
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from concner.encoding import Collator, Encoded, encode_windows
+from concner.encoding import NO_WORD, Collator, Encoded, encode_windows
 from concner.errors import ConfigError
 from concner.labels import Span
 from concner.model import NerBundle
+from concner.precision import check_precision, int8_copy, packed_copy, weights_version
 from concner.sentence import Sentence
 
 DECODINGS = ("argmax", "viterbi")
+#: default padded tokens per forward pass on CPU (see Predictor.max_tokens)
+CPU_MAX_TOKENS = 1024
 
 
 @dataclass
@@ -147,15 +156,27 @@ class Predictor:
     Args:
         bundle: the model. Its train/eval mode is restored after every call, so a trainer
             can evaluate mid-training.
-        batch_size: sequences (sentences or windows) per forward pass.
+        batch_size: at most this many sequences (sentences or windows) per forward pass.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        bf16: autocast to bfloat16 on CUDA (ignored on CPU).
+        bf16: autocast to bfloat16 on CUDA whatever the precision (the standard GPU path).
         decoding: ``"argmax"`` (per word, stray ``I-`` repaired to ``B-``) or ``"viterbi"``
             (best valid IOB2 sequence); None takes ``bundle.config.decoding``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (CPU only), see
+            :mod:`concner.precision`; None takes ``bundle.config.inference_precision``.
+        max_tokens: at most this many padded tokens (rows x longest) per forward pass; a
+            longer sequence runs alone; 0: no limit. None: :data:`CPU_MAX_TOKENS` on CPU
+            (small batches keep activations in cache and padding low), no limit on CUDA.
+        prepack: on CPU, run fp32/bf16 linear layers with oneDNN-prepacked weights
+            (:func:`concner.precision.packed_copy`; same numerics up to rounding order);
+            False runs the bundle's own modules (torch's default path).
+
+    On CPU the predictor runs a converted copy of the encoder's linear layers (prepacked,
+    or int8), made on first use and remade whenever the bundle's weights have changed.
     """
 
     def __init__(self, bundle: NerBundle, batch_size: int = 32, device: str = "auto", *,
-                 bf16: bool = True, decoding: str | None = None):
+                 bf16: bool = True, decoding: str | None = None, precision: str | None = None,
+                 max_tokens: int | None = None, prepack: bool = True):
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         self.decoding = bundle.config.decoding if decoding is None else decoding
@@ -164,15 +185,30 @@ class Predictor:
         self.bundle = bundle
         self.batch_size = int(batch_size)
         self.device = resolve_device(device)
-        self.bf16 = bf16 and self.device.type == "cuda"
+        self.precision = check_precision(
+            bundle.config.inference_precision if precision is None else precision, self.device)
+        if max_tokens is None:
+            max_tokens = CPU_MAX_TOKENS if self.device.type == "cpu" else 0
+        if max_tokens < 0:
+            raise ConfigError(f"max_tokens must be >= 0 (0: no limit), got {max_tokens}")
+        self.max_tokens = int(max_tokens)
+        #: bf16 matrix products (autocast, or a prepacked bf16 copy on CPU)
+        self.bf16 = self.precision == "bf16" or (bf16 and self.device.type == "cuda")
+        self.prepack = prepack
         self.bundle.model.to(self.device)
-        self._collate = Collator(bundle.tokenizer.pad_token_id)
+        self._pad_id = Collator(bundle.tokenizer.pad_token_id).pad_token_id
+        self._copy: tuple[tuple, torch.nn.Module] | None = None  # (weights version, copy)
 
     # -- public API --------------------------------------------------------------------
     def predict(self, sentences: Sequence[Sentence]) -> list[Prediction]:
         """One :class:`Prediction` per sentence, in input order."""
-        probs, _ = self._run(sentences, mc_dropout=False, embeddings=False)
-        return [self._prediction(s, p) for s, p in zip(sentences, probs)]
+        flat, bounds, _ = self._run(sentences, mc_dropout=False, embeddings=False)
+        # per-word figures for all sentences at once: [total words]
+        top = flat.max(axis=-1, initial=0.0)
+        entropy = -(flat * np.log(np.clip(flat, 1e-12, 1.0))).sum(axis=-1)
+        argmax = flat.argmax(axis=-1).tolist() if len(flat) else []
+        return [self._prediction(sentence, flat[a:b], top[a:b], entropy[a:b], argmax[a:b])
+                for sentence, (a, b) in zip(sentences, itertools.pairwise(bounds))]
 
     def predict_texts(self, texts: Sequence[str], lang: str) -> list[Prediction]:
         """Tokenise raw texts (:meth:`Sentence.from_text`, ids ``"0"``, ``"1"``, ...) and
@@ -186,97 +222,144 @@ class Predictor:
     def word_probs(self, sentences: Sequence[Sentence], *, mc_dropout: bool = False) -> list[np.ndarray]:
         """Per sentence ``[n_words, C]`` tag probabilities. ``mc_dropout=True`` runs one
         stochastic pass with dropout on (call repeatedly for MC-dropout estimates)."""
-        probs, _ = self._run(sentences, mc_dropout=mc_dropout, embeddings=False)
-        return probs
+        flat, bounds, _ = self._run(sentences, mc_dropout=mc_dropout, embeddings=False)
+        return [flat[a:b] for a, b in itertools.pairwise(bounds)]
 
     def sentence_embeddings(self, sentences: Sequence[Sentence]) -> np.ndarray:
         """``[N, H]`` masked-mean last hidden states (float32). A windowed sentence gets the
         mean of its windows' embeddings weighted by their lengths."""
-        _, emb = self._run(sentences, mc_dropout=False, embeddings=True)
+        _, _, emb = self._run(sentences, mc_dropout=False, embeddings=True)
         return emb
 
     # -- internals ---------------------------------------------------------------------
-    def _prediction(self, sentence: Sentence, probs: np.ndarray) -> Prediction:
+    def _prediction(self, sentence: Sentence, probs: np.ndarray, top: np.ndarray,
+                    entropy: np.ndarray, argmax: list[int]) -> Prediction:
+        """``probs`` ``[n_words, C]``; ``top``, ``entropy`` ``[n_words]`` (highest
+        probability and entropy per word); ``argmax``: best tag id per word."""
         schema = self.bundle.schema
         if len(probs) == 0:
             return Prediction(sentence.id, [], [], probs, 0.0, 1.0)
         if self.decoding == "viterbi":
             tags = schema.decode(viterbi_iob2(probs, schema.tags))
         else:
-            tags = schema.decode_valid(probs.argmax(axis=-1).tolist())
-        top = probs.max(axis=-1)
-        entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=-1)
+            tags = schema.decode_valid(argmax)
         return Prediction(sentence.id, tags, spans_from_tags(tags, sentence.offsets, top), probs,
                           float(entropy.mean()), float(top.min()))
 
-    def _autocast(self):
-        if self.bf16:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _network(self) -> tuple[torch.nn.Module, bool]:
+        """The module that runs and whether to autocast it to bf16: the bundle's model, or
+        on CPU its converted copy (remade when the bundle's weights changed since)."""
+        model = self.bundle.model
+        if self.device.type != "cpu" or (self.precision != "int8" and not self.prepack):
+            return model, self.bf16
+        version = weights_version(model)
+        if self._copy is None or self._copy[0] != version:
+            if self.precision == "int8":
+                converted = int8_copy(model)
+            else:
+                dtype = torch.bfloat16 if self.bf16 else torch.float32
+                converted = packed_copy(model, dtype) or model
+            self._copy = (version, converted)
+        network = self._copy[1]
+        return network, self.bf16 and network is model
 
     def _run(self, sentences: Sequence[Sentence], *, mc_dropout: bool, embeddings: bool):
-        """Returns (per-sentence ``[n_words, C]`` arrays, ``[N, H]`` embeddings or None)."""
+        """Returns ``(probs, bounds, embeddings)``: ``probs`` ``[total words, C]`` float32,
+        sentence ``i``'s words are rows ``bounds[i]:bounds[i + 1]`` (``bounds`` ``[N + 1]``);
+        ``embeddings`` ``[N, H]`` float32, or None."""
         model = self.bundle.model
         config = self.bundle.config
         n_labels = len(self.bundle.schema)
-        probs = [np.zeros((len(s.tokens), n_labels), dtype=np.float32) for s in sentences]
-        margin = [np.full(len(s.tokens), -1, dtype=np.int64) for s in sentences]
+        n_words = np.array([len(s.tokens) for s in sentences], dtype=np.int64)
+        first_word = np.concatenate([[0], np.cumsum(n_words)])  # [N + 1] flat word index
         emb_sum = emb_weight = None
         if embeddings:
             emb_sum = np.zeros((len(sentences), model.hidden_size), dtype=np.float64)
             emb_weight = np.zeros(len(sentences), dtype=np.float64)
-        if not sentences:
-            return probs, (emb_sum.astype(np.float32) if embeddings else None)
-
-        windows = encode_windows(self.bundle.tokenizer, sentences, config.max_length,
-                                 config.window_stride)
-        order = sorted(range(len(windows)), key=lambda i: (-len(windows[i]), i))
-        was_training = model.training
-        model.train(mc_dropout)
-        try:
-            with torch.inference_mode(), self._autocast():
-                for k in range(0, len(order), self.batch_size):
-                    chunk = order[k:k + self.batch_size]
-                    self._forward([windows[i] for i in chunk], chunk, len(windows), probs,
-                                  margin, emb_sum, emb_weight)
-        finally:
-            model.train(was_training)
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if sentences:
+            windows = encode_windows(self.bundle.tokenizer, sentences, config.max_length,
+                                     config.window_stride)
+            order = sorted(range(len(windows)), key=lambda i: (-len(windows[i]), i))
+            network, autocast = self._network()
+            was_training = model.training
+            model.train(mc_dropout)
+            network.train(mc_dropout)
+            try:
+                with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16,
+                                                            enabled=autocast):
+                    for chunk in plan_batches([len(windows[i]) for i in order], self.batch_size,
+                                              self.max_tokens):
+                        indices = [order[k] for k in chunk]
+                        found.append(self._forward(network, [windows[i] for i in indices],
+                                                   indices, len(windows), first_word,
+                                                   emb_sum, emb_weight))
+            finally:
+                model.train(was_training)
+                if network is not model:
+                    network.eval()
+        flat = np.zeros((int(first_word[-1]), n_labels), dtype=np.float32)
+        if len(flat):
+            where, key, rows = (np.concatenate(parts) for parts in zip(*found))
+            # each word from the window where it is most central (the highest key)
+            order = np.lexsort((key, where))
+            where, rows = where[order], rows[order]
+            last = np.append(where[1:] != where[:-1], True)
+            flat[where[last]] = rows[last]
+        emb = None
         if embeddings:
             emb = (emb_sum / np.maximum(emb_weight, 1.0)[:, None]).astype(np.float32)
-            return probs, emb
-        return probs, None
+        return flat, first_word, emb
 
-    def _forward(self, batch: list[Encoded], indices: list[int], n_windows: int,
-                 probs: list[np.ndarray], margin: list[np.ndarray],
-                 emb_sum: np.ndarray | None, emb_weight: np.ndarray | None) -> None:
-        """Run one batch and write each word's probabilities into ``probs`` when this window
-        is more central for it than any seen so far (``margin`` holds the best key)."""
-        tensors = self._collate(batch)
-        input_ids = tensors["input_ids"].to(self.device)
-        attention = tensors["attention_mask"].to(self.device)
-        word_ids = tensors["word_ids"]
-        out = self.bundle.model(input_ids, attention)
+    def _pad(self, batch: list[Encoded]) -> tuple[np.ndarray, np.ndarray]:
+        """``input_ids`` and ``word_ids`` ``[B, T]`` int64 (padding: pad id / -1)."""
+        longest = max(len(e) for e in batch)
+        input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
+        word_ids = np.full((len(batch), longest), NO_WORD, dtype=np.int64)
+        for row, e in enumerate(batch):
+            input_ids[row, :len(e)] = e.input_ids
+            word_ids[row, :len(e)] = e.word_ids
+        return input_ids, word_ids
+
+    def _forward(self, network: torch.nn.Module, batch: list[Encoded], indices: list[int],
+                 n_windows: int, first_word: np.ndarray, emb_sum: np.ndarray | None,
+                 emb_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run one batch (windows ``indices``, longest first). Returns, for every word the
+        batch holds, ``(flat word index [n], key [n], probabilities [n, C])``; the key is
+        larger the more central the word is in its window (the distance in sub-words to
+        the nearer edge: more context on both sides), ties to the earlier window, so the
+        choice does not depend on the batches."""
+        input_ids, word_ids = self._pad(batch)
+        lengths = np.array([len(e) for e in batch], dtype=np.int64)  # [B]
+        attention = np.arange(input_ids.shape[1])[None, :] < lengths[:, None]  # [B, T]
+        mask = torch.from_numpy(attention).to(self.device, dtype=torch.long)
+        out = network(torch.from_numpy(input_ids).to(self.device), mask)
         first = word_ids >= 0  # [B, T]
-        # only first sub-words need a softmax: [N_first, C], rows in (batch row, position) order
-        selected = torch.softmax(out.logits[first.to(self.device)].float(), dim=-1).cpu().numpy()
-        counts = first.sum(dim=1).tolist()
+        rows, positions = np.nonzero(first)  # in (batch row, position) order, as the mask
+        selected = torch.softmax(out.logits[torch.from_numpy(first).to(self.device)].float(),
+                                 dim=-1).cpu().numpy()  # [n, C]
+        owner = np.array([e.sentence_index for e in batch], dtype=np.int64)[rows]
+        centrality = np.minimum(positions, lengths[rows] - 1 - positions)
+        key = centrality * (n_windows + 1) + (n_windows - np.asarray(indices)[rows])
+        where = first_word[owner] + word_ids[rows, positions]
         if emb_sum is not None:
-            sent = out.sentence_repr.float().cpu().numpy()
-            lengths = attention.sum(dim=1).cpu().numpy()
-        start = 0
-        for row, enc in enumerate(batch):
-            rows = selected[start:start + counts[row]]
-            start += counts[row]
-            positions = np.flatnonzero(word_ids[row].numpy() >= 0)
-            words = word_ids[row, positions].numpy()
-            # distance to the nearest edge of the window (more context on both sides wins),
-            # ties to the earlier window: independent of the order batches run in
-            centrality = np.minimum(positions, len(enc) - 1 - positions)
-            key = centrality * (n_windows + 1) + (n_windows - indices[row])
-            owner = enc.sentence_index
-            better = key > margin[owner][words]
-            probs[owner][words[better]] = rows[better]
-            margin[owner][words[better]] = key[better]
-            if emb_sum is not None:
-                emb_sum[owner] += sent[row] * lengths[row]
-                emb_weight[owner] += lengths[row]
+            sent = out.sentence_repr.float().cpu().numpy()  # [B, H]
+            owners = np.array([e.sentence_index for e in batch], dtype=np.int64)
+            np.add.at(emb_sum, owners, sent * lengths[:, None])
+            np.add.at(emb_weight, owners, lengths.astype(np.float64))
+        return where, key, selected
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[range]:
+    """Cut positions ``0..len(lengths)-1`` of sequences sorted longest first into
+    consecutive batches of at most ``batch_size`` sequences and, when ``max_tokens`` > 0, at
+    most ``max_tokens`` padded tokens (rows x the batch's first, longest, length); a batch
+    holds at least one sequence."""
+    batches, start = [], 0
+    while start < len(lengths):
+        cap = batch_size
+        if max_tokens > 0:
+            cap = min(cap, max(1, max_tokens // max(1, lengths[start])))
+        batches.append(range(start, min(start + cap, len(lengths))))
+        start += cap
+    return batches
