@@ -11,9 +11,13 @@
   runs in its own process (clean peak RSS), variants interleaved over ``--rounds``; the
   median is reported. Where a step's time goes (data/forward/backward/optimizer) comes
   from the training loop's own timers.
-- ``predict``: ConCNER's ``Predictor`` vs ``pipeline("token-classification",
-  aggregation_strategy="first")`` on 2,000 dev sentences, same weights, with the share of
-  sentences whose entities are identical.
+- ``predict``: ``pipeline("token-classification", aggregation_strategy="first")`` and
+  ConCNER's ``Predictor`` as it was (``fp32_before``) and in each ``model.inference_precision``
+  (fp32, bf16, int8) on 2,000 es dev sentences, same weights, interleaved rounds in one
+  process; per predictor the speedup, the share of sentences whose entities are identical
+  to the pipeline's (also on the sentences where the pipeline groups sub-words into the
+  true words: elsewhere it decides a word from another token) and to ConCNER fp32's.
+  ``--smoke`` without ``--model`` uses an untrained tiny model.
 - ``cycle``: the worker's own retrain job (``concner.runner.execute_retrain`` on a SQLite
   store, the default configuration of concner/config.py) on 1,000 source sentences + their
   es translations, 2,000 unlabelled es sentences and 1,000 es dev sentences: a full
@@ -180,36 +184,161 @@ def section_train(setup: Setup, args) -> dict:
             "n_train": args.n_train, "epochs": args.epochs}
 
 
+#: ConCNER predictor settings measured against the pipeline (all batch 64, argmax decoding,
+#: as the pipeline decodes). "fp32_before" is the predictor as it was up to commit 0004e61
+#: (2.22x): torch's default linear layers, batches of 64 windows without a token budget.
+PREDICT_VARIANTS: dict[str, dict] = {
+    "fp32_before": {"precision": "fp32", "prepack": False, "max_tokens": 0},
+    "fp32": {"precision": "fp32"},
+    "bf16": {"precision": "bf16"},
+    "int8": {"precision": "int8"},
+}
+
+
 def section_predict(setup: Setup, args) -> dict:
+    """Pipeline and every :data:`PREDICT_VARIANTS` entry on the same sentences, in
+    interleaved rounds (order reversed every other round); medians and ratios, and for each
+    variant the share of sentences whose entities are identical to the pipeline's (all, and
+    where the pipeline's word grouping is the true one: :func:`_grouping_check`) and to
+    ConCNER fp32's, and the share of words with the same tag as fp32."""
     import torch
 
     from benchmarks.hf_baseline import pipeline_entities
     from concner.inference import Predictor
     from concner.model import NerBundle
 
-    torch.set_num_threads(1 if args.smoke else 2)
-    model_dir = Path(args.model) if args.model else None
+    threads = args.threads or (1 if args.smoke else 2)
+    torch.set_num_threads(threads)
+    model_dir = Path(args.model) if args.model else (_smoke_model(setup) if args.smoke else None)
     if model_dir is None:
         raise SystemExit("--model DIR: a trained ConCNER model folder is needed for 'predict'")
     bundle = NerBundle.load(model_dir)
     sentences = bd.dev("es", "report", 200 if args.smoke else 2000)
     hf_model = bundle_to_hf(bundle)
-    ours_s, theirs_s, agree = [], [], None
-    for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        # argmax, as the pipeline decodes: the agreement compares the same decision rule
-        preds = Predictor(bundle, batch_size=64, device="cpu", decoding="argmax").predict(sentences)
-        ours_s.append(time.perf_counter() - t0)
-        theirs, sec = pipeline_entities(hf_model, bundle.tokenizer, sentences, batch_size=64)
-        theirs_s.append(sec)
-    ours = [{(sp.start, sp.end, sp.label) for sp in p.spans} for p in preds]
-    theirs = [{_strip(s.text, e) for e in ents} for s, ents in zip(sentences, theirs)]
-    agree = sum(a == b for a, b in zip(ours, theirs)) / len(sentences)
-    o, t = statistics.median(ours_s), statistics.median(theirs_s)
-    return {"sentences": len(sentences), "concner_seconds": round(o, 2),
-            "pipeline_seconds": round(t, 2), "speedup": round(t / o, 2),
-            "identical_entities_share": round(agree, 4), "model": str(model_dir),
-            "targets": {"speedup >= 3": round(t / o, 2), "identical >= 0.99": round(agree, 4)}}
+    predictors = {v: Predictor(bundle, batch_size=64, device="cpu", decoding="argmax", **kw)
+                  for v, kw in PREDICT_VARIANTS.items()}
+    for predictor in predictors.values():  # warm-up: converted weights, oneDNN kernels
+        predictor.predict(sentences[:64])
+    pipeline_entities(hf_model, bundle.tokenizer, sentences[:64], batch_size=64)
+    seconds: dict[str, list[float]] = {v: [] for v in ["pipeline", *predictors]}
+    entities: dict[str, list[set]] = {}
+    tags: dict[str, list[list[str]]] = {}
+    for round_ in range(args.rounds):
+        order = list(seconds) if round_ % 2 == 0 else list(reversed(seconds))
+        for v in order:
+            if v == "pipeline":
+                found, sec = pipeline_entities(hf_model, bundle.tokenizer, sentences, batch_size=64)
+                entities[v] = [{_strip(s.text, e) for e in ents} for s, ents in zip(sentences, found)]
+            else:
+                t0 = time.perf_counter()
+                preds = predictors[v].predict(sentences)
+                sec = time.perf_counter() - t0
+                entities[v] = [{(sp.start, sp.end, sp.label) for sp in p.spans} for p in preds]
+                tags[v] = [p.tags for p in preds]
+            seconds[v].append(round(sec, 3))
+            print(f"[speed/predict] round {round_ + 1} {v}: {sec:.2f} s", flush=True)
+
+    def identical(a: str, b: str) -> float:
+        return round(sum(x == y for x, y in zip(entities[a], entities[b])) / len(sentences), 4)
+
+    def same_tags(a: str, b: str) -> float:
+        pairs = [(x, y) for xs, ys in zip(tags[a], tags[b]) for x, y in zip(xs, ys)]
+        return round(sum(x == y for x, y in pairs) / max(1, len(pairs)), 5)
+
+    same_ids, regrouped = _grouping_check(bundle.tokenizer, sentences)
+    kept = [i for i, bad in enumerate(regrouped) if not bad]
+
+    def identical_where_grouping_agrees(v: str) -> float:
+        same = sum(entities[v][i] == entities["pipeline"][i] for i in kept)
+        return round(same / max(1, len(kept)), 4)
+
+    pipe = statistics.median(seconds["pipeline"])
+    variants = {}
+    for v in predictors:
+        med = statistics.median(seconds[v])
+        variants[v] = {"seconds": round(med, 2), "runs": seconds[v],
+                       "speedup_vs_pipeline": round(pipe / med, 2),
+                       "identical_entities_vs_pipeline": identical(v, "pipeline"),
+                       "identical_vs_pipeline_where_grouping_agrees":
+                           identical_where_grouping_agrees(v),
+                       "identical_entities_vs_fp32": identical(v, "fp32"),
+                       "word_tags_vs_fp32": same_tags(v, "fp32")}
+    differ = [i for i, (a, b) in enumerate(zip(entities["fp32"], entities["pipeline"])) if a != b]
+    ratios = {f"{v}_vs_pipeline": variants[v]["speedup_vs_pipeline"] for v in variants}
+    ratios.update({f"{v}_vs_fp32_before": round(variants["fp32_before"]["seconds"]
+                                                  / variants[v]["seconds"], 2)
+                   for v in variants if v != "fp32_before"})
+    fp32 = variants["fp32"]
+    return {"sentences": len(sentences), "threads": threads, "rounds": args.rounds,
+            "pipeline_seconds": round(pipe, 2), "pipeline_runs": seconds["pipeline"],
+            "variants": variants, "ratios": ratios,
+            "pipeline_disagreements": {
+                "sentences_with_identical_subword_ids": same_ids,
+                "sentences_where_pipeline_word_grouping_differs": sum(regrouped),
+                "fp32_disagreements": len(differ),
+                "fp32_disagreements_where_grouping_differs": sum(regrouped[i] for i in differ)},
+            "model": str(model_dir),
+            "targets": {"fp32 speedup >= 3": fp32["speedup_vs_pipeline"],
+                        "fp32 identical >= 0.99": fp32["identical_entities_vs_pipeline"]}}
+
+
+def _smoke_model(setup: Setup) -> Path:
+    """``--smoke`` without ``--model``: an untrained model over the tiny encoder."""
+    import torch
+
+    from concner.config import ModelConfig
+    from concner.labels import LabelSchema
+    from concner.model import build_bundle
+
+    folder = setup.work / "tiny-model"
+    if not (folder / "model.safetensors").exists():
+        torch.manual_seed(0)
+        build_bundle(str(setup.full), LabelSchema(["PER", "ORG", "LOC"]),
+                     ModelConfig(encoder=str(setup.full))).save(folder)
+    return folder
+
+
+def _pipeline_word_starts(tokenizer, text: str, ids: list[int], offsets) -> list[int]:
+    """Token positions the pipeline's ``aggregation_strategy="first"`` takes as word
+    starts on ``text`` (transformers' ``gather_pre_entities``): with a tokenizer that has
+    no continuing-sub-word prefix (SentencePiece), its fallback heuristic starts a word at
+    every token whose offset begins after a space, which a lone ``▁`` piece breaks."""
+    model = getattr(getattr(tokenizer, "_tokenizer", None), "model", None)
+    prefix = getattr(model, "continuing_subword_prefix", None)
+    starts = []
+    for idx, (token_id, (s, e)) in enumerate(zip(ids, offsets)):
+        if token_id in tokenizer.all_special_ids:
+            continue
+        if prefix:
+            subword = len(tokenizer.convert_ids_to_tokens(token_id)) != len(text[s:e])
+        else:
+            subword = s > 0 and " " not in text[s - 1:s + 1]
+        if not starts or not subword or token_id == tokenizer.unk_token_id:
+            starts.append(idx)
+    return starts
+
+
+def _grouping_check(tokenizer, sentences) -> tuple[int, list[bool]]:
+    """``(sentences whose sub-word ids are the same from the text as from the words, per
+    sentence: does the pipeline's word grouping differ from the sentence's words)``.
+
+    Same ids and weights give the same logits; then the pipeline decides each word by the
+    first token of ITS word grouping, ConCNER by the word's first sub-word (where it was
+    trained), so where the groupings differ the two can disagree without any difference in
+    the model's output."""
+    same_ids, differs = 0, []
+    for sentence in sentences:
+        enc = tokenizer(sentence.text, return_offsets_mapping=True)
+        words = tokenizer(list(sentence.tokens), is_split_into_words=True)
+        same_ids += enc["input_ids"] == words["input_ids"]
+        seen, true_starts = set(), []
+        for idx, w in enumerate(words.word_ids()):
+            if w is not None and w not in seen:
+                seen.add(w)
+                true_starts.append(idx)
+        differs.append(_pipeline_word_starts(tokenizer, sentence.text, enc["input_ids"],
+                                             enc["offset_mapping"]) != true_starts)
+    return same_ids, differs
 
 
 def _strip(text: str, ent: tuple[int, int, str]) -> tuple[int, int, str]:
@@ -366,7 +495,9 @@ def write_markdown(res: dict) -> None:
             rows.append([v, s["sentences_per_s"], s["peak_rss_mb"], split or "–"])
         md += [markdown_table(["variant", "sentences/s", "peak RSS MB", "time split (s)"], rows), ""]
         md += [markdown_table(["ratio", "value"], [[k, v] for k, v in t["ratios"].items()]), ""]
-    for name in ("predict", "cycle"):
+    if "predict" in res:
+        md += _predict_markdown(res["predict"])
+    for name in ("cycle",):
         if name in res:
             p = res[name]["provenance"]
             md += [f"## {name}", "", f"`{p['command']}` on {p['machine']}, commit {p['commit']}, "
@@ -376,6 +507,26 @@ def write_markdown(res: dict) -> None:
     (RESULTS / "speed.md").write_text("\n".join(md))
 
 
+def _predict_markdown(r: dict) -> list[str]:
+    p = r["provenance"]
+    rows = [["pipeline", r["pipeline_seconds"], 1.0, "–", "–", "–", "–"]]
+    rows += [[v, s["seconds"], s["speedup_vs_pipeline"], s["identical_entities_vs_pipeline"],
+              s["identical_vs_pipeline_where_grouping_agrees"], s["identical_entities_vs_fp32"],
+              s["word_tags_vs_fp32"]]
+             for v, s in r["variants"].items()]
+    title = (f"## Prediction ({r['sentences']} es dev sentences, {r['threads']} threads, "
+             f"median of {r['rounds']} interleaved rounds)")
+    return [title, "",
+            f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}.", "",
+            markdown_table(["predictor", "seconds", "speedup vs pipeline",
+                            "identical entities vs pipeline",
+                            "same, where the pipeline groups sub-words into the true words",
+                            "identical entities vs fp32", "word tags vs fp32"], rows), "",
+            markdown_table(["pipeline disagreements (fp32)", "value"],
+                           [[k, v] for k, v in r["pipeline_disagreements"].items()]), "",
+            markdown_table(["ratio", "value"], [[k, v] for k, v in r["ratios"].items()]), ""]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--section", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
@@ -383,7 +534,10 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--n-train", type=int, default=480)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--model", help="trained model folder for the predict section")
+    p.add_argument("--model", help="trained model folder for the predict section (--smoke: an "
+                   "untrained tiny model when not given)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="predict: torch threads (default 2, --smoke 1)")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -397,7 +551,7 @@ def main(argv=None) -> int:
     setup = Setup(args.smoke, args.n_train)
     results = {}
     for name in args.section:
-        if name == "predict" and not args.model:
+        if name == "predict" and not (args.model or args.smoke):
             print("[speed] skipping predict: pass --model DIR", flush=True)
             continue
         results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
