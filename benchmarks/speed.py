@@ -509,9 +509,14 @@ def write_markdown(res: dict) -> None:
 
 def _predict_markdown(r: dict) -> list[str]:
     p = r["provenance"]
+    if "variants" not in r:  # an entry written before the precisions were measured
+        where = f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}."
+        return ["## predict", "", where, "", markdown_table(["measure", "value"], [
+            [k, v] for k, v in r.items() if k != "provenance"]), ""]
     rows = [["pipeline", r["pipeline_seconds"], 1.0, "–", "–", "–", "–"]]
     rows += [[v, s["seconds"], s["speedup_vs_pipeline"], s["identical_entities_vs_pipeline"],
-              s["identical_vs_pipeline_where_grouping_agrees"], s["identical_entities_vs_fp32"],
+              s.get("identical_vs_pipeline_where_grouping_agrees", "–"),
+              s["identical_entities_vs_fp32"],
               s["word_tags_vs_fp32"]]
              for v, s in r["variants"].items()]
     title = (f"## Prediction ({r['sentences']} es dev sentences, {r['threads']} threads, "
