@@ -114,7 +114,7 @@ def measure_train(variant: str, encoder: str, n_train: int, smoke: bool, epochs:
         from concner.training import TrainData, train
 
         cfg = {"model": {"encoder": encoder, **spec.get("model", {})},
-               "loss": {"use_translation": spec["data"] == "pairs", "lambda_lcl": 0.0,
+               "loss": {"use_translation": spec["data"] == "pairs", "kd": False, "lambda_lcl": 0.0,
                         "lambda_tcl": 0.0, **spec.get("loss", {})},
                "training": {"epochs": epochs, "batch_size": 16, "num_threads": threads,
                             "eval_every_epoch": False}}

@@ -67,3 +67,10 @@ def test_report_table_gives_same_seed_gains_of_kd_over_translation_ce(tmp_path, 
     assert out["paired_gain_per_seed"] == {"1": 1.5, "2": 3.0, "3": -0.5}
     assert "same-seed gains +1.5, +3.0, -0.5 (2 of 3 positive)" in out["verdict"]
     assert out["table"]["concner_kd"]["mean (translated)"]["n"] == 3  # seed 4 lacks de
+
+
+def test_only_the_kd_systems_distil_whatever_the_library_default():
+    from pathlib import Path
+
+    flags = {s: quality.make_config(s, 1, Path("enc")).loss.kd for s in quality.SYSTEMS}
+    assert flags == {s: s.endswith("_kd") for s in quality.SYSTEMS}
