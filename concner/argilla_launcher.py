@@ -308,10 +308,49 @@ class LocalArgilla:
             if not self._alive(part):
                 break
             time.sleep(0.3)
+        # (no exit code: _pid_alive reaps children, so Popen cannot know it)
+        why = (f"no answer within {self.start_timeout_s:.0f} s" if self._alive(part)
+               else "it stopped running")
         raise ServiceUnavailable(
-            f"Argilla's {part} did not come up (see {self._logfile(part)}): "
+            f"Argilla's {part} did not come up ({why}; see {self._logfile(part)}): "
             f"{self._log_tail(part)}"
         )
+
+    def _start_part(self, part: str, before_spawn=None) -> None:
+        """Spawn ``part`` unless it runs, and wait until it answers. The search emulator is
+        given a second chance on a fresh port: it has failed to come up once in a while on a
+        loaded machine, which should not take the whole stack down."""
+        attempts = 2 if part == "search" else 1
+        for attempt in range(1, attempts + 1):
+            if not self._alive(part):
+                if before_spawn is not None:
+                    before_spawn()
+                self._spawn(part)
+            try:
+                self._wait_ready(part)
+                return
+            except ServiceUnavailable as err:
+                if attempt == attempts:
+                    raise
+                self.log(f"argilla: {err}; starting it again")
+                self._stop_part(part)
+                if part in getattr(self, "_auto_ports", ()):  # a port the user chose stays
+                    self.ports[part] = _free_port()
+                (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
+
+    def _stop_part(self, part: str) -> None:
+        pid = self._pid(part)
+        if pid is not None and _pid_alive(pid) and _is_ours(pid, part):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc = self._procs.pop(part, None)
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
 
     def _log_tail(self, part: str, n: int = 600) -> str:
         try:
@@ -357,9 +396,9 @@ class LocalArgilla:
             return current
         for sub in ("run", "logs", "home", "search"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
-        for part, port in self.ports.items():
-            if port == 0:
-                self.ports[part] = _free_port()
+        self._auto_ports = {part for part, port in self.ports.items() if port == 0}
+        for part in self._auto_ports:
+            self.ports[part] = _free_port()
         self.ensure_venv()
         (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
         # The emulator keeps its index in memory and saves it when stopped cleanly (down()
@@ -371,12 +410,8 @@ class LocalArgilla:
         migrate = not ((self.folder / "argilla.db").exists() and migrated.exists()
                        and migrated.read_text() == "\n".join(VENV_REQUIREMENTS))
         try:
-            for part in ("redis", "search"):
-                if not self._alive(part):
-                    if part == "search":
-                        clean.unlink(missing_ok=True)
-                    self._spawn(part)
-                self._wait_ready(part)
+            self._start_part("redis")
+            self._start_part("search", before_spawn=lambda: clean.unlink(missing_ok=True))
             if not self._alive("server"):
                 owner = self._owner_steps()
                 steps = ([["database", "migrate"]] if migrate else []) + owner

@@ -119,3 +119,49 @@ def test_cli_status_exit_code_and_report(tmp_path, capsys):
     assert all(f"{part}" in out for part in PARTS) and out.count("stopped") == len(PARTS)
     assert main(["argilla", "down", "--folder", str(tmp_path / "none")]) == 0
     assert "nothing was running" in capsys.readouterr().out
+
+
+def test_a_search_emulator_that_dies_on_start_is_started_once_more_on_a_new_port(tmp_path,
+                                                                              monkeypatch):
+    import concner.argilla_launcher as launcher
+
+    logs: list[str] = []
+    stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
+                         redis_port=0, search_port=0, log=logs.append)
+    for sub in ("run", "logs"):
+        (stack.folder / sub).mkdir(parents=True, exist_ok=True)
+    stack._auto_ports, stack.ports["search"], stack.start_timeout_s = {"search"}, 1111, 20
+    commands = iter([[sys.executable, "-c", "import sys; sys.exit(3)"],
+                     [sys.executable, "-c", "import time; time.sleep(30)"]])
+    monkeypatch.setattr(stack, "_command", lambda part: next(commands))
+    monkeypatch.setattr(launcher, "_CMDLINE_MARK", {**launcher._CMDLINE_MARK, "search": b"-c"})
+    monkeypatch.setattr(stack, "_ready", lambda part: stack._alive(part)
+                        and "sleep" in stack._procs[part].args[-1])
+    try:
+        stack._start_part("search")
+        assert stack._alive("search")
+        assert stack.ports["search"] != 1111  # an automatic port is chosen afresh
+        assert any("search did not come up (it stopped running" in m for m in logs), logs
+    finally:
+        stack._stop_part("search")
+    assert not stack._alive("search")
+
+
+def test_a_search_emulator_that_never_comes_up_fails_after_the_second_try(tmp_path,
+                                                                           monkeypatch):
+    import concner.argilla_launcher as launcher
+
+    stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
+                         redis_port=0, search_port=4321, log=lambda m: None)
+    for sub in ("run", "logs"):
+        (stack.folder / sub).mkdir(parents=True, exist_ok=True)
+    stack._auto_ports, stack.start_timeout_s = set(), 20
+    spawned = []
+    monkeypatch.setattr(stack, "_command", lambda part: spawned.append(part) or
+                        [sys.executable, "-c", "import sys; sys.exit(4)"])
+    monkeypatch.setattr(launcher, "_CMDLINE_MARK", {**launcher._CMDLINE_MARK, "search": b"-c"})
+    monkeypatch.setattr(stack, "_ready", lambda part: False)
+    with pytest.raises(ServiceUnavailable, match=r"search did not come up \(it stopped running"):
+        stack._start_part("search")
+    assert spawned == ["search", "search"]
+    assert stack.ports["search"] == 4321  # a port the user chose is kept
