@@ -70,7 +70,8 @@ class LossConfig:
     #: cap on O anchors in LCL, as a multiple of the entity tokens in the batch
     lcl_o_anchor_ratio: float = 1.0
     #: stage 2 (distillation on unlabelled target text) is part of the method: on by default
-    #: (+1.0 F1 on the translated mean over ConCNER without it, 3 seeds, benchmarks/results/quality.md);
+    #: (+1.0 F1 on the translated mean over ConCNER without it, 3 seeds,
+    #: benchmarks/results/quality.md);
     #: skipped with a warning while a project has no unlabelled target sentences
     kd: bool = True
     kd_loss: str = "kl"  # "kl" or "mse"
