@@ -3,9 +3,12 @@ a project with a tiny encoder and a config that trains in about a second."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
+
+import pytest
 
 from concner.sentence import Sentence
 
@@ -146,3 +149,22 @@ def database_url(kind: str, tmp_path: Path):
     if kind == "sqlite":
         return f"sqlite:///{Path(tmp_path) / 'store.db'}", lambda: None
     return fresh_postgres_database(postgres_or_skip())
+
+
+#: the two databases the store tests run on (PostgreSQL only where one is configured)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+
+
+@contextlib.contextmanager
+def open_store(kind: str, tmp_path: Path):
+    """A migrated :class:`concner.store.Store` on an empty database of ``kind``; closed and
+    its database dropped on exit."""
+    from concner.store import Store
+
+    url, cleanup = database_url(kind, tmp_path)
+    st = Store(url)
+    try:
+        yield st
+    finally:
+        st.close()
+        cleanup()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from storekit import TINY_TRAINING, database_url, make_project, make_sentences, tiny_encoder
+from storekit import BACKENDS, TINY_TRAINING, make_project, make_sentences, open_store, tiny_encoder
 
 from concner.config import config_from_dict, load_config
 from concner.errors import ConfigError
@@ -24,7 +24,6 @@ from concner.incremental import (
 )
 from concner.registry import ModelRegistry
 from concner.runner import JobContext, execute_retrain
-from concner.store import Store
 from concner.store.snapshot import Snapshot, take_snapshot
 
 torch.set_num_threads(1)
@@ -196,13 +195,10 @@ def test_update_settings_are_the_incremental_epochs_without_distillation():
 
 
 # -- the runner, end to end on SQLite (and PostgreSQL) -----------------------------------
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
-    st = Store(url)
-    yield st
-    st.close()
-    cleanup()
+    with open_store(request.param, tmp_path) as st:
+        yield st
 
 
 @pytest.fixture(scope="module")

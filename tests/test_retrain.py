@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from storekit import TINY_TRAINING, database_url, make_project, tiny_encoder
+from storekit import BACKENDS, TINY_TRAINING, make_project, open_store, tiny_encoder
 
 from concner.config import load_config
 from concner.errors import ModelError
@@ -17,17 +17,13 @@ from concner.registry import MANIFEST, ModelRegistry
 from concner.runner import JobContext, execute_retrain, maybe_request_retrain
 from concner.store import Store
 
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 torch.set_num_threads(1)
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
-    st = Store(url)
-    yield st
-    st.close()
-    cleanup()
+    with open_store(request.param, tmp_path) as st:
+        yield st
 
 
 @pytest.fixture(scope="module")

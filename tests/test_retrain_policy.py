@@ -6,24 +6,20 @@ them, so each interleaving is reproduced deterministically."""
 from __future__ import annotations
 
 import pytest
-from storekit import database_url, make_project
+from storekit import BACKENDS, make_project, open_store
 
 from concner.runner import maybe_request_retrain
 from concner.store import Store
 from concner.store.snapshot import take_snapshot
 
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 MIN_NEW = 5
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
-    st = Store(url)
-    make_project(st, "p", "enc", n_source=8, n_dev=2, n_pool=30)
-    yield st
-    st.close()
-    cleanup()
+    with open_store(request.param, tmp_path) as st:
+        make_project(st, "p", "enc", n_source=8, n_dev=2, n_pool=30)
+        yield st
 
 
 def _label(store: Store, n: int, start: int = 0) -> None:

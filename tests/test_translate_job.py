@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from storekit import TINY_TRAINING, database_url, make_sentences, tiny_encoder
+from storekit import BACKENDS, TINY_TRAINING, make_sentences, open_store, tiny_encoder
 from translation_support import write_freedict
 
 from concner import tasks
@@ -17,11 +17,9 @@ from concner.config import load_config
 from concner.errors import ConfigError
 from concner.registry import ModelRegistry
 from concner.runner import JobContext, execute_retrain, execute_translate
-from concner.store import Store
 from concner.store.snapshot import take_snapshot
 
 torch.set_num_threads(1)
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 #: (headword, dictd body); the first sense line is the translation
 ENTRIES = [("visited", "visited\nbesuchte\n"), ("works", "works\narbeitet\n"),
            ("lives", "lives\nwohnt\n"), ("company", "company\nFirma\n"),
@@ -36,21 +34,18 @@ def dict_dir(tmp_path):
 
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
-    st = Store(url)
-    st.create_project("p", source_lang="en", target_langs=["de", "nl"],
-                      entity_types=["PER", "ORG", "LOC"], encoder=tiny_encoder(tmp_path),
-                      training_config=TINY_TRAINING)
-    st.import_sentences("p", make_sentences("src", N_SOURCE, "en", seed=1), role="source",
-                        split="train")
-    # unlabelled and dev source sentences are not translated
-    st.import_sentences("p", make_sentences("raw", 3, "en", seed=2, labelled=False),
-                        role="source", split="pool")
-    st.import_sentences("p", make_sentences("dev-en", 2, "en", seed=3), role="source",
-                        split="dev")
-    yield st
-    st.close()
-    cleanup()
+    with open_store(request.param, tmp_path) as st:
+        st.create_project("p", source_lang="en", target_langs=["de", "nl"],
+                          entity_types=["PER", "ORG", "LOC"], encoder=tiny_encoder(tmp_path),
+                          training_config=TINY_TRAINING)
+        st.import_sentences("p", make_sentences("src", N_SOURCE, "en", seed=1), role="source",
+                            split="train")
+        # unlabelled and dev source sentences are not translated
+        st.import_sentences("p", make_sentences("raw", 3, "en", seed=2, labelled=False),
+                            role="source", split="pool")
+        st.import_sentences("p", make_sentences("dev-en", 2, "en", seed=3), role="source",
+                            split="dev")
+        yield st
 
 
 @pytest.fixture()
