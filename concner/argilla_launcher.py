@@ -45,6 +45,11 @@ OWNER = "owner"
 WORKSPACE = "argilla"
 PARTS = ("redis", "search", "server", "worker")
 _STOP_GRACE_S = 15.0
+#: The search emulator answers within a fraction of a second when it works; one that has
+#: not answered after this long is stuck (seen under load in CI), and a fresh one on a new
+#: port is the way out, not a longer wait.
+_SEARCH_READY_S = 30.0
+_SEARCH_ATTEMPTS = 3
 
 
 @dataclass
@@ -112,12 +117,38 @@ def _is_ours(pid: int, part: str) -> bool:
         return False
 
 
+#: local health checks never go through an HTTP proxy from the environment
+_LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with _LOCAL_HTTP.open(url, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def _port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _process_state(pid: int) -> str:
+    """``/proc`` facts about a process that does not answer: its state letter (R running,
+    S sleeping, D waiting on I/O, T stopped), its thread count and the kernel function it
+    waits in, for the error message."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = next((line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("Threads:")), "?")
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
+    except (OSError, IndexError):
+        return "no /proc entry"
+    return f"state {state}, {threads} threads, waiting in {wchan}"
 
 
 def _redis_ok(port: int) -> bool:
@@ -300,8 +331,12 @@ class LocalArgilla:
         self._procs[part] = proc
         self._pidfile(part).write_text(str(proc.pid))
 
+    def _ready_timeout(self, part: str) -> float:
+        return min(self.start_timeout_s, _SEARCH_READY_S) if part == "search" else self.start_timeout_s
+
     def _wait_ready(self, part: str) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
+        timeout = self._ready_timeout(part)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._ready(part):
                 return
@@ -309,20 +344,24 @@ class LocalArgilla:
                 break
             time.sleep(0.3)
         # (no exit code: _pid_alive reaps children, so Popen cannot know it)
-        why = (f"no answer within {self.start_timeout_s:.0f} s" if self._alive(part)
-               else "it stopped running")
+        alive = self._alive(part)
+        why = f"no answer within {timeout:.0f} s" if alive else "it stopped running"
+        if alive and part != "worker":
+            port = self.ports[part]
+            why += (f"; port {port} {'accepts connections' if _port_accepts(port) else 'is not open'}"
+                    f"; process {_process_state(self._pid(part))}")
         raise ServiceUnavailable(
             f"Argilla's {part} did not come up ({why}; see {self._logfile(part)}): "
             f"{self._log_tail(part)}"
         )
 
     def _start_part(self, part: str, before_spawn=None) -> None:
-        """Spawn ``part`` unless it runs, and wait until it answers. The search emulator is
-        given a second chance on a fresh port: it has failed to come up once in a while on a
-        loaded machine, which should not take the whole stack down."""
-        attempts = 2 if part == "search" else 1
+        """Spawn ``part`` unless it runs, and wait until it answers. The search emulator gets
+        up to three tries, each on a fresh automatic port: now and then (under load) it
+        starts, prints its banner and never answers, which should not take the stack down."""
+        attempts = _SEARCH_ATTEMPTS if part == "search" else 1
         for attempt in range(1, attempts + 1):
-            if not self._alive(part):
+            if attempt > 1 or not self._alive(part):  # a retry always starts a new process
                 if before_spawn is not None:
                     before_spawn()
                 self._spawn(part)
@@ -332,25 +371,34 @@ class LocalArgilla:
             except ServiceUnavailable as err:
                 if attempt == attempts:
                     raise
-                self.log(f"argilla: {err}; starting it again")
+                self.log(f"argilla: {err}; starting it again (try {attempt + 1} of {attempts})")
                 self._stop_part(part)
                 if part in getattr(self, "_auto_ports", ()):  # a port the user chose stays
                     self.ports[part] = _free_port()
                 (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
 
     def _stop_part(self, part: str) -> None:
+        """Kill ``part``'s process group now (it failed to come up) and forget its pid file;
+        a process that outlives SIGKILL for a while is still killed, not waited on for ever."""
         pid = self._pid(part)
         if pid is not None and _pid_alive(pid) and _is_ours(pid, part):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            deadline = time.monotonic() + 10.0
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                self.log(f"argilla: {part} (pid {pid}) is still exiting after SIGKILL "
+                         f"({_process_state(pid)})")
         proc = self._procs.pop(part, None)
         if proc is not None:
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
+        self._pidfile(part).unlink(missing_ok=True)
 
     def _log_tail(self, part: str, n: int = 600) -> str:
         try:

@@ -163,5 +163,38 @@ def test_a_search_emulator_that_never_comes_up_fails_after_the_second_try(tmp_pa
     monkeypatch.setattr(stack, "_ready", lambda part: False)
     with pytest.raises(ServiceUnavailable, match=r"search did not come up \(it stopped running"):
         stack._start_part("search")
-    assert spawned == ["search", "search"]
+    assert spawned == ["search", "search", "search"]
     assert stack.ports["search"] == 4321  # a port the user chose is kept
+
+
+def test_a_search_emulator_that_runs_but_never_answers_is_replaced_not_waited_on(tmp_path,
+                                                                                  monkeypatch):
+    """What CI saw: the emulator printed its banner and then answered nothing. The stuck
+    process is killed and a new one started on a new port, within the short search timeout
+    rather than the stack's three minutes."""
+    import concner.argilla_launcher as launcher
+
+    logs: list[str] = []
+    stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
+                         redis_port=0, search_port=0, log=logs.append)
+    for sub in ("run", "logs"):
+        (stack.folder / sub).mkdir(parents=True, exist_ok=True)
+    stack._auto_ports, stack.ports["search"] = {"search"}, 1111
+    monkeypatch.setattr(launcher, "_SEARCH_READY_S", 1.0)
+    stuck = "import time; time.sleep(60)  # stuck"
+    commands = iter([[sys.executable, "-c", stuck], [sys.executable, "-c", "import time; time.sleep(60)"]])
+    monkeypatch.setattr(stack, "_command", lambda part: next(commands))
+    monkeypatch.setattr(launcher, "_CMDLINE_MARK", {**launcher._CMDLINE_MARK, "search": b"-c"})
+    monkeypatch.setattr(stack, "_ready", lambda part: "stuck" not in stack._procs[part].args[-1])
+    try:
+        started = time.monotonic()
+        stack._start_part("search")
+        first_pid_gone = not any("stuck" in p.args[-1] for p in stack._procs.values())
+        assert time.monotonic() - started < 15  # not start_timeout_s (180 s)
+        assert stack._alive("search") and first_pid_gone
+        assert stack.ports["search"] != 1111
+        assert any("no answer within 1 s; port 1111 is not open; process state S" in m
+                   for m in logs), logs
+    finally:
+        stack._stop_part("search")
+    assert not stack._alive("search")
