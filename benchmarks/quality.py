@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 
 from benchmarks import bench_data as bd
-from benchmarks.common import RESULTS, WORK, ResultLog, fmt_mean_std, markdown_table, mean_std
-from benchmarks.common import provenance, require_encoder
+from benchmarks.common import (
+    RESULTS,
+    WORK,
+    ResultLog,
+    fmt_mean_std,
+    markdown_table,
+    mean_std,
+    provenance,
+    require_encoder,
+)
 from concner.config import Config, config_from_dict
 from concner.evaluation import evaluate
 from concner.inference import Predictor
@@ -74,6 +82,22 @@ def make_config(system: str, seed: int, encoder: Path, overrides: dict | None = 
     return config_from_dict(data, env={})
 
 
+def _config_dict(config: Config) -> dict:
+    return {k: dataclasses.asdict(getattr(config, k)) for k in ("model", "loss", "training")}
+
+
+def _same_training(stored: dict, wanted: dict) -> bool:
+    """Was a model trained with ``stored`` trained as ``wanted`` asks? The thread count is
+    not compared, nor keys added to the config after the row was written (their defaults
+    keep the old behaviour)."""
+    wanted = json.loads(json.dumps(wanted))
+    for section, values in stored.items():
+        for key, value in values.items():
+            if key != "num_threads" and key in wanted.get(section, {}) and wanted[section][key] != value:
+                return False
+    return True
+
+
 def evaluate_bundle(bundle: NerBundle, dev: dict[str, list]) -> dict[str, float]:
     predictor = Predictor(bundle, batch_size=64)
     out = {}
@@ -100,7 +124,12 @@ class Benchmark:
             translations[lang], stats[lang] = bd.translations(source, lang, work=self.work)
         unlabelled = {lang: bd.unlabelled(lang, a.n_unlabelled) for lang in a.translated + a.zero_shot}
         langs = ["en"] + a.translated + a.zero_shot
-        dev = {lang: bd.dev(lang, a.slice, a.n_dev) for lang in langs}
+        # English dev picks the best epoch: always the same (report) slice, so a model is the
+        # same whichever target slice it is scored on, and can be scored on both
+        dev = {lang: bd.dev(lang, "report" if lang == "en" else a.slice, a.n_dev) for lang in langs}
+        for lang in [lang for lang, sents in dev.items() if not sents]:  # sw, hi: 1,000 dev only
+            print(f"[quality] {lang}: no {a.slice} slice in dev-{lang}.tsv; not scored", flush=True)
+            del dev[lang]
         encoder = require_encoder() if a.encoder is None else Path(a.encoder)
         if a.trim:
             everything = [source, *translations.values(), *unlabelled.values(), *dev.values(),
@@ -110,8 +139,25 @@ class Benchmark:
         self._cache["data"] = (source, translations, stats, unlabelled, dev, encoder)
         return self._cache["data"]
 
-    def model_dir(self, system: str, lang: str, seed: int) -> Path:
-        return self.work / "quality-models" / self.args.variant / f"{system}-{lang}-s{seed}"
+    def model_dir(self, system: str, lang: str, seed: int, variant: str | None = None) -> Path:
+        return self.work / "quality-models" / (variant or self.args.variant) / f"{system}-{lang}-s{seed}"
+
+    def trained_row(self, system: str, lang: str, seed: int, config: Config) -> dict | None:
+        """The row (either slice) of a cell whose saved model was trained with ``config``:
+        scoring that model on the other slice needs no training."""
+        if not (self.model_dir(system, lang, seed) / "model.safetensors").exists():
+            return None
+        wanted = _config_dict(config)
+        logs = dict.fromkeys([self.args.results, self.args.results.with_name("quality.jsonl"),
+                              self.args.results.with_name("quality_tuning.jsonl")])
+        for path in logs:
+            for row in ResultLog(path, ()).rows:
+                if ((row["system"], row["train_lang"], row["seed"], row.get("variant", "default"))
+                        == (system, lang, seed, self.args.variant)
+                        and not row.get("scored_saved_model")
+                        and _same_training(row["config"], wanted)):
+                    return row
+        return None
 
     def cells(self):
         """(system, train_lang, seed) in an order where every teacher comes first."""
@@ -131,41 +177,66 @@ class Benchmark:
         source, translations, stats, unlabelled, dev, encoder = self.data()
         config = make_config(system, seed, encoder, self.args.overrides)
         teacher = SYSTEMS[system].get("teacher")
+        use_tr = config.loss.use_translation and not teacher
+        eval_langs = ["en"] + ([lang] if lang != "en" else self.args.translated + self.args.zero_shot)
+        trained = self.trained_row(system, lang, seed, config)
+        if trained is not None:
+            started = time.perf_counter()
+            bundle = NerBundle.load(self.model_dir(system, lang, seed))
+            f1 = evaluate_bundle(bundle, {k: dev[k] for k in eval_langs if k in dev})
+            self._append(system, lang, seed, f1, time.perf_counter() - started, config, encoder,
+                         stats, use_tr, trained, n_translations=trained["n_translations"],
+                         n_unlabelled=trained["n_unlabelled"])
+            return
         init = None
         if teacher:
             teacher_lang = "en" if teacher == "source_only" else lang
-            path = self.model_dir(teacher, teacher_lang, seed)
+            variant = self.args.teacher_variant or self.args.variant
+            path = self.model_dir(teacher, teacher_lang, seed, variant)
             if not (path / "model.safetensors").exists():
+                if variant != self.args.variant:
+                    raise SystemExit(f"no {teacher} teacher in variant {variant!r} ({path}); "
+                                     f"run that variant first")
                 self.run_cell(teacher, teacher_lang, seed)
             init = NerBundle.load(path)
-        use_tr = config.loss.use_translation and not teacher
-        eval_langs = ["en"] + ([lang] if lang != "en" else self.args.translated + self.args.zero_shot)
         train_data = TrainData(
             source=source,
             translations=translations[lang] if use_tr else None,
             unlabelled_target=unlabelled[lang] if config.loss.kd else [],
-            dev={k: dev[k] for k in eval_langs},
+            dev={k: dev[k] for k in eval_langs if k in dev},
         )
         started = time.perf_counter()
         result = train(config, train_data, init=init)
         seconds = time.perf_counter() - started
-        if system in ("source_only", "concner"):
-            result.bundle.save(self.model_dir(system, lang, seed))
+        # every model is kept, so a later run can score it on the other slice
+        result.bundle.save(self.model_dir(system, lang, seed))
         f1 = {k: v["f1"] for k, v in result.dev_metrics.items()}
+        self._append(system, lang, seed, f1, seconds, config, encoder, stats, use_tr,
+                     {"history": result.history}, n_translations=len(translations.get(lang, [])) if use_tr else 0,
+                     n_unlabelled=len(train_data.unlabelled_target))
+
+    def _append(self, system, lang, seed, f1, seconds, config, encoder, stats, use_tr, trained,
+                *, n_translations, n_unlabelled) -> None:
+        source = self.data()[0]
         row = {
             "system": system, "train_lang": lang, "seed": seed, "slice": self.args.slice,
             "variant": self.args.variant, "f1": f1, "seconds": round(seconds, 1),
-            "n_source": len(source), "n_translations": len(translations.get(lang, [])) if use_tr else 0,
-            "projection": stats.get(lang), "n_unlabelled": len(train_data.unlabelled_target),
+            "n_source": len(source), "n_translations": n_translations,
+            "projection": stats.get(lang), "n_unlabelled": n_unlabelled,
             "overrides": {sec: {k: v for k, v in vals.items() if k != "num_threads"}
                           for sec, vals in self.args.overrides.items()},
-            "encoder": str(encoder), "config": {k: dataclasses.asdict(getattr(config, k))
-                                                for k in ("model", "loss", "training")},
-            "history": result.history, "provenance": provenance(),
+            "teacher_variant": self.args.teacher_variant,
+            "encoder": str(encoder), "config": _config_dict(config),
+            "history": trained["history"], "provenance": provenance(),
         }
+        if "slice" in trained:  # scored, not trained, here
+            row["scored_saved_model"] = True
+            row["trained_in"] = {"slice": trained["slice"], "seconds": trained["seconds"]}
         self.log.append(row)
         shown = ", ".join(f"{k} {100 * v:.1f}" for k, v in f1.items())
-        print(f"[quality] {system} {lang} seed {seed}: {shown} ({seconds:.0f} s)", flush=True)
+        how = "scored the saved model" if "slice" in trained else "trained"
+        print(f"[quality] {system} {lang} seed {seed} ({self.args.slice} slice, {how}): {shown} "
+              f"({seconds:.0f} s)", flush=True)
 
     def run(self) -> None:
         for system, lang, seed in self.cells():
@@ -320,6 +391,8 @@ def parse_args(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--slice", choices=["report", "tune"], default="report")
     p.add_argument("--variant", default="default", help="name of a hyper-parameter variant")
+    p.add_argument("--teacher-variant", default=None,
+                   help="take KD teachers from this variant (for variants that change only KD)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (tuning), e.g. --set loss.lambda_tcl=0.1")
     p.add_argument("--table", action="store_true", help="only rebuild the table")

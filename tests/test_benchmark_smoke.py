@@ -47,6 +47,22 @@ def test_quality_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch):
     mtime = (tmp_path / "work" / "quality_smoke.jsonl").stat().st_mtime_ns
     assert quality.main(args) == 0
     assert (tmp_path / "work" / "quality_smoke.jsonl").stat().st_mtime_ns == mtime
+    # the tuning slice scores the saved models of the same config instead of training them
+    # again; a variant with other loss weights trains its own
+    assert quality.main(["--smoke", "--slice", "tune", "--systems", "source_only", "concner",
+                         "--langs", "es"]) == 0
+    assert quality.main(["--smoke", "--slice", "tune", "--systems", "concner", "--langs", "es",
+                         "--variant", "lcl0", "--set", "loss.lambda_lcl=0.0"]) == 0
+    tune = {(r["system"], r["train_lang"], r["variant"]): r
+            for r in map(json.loads, (tmp_path / "work" / "quality_smoke.jsonl").read_text().splitlines())
+            if r["slice"] == "tune"}
+    assert {("source_only", "en", "default"), ("concner", "es", "default"),
+            ("concner", "es", "lcl0")} <= set(tune)
+    assert tune[("concner", "es", "default")]["scored_saved_model"] is True
+    assert tune[("concner", "es", "default")]["trained_in"]["slice"] == "report"
+    assert tune[("concner", "es", "default")]["history"] == by_key[("concner", "es")]["history"]
+    assert "scored_saved_model" not in tune[("concner", "es", "lcl0")]
+    assert tune[("concner", "es", "lcl0")]["config"]["loss"]["lambda_lcl"] == 0.0
     # the table is built from the rows
     class A:  # the table's view of the arguments
         translated, zero_shot, variant = ["es", "de"], ["sw"], "default"
