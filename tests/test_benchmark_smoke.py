@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ def test_quality_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "RESULTS", tmp_path / "results")
     args = ["--smoke", "--systems", "source_only", "src_tr_ce", "concner", "concner_kd",
             "source_only_kd"]
-    import benchmarks.smoke as smoke
+    from benchmarks import smoke
 
     original = smoke.smoke_setup
 
