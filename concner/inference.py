@@ -174,7 +174,7 @@ class Predictor:
     or int8), made on first use and remade whenever the bundle's weights have changed.
     """
 
-    def __init__(self, bundle: NerBundle, batch_size: int = 32, device: str = "auto", *,
+    def __init__(self, bundle: NerBundle, batch_size: int = 64, device: str = "auto", *,
                  bf16: bool = True, decoding: str | None = None, precision: str | None = None,
                  max_tokens: int | None = None, prepack: bool = True):
         if batch_size < 1:
