@@ -19,6 +19,7 @@ kept in ``<folder>/credentials.json`` (mode 0600) and never logged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -111,10 +112,18 @@ _CMDLINE_MARK = {"redis": b"redis-server", "search": b"noida-db", "server": b"ar
 
 
 def _is_ours(pid: int, part: str) -> bool:
-    try:
-        return _CMDLINE_MARK[part] in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    """Does ``pid``'s command line say it is ``part``? redis rewrites its process title
+    after start, and on a slow machine ``/proc/<pid>/cmdline`` reads empty for a moment
+    then, so an empty read is tried again before the answer is no."""
+    for _ in range(20):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if cmdline:
+            return _CMDLINE_MARK[part] in cmdline
+        time.sleep(0.05)
+    return False
 
 
 #: local health checks never go through an HTTP proxy from the environment
@@ -235,9 +244,19 @@ class LocalArgilla:
         except (OSError, ValueError):
             return None
 
-    def _alive(self, part: str) -> bool:
+    def _owned_pid(self, part: str) -> int | None:
+        """The pid of ``part``'s running process, or ``None``. A process this object
+        started is asked directly (an unreaped child's pid cannot be reused, so no guessing
+        from ``/proc`` is needed); one started earlier, known from its pid file only, must
+        also have ``part``'s command line, since that pid may belong to something else now."""
+        proc = self._procs.get(part)
+        if proc is not None:
+            return proc.pid if proc.poll() is None and _pid_alive(proc.pid) else None
         pid = self._pid(part)
-        return pid is not None and _pid_alive(pid) and _is_ours(pid, part)
+        return pid if pid is not None and _pid_alive(pid) and _is_ours(pid, part) else None
+
+    def _alive(self, part: str) -> bool:
+        return self._owned_pid(part) is not None
 
     # -- the virtualenv ------------------------------------------------------------------
     def ensure_venv(self) -> Path:
@@ -380,8 +399,8 @@ class LocalArgilla:
     def _stop_part(self, part: str) -> None:
         """Kill ``part``'s process group now (it failed to come up) and forget its pid file;
         a process that outlives SIGKILL for a while is still killed, not waited on for ever."""
-        pid = self._pid(part)
-        if pid is not None and _pid_alive(pid) and _is_ours(pid, part):
+        pid = self._owned_pid(part)
+        if pid is not None:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -491,10 +510,8 @@ class LocalArgilla:
         """Stop every part this folder started (worker first); returns their names."""
         stopped = []
         for part in reversed(PARTS):
-            pid = self._pid(part)
-            if pid is None:
-                continue
-            if _pid_alive(pid) and _is_ours(pid, part):
+            pid = self._owned_pid(part)
+            if pid is not None:
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except ProcessLookupError:
@@ -503,13 +520,15 @@ class LocalArgilla:
                 while _pid_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
                 if _pid_alive(pid):
-                    os.killpg(pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
                 elif part == "search":  # it saved its index: no reindex needed next time
                     (self.folder / "run" / "search-clean").touch()
                 stopped.append(part)
             proc = self._procs.pop(part, None)
             if proc is not None:
-                proc.wait(timeout=5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
             self._pidfile(part).unlink(missing_ok=True)
         return stopped
 

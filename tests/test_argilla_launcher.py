@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +200,32 @@ def test_a_search_emulator_that_runs_but_never_answers_is_replaced_not_waited_on
     finally:
         stack._stop_part("search")
     assert not stack._alive("search")
+
+
+def test_a_part_this_object_started_is_alive_whatever_its_proc_title_says(tmp_path, monkeypatch):
+    """redis rewrites its process title after start; with a cold disk cache CI read an empty
+    /proc/<pid>/cmdline for a moment and took a running redis for a dead one. A process this
+    object started is judged by its Popen; one known from a pid file only still needs its
+    command line to match (that pid may be someone else's by now)."""
+    import concner.argilla_launcher as launcher
+
+    venv = fake_venv(tmp_path / "venv")
+    stack = LocalArgilla(tmp_path / "data", venv=venv, port=0, redis_port=0, search_port=0,
+                         log=lambda m: None)
+    for sub in ("run", "logs"):
+        (stack.folder / sub).mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(stack, "_command", lambda part: [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(launcher, "_CMDLINE_MARK", {**launcher._CMDLINE_MARK, "redis": b"no-such-title"})
+    stack._spawn("redis")
+    pid = stack._procs["redis"].pid
+    try:
+        assert stack._alive("redis")
+        stranger = LocalArgilla(tmp_path / "data", venv=venv, log=lambda m: None)
+        assert not stranger._alive("redis") and stranger.down() == []  # not signalled
+        assert stack._alive("redis")
+        assert stack.down() == ["redis"]
+        assert not stack._alive("redis")
+        assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
