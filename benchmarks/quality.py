@@ -282,36 +282,85 @@ def write_table(rows: list[dict], args) -> None:
     _plot(summary, cols)
 
 
+def _scores(row: dict, langs: list[str]) -> dict[str, float]:
+    """A row's F1 (0-100) per target language it speaks for: every language for source
+    only (one model, scored everywhere), the language it was trained for otherwise."""
+    return {lang: 100 * f1 for lang, f1 in row["f1"].items()
+            if lang in langs and (row["system"] == "source_only" or lang == row["train_lang"])}
+
+
 def write_tuning_table(rows: list[dict], args) -> None:
     """quality_tuning.json / .md: every variant tried on the tuning slice (dev sentences
-    1,001-2,000), one row per (variant, system), with what the variant changed."""
+    1,001-2,000). Variants are compared at seed 1, each against the default variant of the
+    same system; a second table gives the default variant over every seed run, which shows
+    how large a difference the seed alone makes."""
     rows = [r for r in rows if r["slice"] == "tune"]
-    langs = [lang for lang in list(args.translated) + list(args.zero_shot)
-             if any(lang == r["train_lang"] for r in rows)]
-    groups: dict[tuple[str, str], dict] = {}
+    translated = list(args.translated)
+    langs = translated + [lang for lang in args.zero_shot
+                          if any(lang in r["f1"] for r in rows)]
+    cells: dict[tuple[str, str, int], dict[str, float]] = {}
+    overrides: dict[tuple[str, str], dict] = {}
     for r in rows:
-        g = groups.setdefault((r["variant"], r["system"]), {"f1": {}, "overrides": {}})
-        g["f1"].setdefault(r["train_lang"], []).append(r["f1"][r["train_lang"]])
-        g["overrides"] = r.get("overrides") or g["overrides"]
-    table, out = [], {}
-    for (variant, system), g in sorted(groups.items()):
-        changed = "; ".join(f"{sec}.{k}={v}" for sec, vals in g["overrides"].items()
+        cells.setdefault((r["variant"], r["system"], r["seed"]), {}).update(_scores(r, langs))
+        overrides[(r["variant"], r["system"])] = {
+            **(r.get("overrides") or {}),
+            **({"teacher": {"variant": r["teacher_variant"]}} if r.get("teacher_variant") else {})}
+
+    def mean_translated(scores: dict[str, float]) -> float | None:
+        return (sum(scores[lang] for lang in translated) / len(translated)
+                if all(lang in scores for lang in translated) else None)
+
+    def fmt(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1f}"
+
+    order = {s: i for i, s in enumerate(SYSTEMS)}
+    seed1 = sorted({(v, s) for v, s, seed in cells if seed == 1},
+                   key=lambda vs: (order[vs[1]], vs[0] != "default", vs[0]))
+    table1, out1 = [], {}
+    for variant, system in seed1:
+        scores = cells[(variant, system, 1)]
+        mean = mean_translated(scores)
+        base = mean_translated(cells.get(("default", system, 1), {}))
+        ce = mean_translated(cells.get(("default", "src_tr_ce", 1), {}))
+        changed = "; ".join(f"{sec}.{k}={v}" for sec, vals in overrides[(variant, system)].items()
                             for k, v in vals.items()) or "defaults"
-        per = {lang: mean_std([100 * v for v in g["f1"].get(lang, [])]) for lang in langs}
-        done = [per[lang][0] for lang in langs if g["f1"].get(lang)]
-        mean = sum(done) / len(done) if done and len(done) == len(langs) else None
-        out[f"{variant}/{system}"] = {"changed": changed, "f1": per, "mean": mean}
-        table.append([variant, LABELS[system], changed]
-                     + [fmt_mean_std(g["f1"].get(lang, [])) for lang in langs]
-                     + ["–" if mean is None else f"{mean:.1f}"])
+        delta = None if mean is None or base is None or variant == "default" else mean - base
+        vs_ce = None if mean is None or ce is None else mean - ce
+        out1[f"{variant}/{system}"] = {"changed": changed, "f1": scores, "mean": mean,
+                                       "delta_vs_default": delta, "delta_vs_ce": vs_ce}
+        table1.append([variant, LABELS[system], changed] + [fmt(scores.get(c)) for c in translated]
+                      + [fmt(mean), fmt(delta), fmt(vs_ce)] + [fmt(scores.get(c)) for c in langs[len(translated):]])
+    default_systems = sorted({s for v, s, _ in cells if v == "default"}, key=order.get)
+    table2, out2 = [], {}
+    for system in default_systems:
+        seeds = sorted(seed for v, s, seed in cells if v == "default" and s == system)
+        per_lang = {c: [cells[("default", system, seed)][c] for seed in seeds
+                        if c in cells[("default", system, seed)]] for c in langs}
+        means = [m for m in (mean_translated(cells[("default", system, seed)]) for seed in seeds)
+                 if m is not None]
+        out2[system] = {"seeds": seeds, **{c: mean_std(v) for c, v in per_lang.items() if v},
+                        "mean (translated)": mean_std(means) if means else None}
+        table2.append([LABELS[system], ", ".join(map(str, seeds))]
+                      + [fmt_mean_std(per_lang[c], scale=1.0) for c in translated]
+                      + [fmt_mean_std(means, scale=1.0)]
+                      + [fmt_mean_std(per_lang[c], scale=1.0) for c in langs[len(translated):]])
     prov = provenance()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality_tuning.json").write_text(json.dumps(
-        {"variants": out, "languages": langs, "provenance": prov, "rows": len(rows)}, indent=2))
+        {"seed_1": out1, "default_all_seeds": out2, "languages": langs, "provenance": prov,
+         "rows": len(rows)}, indent=2))
+    zero = langs[len(translated):]
     md = ["# Tuning slice: what was tried (dev sentences 1,001-2,000, never the reported slice)",
           "", (f"Made by `{prov['command']}` on {prov['machine']}, commit {prov['commit']}, "
-               f"{prov['date']}. Rows: {len(rows)}."), "",
-          markdown_table(["variant", "system", "changed"] + langs + ["mean"], table)]
+               f"{prov['date']}. Rows: {len(rows)}. The best epoch is always picked on English "
+               "dev (its first 1,000 sentences), as in the reported grid."), "",
+          "## Every variant at seed 1", "",
+          ("Δ default: the variant's translated mean minus the default variant's, same system "
+           "and seed. Δ CE: minus source + translation (CE), default variant, seed 1."), "",
+          markdown_table(["variant", "system", "changed"] + translated
+                         + ["mean", "Δ default", "Δ CE"] + zero, table1), "",
+          "## Default variant, every seed run (mean ± std): how much the seed alone moves", "",
+          markdown_table(["system", "seeds"] + translated + ["mean (translated)"] + zero, table2), ""]
     (RESULTS / "quality_tuning.md").write_text("\n".join(md))
 
 
