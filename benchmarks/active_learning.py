@@ -330,6 +330,12 @@ def main(argv=None) -> int:
                     run(setup, log, side, name, seed)
     setting = setting_name(args)
     rows = [r for r in log.rows if r["setting"] == setting]
+    if not rows:  # never overwrite the committed summary with an empty one
+        known = sorted({r["setting"] for r in log.rows})
+        print(f"no rows for setting {setting} in {log.path}; the rows there are for "
+              f"{known or 'nothing yet'} (the encoder and the sizes make the setting: is "
+              "CONCNER_BENCH_ENCODER the one the rows were made with?)", file=sys.stderr)
+        return 1
     summary = write_outputs(rows, args.out_dir, stem, args.budget, seeds,
                             f"active learning, {args.langs} dev, seeds {args.seeds}")
     print((args.out_dir / f"{stem}.md").read_text(encoding="utf-8"))
