@@ -89,3 +89,15 @@ def test_smoke_run_writes_rows_summary_and_plot_and_resumes(tmp_path):
     assert (new["side"], new["strategy"], new["round"]) == ("source", "mnlp", len(schedule) - 1)
     assert not set(new["selected"]) & {i for r in kept if r["side"] == "source"
                                        and r["strategy"] == "mnlp" for i in r["selected"]}
+
+
+def test_report_for_a_setting_without_rows_leaves_the_summary_alone(tmp_path, capsys):
+    """--report with other sizes (or another encoder) than the rows were made with matched
+    nothing and used to blank the committed summary."""
+    summary = tmp_path / "active_learning_smoke.md"
+    summary.write_text("the committed table\n")
+    row = {"setting": "another-setting", "side": "source", "strategy": "random", "seed": 1, "round": 0}
+    (tmp_path / "active_learning_smoke.jsonl").write_text(json.dumps(row) + "\n")
+    assert bench.main(["--smoke", "--report", "--out-dir", str(tmp_path)]) == 1
+    assert summary.read_text() == "the committed table\n"
+    assert "another-setting" in capsys.readouterr().err
