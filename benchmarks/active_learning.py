@@ -113,7 +113,9 @@ def evaluate_dev(setup: Setup, bundle) -> dict[str, float]:
     from concner.evaluation import evaluate
     from concner.inference import Predictor
 
-    predictor = Predictor(bundle, batch_size=64, device="cpu")
+    # the decoding is the setting's, whatever the loaded model folder says (a folder saved
+    # before decoding was recorded would get today's default)
+    predictor = Predictor(bundle, batch_size=64, device="cpu", decoding=setup.config.model.decoding)
     scores = {}
     for lang, gold in setup.dev.items():
         predicted = predictor.predict(unlabelled(gold))
@@ -237,7 +239,7 @@ def setting_name(args) -> str:
     return (f"{encoder}-i{args.initial}-s{args.step}-b{args.budget}-p{args.pool_size}"
             f"-d{args.dev_size}-e{args.epochs}-ie{args.initial_epochs}-mc{args.mc_passes}"
             f"-{args.langs.replace(',', '-')}"
-            f"-{args.target_pool_lang}")
+            f"-{args.target_pool_lang}-{args.decoding}")
 
 
 def build_setup(args) -> Setup:
@@ -266,7 +268,7 @@ def build_setup(args) -> Setup:
                "target": corpora[tgt][-args.kd_size:]}
     target_pool = corpora[tgt][: min(args.pool_size, len(corpora[tgt]) - args.kd_size)]
     overrides = json.loads(args.config) if args.config else {}
-    base = {"model": {"encoder": str(encoder), **overrides.get("model", {})},
+    base = {"model": {"encoder": str(encoder), "decoding": args.decoding, **overrides.get("model", {})},
             "loss": {"kd": False, "use_translation": False, **overrides.get("loss", {})},
             "training": {"epochs": args.epochs, "device": "cpu", "eval_every_epoch": False,
                          **overrides.get("training", {})},
@@ -297,6 +299,8 @@ def parse_args(argv=None):
     p.add_argument("--initial-epochs", type=int, default=10,
                    help="epochs of the first model (100 sentences need more than 5 to learn)")
     p.add_argument("--mc-passes", type=int, default=4)
+    p.add_argument("--decoding", default="viterbi", choices=["viterbi", "argmax"],
+                   help="how dev predictions are decoded (viterbi: the product's default)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--config", default="", help='JSON overrides, e.g. {"training": {"batch_size": 8}}')
     p.add_argument("--out-dir", type=Path, default=RESULTS)
