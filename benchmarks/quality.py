@@ -98,8 +98,9 @@ def _same_training(stored: dict, wanted: dict) -> bool:
     return True
 
 
-def evaluate_bundle(bundle: NerBundle, dev: dict[str, list]) -> dict[str, float]:
-    predictor = Predictor(bundle, batch_size=64)
+def evaluate_bundle(bundle: NerBundle, dev: dict[str, list], decoding: str) -> dict[str, float]:
+    """F1 per dev set; ``decoding`` is the cell's, whatever the saved folder records."""
+    predictor = Predictor(bundle, batch_size=64, decoding=decoding)
     out = {}
     for lang, gold in dev.items():
         preds = predictor.predict(gold)
@@ -183,7 +184,8 @@ class Benchmark:
         if trained is not None:
             started = time.perf_counter()
             bundle = NerBundle.load(self.model_dir(system, lang, seed))
-            f1 = evaluate_bundle(bundle, {k: dev[k] for k in eval_langs if k in dev})
+            f1 = evaluate_bundle(bundle, {k: dev[k] for k in eval_langs if k in dev},
+                                 config.model.decoding)
             self._append(system, lang, seed, f1, time.perf_counter() - started, config, encoder,
                          stats, use_tr, trained, n_translations=trained["n_translations"],
                          n_unlabelled=trained["n_unlabelled"])
