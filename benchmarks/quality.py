@@ -167,8 +167,9 @@ class Benchmark:
             for system in a.systems:
                 if system == "source_only":
                     yield system, "en", seed
-                elif system == "source_only_kd":
-                    for lang in a.zero_shot:
+                elif system == "source_only_kd":  # zero-shot targets, and the translated
+                    # ones too: is ConCNER's stage 1 worth more than distilling source only?
+                    for lang in a.zero_shot + a.translated:
                         yield system, lang, seed
                 else:
                     for lang in a.translated:

@@ -35,7 +35,8 @@ def test_quality_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch):
     keys = {(r["system"], r["train_lang"]) for r in rows}
     assert keys == {("source_only", "en"), ("src_tr_ce", "es"), ("src_tr_ce", "de"),
                     ("concner", "es"), ("concner", "de"), ("concner_kd", "es"),
-                    ("concner_kd", "de"), ("source_only_kd", "sw")}
+                    ("concner_kd", "de"), ("source_only_kd", "sw"), ("source_only_kd", "es"),
+                    ("source_only_kd", "de")}
     for r in rows:
         assert all(0.0 <= f <= 1.0 for f in r["f1"].values())
         assert r["provenance"]["commit"]
