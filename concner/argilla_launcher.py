@@ -46,6 +46,8 @@ OWNER = "owner"
 WORKSPACE = "argilla"
 PARTS = ("redis", "search", "server", "worker")
 _STOP_GRACE_S = 15.0
+#: how long a SIGKILLed part is waited for before it is logged as still exiting
+_KILL_WAIT_S = 10.0
 #: The search emulator answers within a fraction of a second when it works; one that has
 #: not answered after this long is stuck (seen under load in CI), and a fresh one on a new
 #: port is the way out, not a longer wait.
@@ -136,6 +138,14 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for ``pid`` to exit; True if it did."""
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _pid_alive(pid)
 
 
 def _port_accepts(port: int) -> bool:
@@ -396,28 +406,30 @@ class LocalArgilla:
                     self.ports[part] = _free_port()
                 (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
 
-    def _stop_part(self, part: str) -> None:
-        """Kill ``part``'s process group now (it failed to come up) and forget its pid file;
-        a process that outlives SIGKILL for a while is still killed, not waited on for ever."""
+    def _stop_part(self, part: str, *, grace_s: float = 0.0) -> tuple[bool, bool]:
+        """Stop ``part``'s process group and forget its pid file. With ``grace_s`` > 0 it is
+        asked (SIGTERM) and killed only if still running after that long; with 0 (it failed
+        to come up) it is killed at once. A process that outlives SIGKILL for a while is
+        logged, not waited on for ever. Returns (it was running, it exited when asked)."""
         pid = self._owned_pid(part)
+        clean = False
         if pid is not None:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 10.0
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                self.log(f"argilla: {part} (pid {pid}) is still exiting after SIGKILL "
-                         f"({_process_state(pid)})")
+            if grace_s > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGTERM)
+                clean = _wait_gone(pid, grace_s)
+            if not clean:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                if not _wait_gone(pid, _KILL_WAIT_S):
+                    self.log(f"argilla: {part} (pid {pid}) is still exiting after SIGKILL "
+                             f"({_process_state(pid)})")
         proc = self._procs.pop(part, None)
         if proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
         self._pidfile(part).unlink(missing_ok=True)
+        return pid is not None, clean
 
     def _log_tail(self, part: str, n: int = 600) -> str:
         try:
@@ -510,26 +522,11 @@ class LocalArgilla:
         """Stop every part this folder started (worker first); returns their names."""
         stopped = []
         for part in reversed(PARTS):
-            pid = self._owned_pid(part)
-            if pid is not None:
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                deadline = time.monotonic() + _STOP_GRACE_S
-                while _pid_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if _pid_alive(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
-                elif part == "search":  # it saved its index: no reindex needed next time
+            ran, clean = self._stop_part(part, grace_s=_STOP_GRACE_S)
+            if ran:
+                if clean and part == "search":  # it saved its index: no reindex needed next time
                     (self.folder / "run" / "search-clean").touch()
                 stopped.append(part)
-            proc = self._procs.pop(part, None)
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)
-            self._pidfile(part).unlink(missing_ok=True)
         return stopped
 
     def status(self) -> StackStatus:

@@ -229,3 +229,25 @@ def test_a_part_this_object_started_is_alive_whatever_its_proc_title_says(tmp_pa
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
+
+
+@pytest.mark.parametrize("ignores_sigterm", [False, True])
+def test_down_marks_the_search_index_clean_only_when_it_exited_when_asked(tmp_path, monkeypatch,
+                                                                          ignores_sigterm):
+    """The emulator saves its index on SIGTERM: down() leaves the marker that spares the next
+    start a reindex only then; one that must be SIGKILLed after the grace period saved nothing."""
+    import concner.argilla_launcher as launcher
+
+    stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
+                         redis_port=0, search_port=0, log=lambda m: None)
+    for sub in ("run", "logs"):
+        (stack.folder / sub).mkdir(parents=True, exist_ok=True)
+    body = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+            if ignores_sigterm else "import time; time.sleep(60)")
+    monkeypatch.setattr(stack, "_command", lambda part: [sys.executable, "-c", body])
+    monkeypatch.setattr(launcher, "_STOP_GRACE_S", 1.0)
+    stack._spawn("search")
+    time.sleep(0.5)  # let the child install its handler
+    assert stack.down() == ["search"]
+    assert not stack._alive("search") and not stack._pidfile("search").exists()
+    assert (stack.folder / "run" / "search-clean").exists() is (not ignores_sigterm)
