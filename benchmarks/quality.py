@@ -98,6 +98,13 @@ def _same_training(stored: dict, wanted: dict) -> bool:
     return True
 
 
+def _scores(row: dict, langs: list[str]) -> dict[str, float]:
+    """A row's F1 (0-1) per language of ``langs`` it speaks for: every language for source
+    only (one model, scored everywhere), the language it was trained for otherwise."""
+    return {lang: f1 for lang, f1 in row["f1"].items()
+            if lang in langs and (row["system"] == "source_only" or lang == row["train_lang"])}
+
+
 def evaluate_bundle(bundle: NerBundle, dev: dict[str, list], decoding: str) -> dict[str, float]:
     """F1 per dev set; ``decoding`` is the cell's, whatever the saved folder records."""
     predictor = Predictor(bundle, batch_size=64, decoding=decoding)
@@ -188,7 +195,7 @@ class Benchmark:
             f1 = evaluate_bundle(bundle, {k: dev[k] for k in eval_langs if k in dev},
                                  config.model.decoding)
             self._append(system, lang, seed, f1, time.perf_counter() - started, config, encoder,
-                         stats, use_tr, trained, n_translations=trained["n_translations"],
+                         stats, trained, n_translations=trained["n_translations"],
                          n_unlabelled=trained["n_unlabelled"])
             return
         init = None
@@ -214,11 +221,11 @@ class Benchmark:
         # every model is kept, so a later run can score it on the other slice
         result.bundle.save(self.model_dir(system, lang, seed))
         f1 = {k: v["f1"] for k, v in result.dev_metrics.items()}
-        self._append(system, lang, seed, f1, seconds, config, encoder, stats, use_tr,
+        self._append(system, lang, seed, f1, seconds, config, encoder, stats,
                      {"history": result.history}, n_translations=len(translations.get(lang, [])) if use_tr else 0,
                      n_unlabelled=len(train_data.unlabelled_target))
 
-    def _append(self, system, lang, seed, f1, seconds, config, encoder, stats, use_tr, trained,
+    def _append(self, system, lang, seed, f1, seconds, config, encoder, stats, trained,
                 *, n_translations, n_unlabelled) -> None:
         source = self.data()[0]
         row = {
@@ -259,9 +266,8 @@ def write_table(rows: list[dict], args) -> None:
     cells: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         per = cells.setdefault(r["system"], {})
-        for lang, f1 in r["f1"].items():
-            if r["system"] == "source_only" or lang == r["train_lang"]:
-                per.setdefault(lang, []).append(f1)
+        for lang, f1 in _scores(r, [*args.translated, *args.zero_shot]).items():
+            per.setdefault(lang, []).append(f1)
     per_seed = {system: translated_mean_per_seed(rows, system, args.translated) for system in cells}
     for system, per in cells.items():
         per["mean (translated)"] = list(per_seed[system].values())
@@ -285,11 +291,6 @@ def write_table(rows: list[dict], args) -> None:
     _plot(summary, cols)
 
 
-def _scores(row: dict, langs: list[str]) -> dict[str, float]:
-    """A row's F1 (0-100) per target language it speaks for: every language for source
-    only (one model, scored everywhere), the language it was trained for otherwise."""
-    return {lang: 100 * f1 for lang, f1 in row["f1"].items()
-            if lang in langs and (row["system"] == "source_only" or lang == row["train_lang"])}
 
 
 def write_tuning_table(rows: list[dict], args) -> None:
@@ -304,7 +305,8 @@ def write_tuning_table(rows: list[dict], args) -> None:
     cells: dict[tuple[str, str, int], dict[str, float]] = {}
     overrides: dict[tuple[str, str], dict] = {}
     for r in rows:
-        cells.setdefault((r["variant"], r["system"], r["seed"]), {}).update(_scores(r, langs))
+        cells.setdefault((r["variant"], r["system"], r["seed"]), {}).update(
+            {lang: 100 * f1 for lang, f1 in _scores(r, langs).items()})
         overrides[(r["variant"], r["system"])] = {
             **(r.get("overrides") or {}),
             **({"teacher": {"variant": r["teacher_variant"]}} if r.get("teacher_variant") else {})}
@@ -373,9 +375,7 @@ def translated_mean_per_seed(rows: list[dict], system: str, translated: list[str
     for r in rows:
         if r["system"] != system:
             continue
-        for lang in translated:
-            if lang in r["f1"] and (system == "source_only" or lang == r["train_lang"]):
-                seeds.setdefault(r["seed"], {})[lang] = r["f1"][lang]
+        seeds.setdefault(r["seed"], {}).update(_scores(r, translated))
     return {seed: sum(v.values()) / len(v) for seed, v in sorted(seeds.items())
             if len(v) == len(translated)}
 
