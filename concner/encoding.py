@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from concner.errors import ConfigError, LabelSchemaError, ModelError
@@ -270,22 +271,21 @@ class Collator:
     def __call__(self, batch: Sequence[Encoded]) -> dict[str, torch.Tensor]:
         if not batch:
             raise ValueError("cannot collate an empty batch")
-        size, longest = len(batch), max(len(e) for e in batch)
-        input_ids = torch.full((size, longest), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((size, longest), dtype=torch.long)
-        labels = torch.full((size, longest), IGNORE_INDEX, dtype=torch.long)
-        word_ids = torch.full((size, longest), NO_WORD, dtype=torch.long)
-        for row, e in enumerate(batch):
-            n = len(e)
-            input_ids[row, :n] = torch.tensor(e.input_ids, dtype=torch.long)
-            attention[row, :n] = 1
-            labels[row, :n] = torch.tensor(e.labels, dtype=torch.long)
-            word_ids[row, :n] = torch.tensor(e.word_ids, dtype=torch.long)
+        longest = max(len(e) for e in batch)
+        lengths = np.array([len(e) for e in batch], dtype=np.int64)  # [B]
+        attention = (np.arange(longest)[None, :] < lengths[:, None]).astype(np.int64)
+
+        def pad(rows: list[list[int]], fill: int) -> torch.Tensor:  # [B, T] long
+            out = np.full((len(rows), longest), fill, dtype=np.int64)
+            for i, row in enumerate(rows):
+                out[i, :len(row)] = row
+            return torch.from_numpy(out)
+
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention,
-            "labels": labels,
-            "word_ids": word_ids,
+            "input_ids": pad([e.input_ids for e in batch], self.pad_token_id),
+            "attention_mask": torch.from_numpy(attention),
+            "labels": pad([e.labels for e in batch], IGNORE_INDEX),
+            "word_ids": pad([e.word_ids for e in batch], NO_WORD),
             "sentence_index": torch.tensor([e.sentence_index for e in batch], dtype=torch.long),
         }
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from concner.encoding import NO_WORD, Collator, Encoded, encode_windows
+from concner.encoding import Collator, Encoded, encode_windows
 from concner.errors import ConfigError
 from concner.labels import Span
 from concner.model import NerBundle
@@ -196,7 +196,7 @@ class Predictor:
         self.bf16 = self.precision == "bf16" or (bf16 and self.device.type == "cuda")
         self.prepack = prepack
         self.bundle.model.to(self.device)
-        self._pad_id = Collator(bundle.tokenizer.pad_token_id).pad_token_id
+        self._collate = Collator(bundle.tokenizer.pad_token_id)
         self._copy: tuple[tuple, torch.nn.Module] | None = None  # (weights version, copy)
 
     # -- public API --------------------------------------------------------------------
@@ -311,16 +311,6 @@ class Predictor:
             emb = (emb_sum / np.maximum(emb_weight, 1.0)[:, None]).astype(np.float32)
         return flat, first_word, emb
 
-    def _pad(self, batch: list[Encoded]) -> tuple[np.ndarray, np.ndarray]:
-        """``input_ids`` and ``word_ids`` ``[B, T]`` int64 (padding: pad id / -1)."""
-        longest = max(len(e) for e in batch)
-        input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
-        word_ids = np.full((len(batch), longest), NO_WORD, dtype=np.int64)
-        for row, e in enumerate(batch):
-            input_ids[row, :len(e)] = e.input_ids
-            word_ids[row, :len(e)] = e.word_ids
-        return input_ids, word_ids
-
     def _forward(self, network: torch.nn.Module, batch: list[Encoded], indices: list[int],
                  n_windows: int, first_word: np.ndarray, emb_sum: np.ndarray | None,
                  emb_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -329,11 +319,11 @@ class Predictor:
         larger the more central the word is in its window (the distance in sub-words to
         the nearer edge: more context on both sides), ties to the earlier window, so the
         choice does not depend on the batches."""
-        input_ids, word_ids = self._pad(batch)
-        lengths = np.array([len(e) for e in batch], dtype=np.int64)  # [B]
-        attention = np.arange(input_ids.shape[1])[None, :] < lengths[:, None]  # [B, T]
-        mask = torch.from_numpy(attention).to(self.device, dtype=torch.long)
-        out = network(torch.from_numpy(input_ids).to(self.device), mask)
+        tensors = self._collate(batch)  # [B, T] each
+        word_ids = tensors["word_ids"].numpy()
+        lengths = tensors["attention_mask"].sum(dim=1).numpy()  # [B]
+        out = network(tensors["input_ids"].to(self.device),
+                      tensors["attention_mask"].to(self.device))
         first = word_ids >= 0  # [B, T]
         rows, positions = np.nonzero(first)  # in (batch row, position) order, as the mask
         selected = torch.softmax(out.logits[torch.from_numpy(first).to(self.device)].float(),
