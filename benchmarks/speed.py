@@ -497,22 +497,23 @@ def write_markdown(res: dict) -> None:
         md += [markdown_table(["ratio", "value"], [[k, v] for k, v in t["ratios"].items()]), ""]
     if "predict" in res:
         md += _predict_markdown(res["predict"])
-    for name in ("cycle",):
-        if name in res:
-            p = res[name]["provenance"]
-            md += [f"## {name}", "", f"`{p['command']}` on {p['machine']}, commit {p['commit']}, "
-                   f"{p['date']}.", "",
-                   markdown_table(["measure", "value"],
-                                  [[k, v] for k, v in res[name].items() if k not in ("provenance",)]), ""]
+    if "cycle" in res:
+        md += _measures_markdown("cycle", res["cycle"])
     (RESULTS / "speed.md").write_text("\n".join(md))
 
 
-def _predict_markdown(r: dict) -> list[str]:
+def _measures_markdown(name: str, r: dict) -> list[str]:
+    """A section as a plain measure/value table, with the command that made it."""
     p = r["provenance"]
+    where = f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}."
+    return [f"## {name}", "", where, "",
+            markdown_table(["measure", "value"], [[k, v] for k, v in r.items() if k != "provenance"]), ""]
+
+
+def _predict_markdown(r: dict) -> list[str]:
     if "variants" not in r:  # an entry written before the precisions were measured
-        where = f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}."
-        return ["## predict", "", where, "", markdown_table(["measure", "value"], [
-            [k, v] for k, v in r.items() if k != "provenance"]), ""]
+        return _measures_markdown("predict", r)
+    p = r["provenance"]
     rows = [["pipeline", r["pipeline_seconds"], 1.0, "–", "–", "–", "–"]]
     rows += [[v, s["seconds"], s["speedup_vs_pipeline"], s["identical_entities_vs_pipeline"],
               s.get("identical_vs_pipeline_where_grouping_agrees", "–"),
