@@ -54,9 +54,9 @@ class ModelConfig:
     #: weights, same results up to float rounding); "bf16" (bfloat16 matrix products: fast
     #: on GPUs and on CPUs with avx512_bf16/AMX, slower than fp32 on other CPUs); "int8"
     #: (CPU only: int8 linear layers, for CPUs with VNNI but no bf16). 2,000 es dev
-    #: sentences on 2 EPYC cores (benchmarks/results/speed.md): fp32 3.1x the transformers
-    #: pipeline, bf16 5.0x with the same entities as fp32 on 99.3% of sentences (dev F1
-    #: es/de/zh within 0.15), int8 4.2x with 94.7% (F1 -0.5 to +0.7)
+    #: sentences on 2 EPYC cores (benchmarks/results/speed.md): fp32 3.07x the transformers
+    #: pipeline, bf16 4.73x with the same entities as fp32 on 99.3% of sentences, int8
+    #: 3.97x with 94.7%
     inference_precision: str = "fp32"
 
 
