@@ -45,11 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.active_learning_report import write_outputs  # noqa: E402
-from benchmarks.common import PANX, RESULTS, WORK, ResultLog, require_encoder  # noqa: E402
-from concner.active import PoolOutputs, get_strategy, score_pool  # noqa: E402
-from concner.config import Config, config_from_dict  # noqa: E402
-from concner.sentence import Sentence  # noqa: E402
+from benchmarks.active_learning_report import write_outputs
+from benchmarks.common import PANX, RESULTS, WORK, ResultLog, require_encoder
+from concner.active import PoolOutputs, get_strategy, score_pool
+from concner.config import Config, config_from_dict
+from concner.sentence import Sentence
 
 KEY = ("setting", "side", "strategy", "seed", "round")
 
@@ -308,9 +308,9 @@ def parse_args(argv=None):
     p.add_argument("--report", action="store_true", help="only rewrite the summary from the rows")
     args = p.parse_args(argv)
     if args.smoke:
-        for name, value in dict(initial=8, step=8, budget=24, pool_size=40, dev_size=16, kd_size=16,
-                                epochs=1, initial_epochs=3, mc_passes=2, threads=1,
-                                langs="es,de", seeds="1").items():
+        for name, value in {"initial": 8, "step": 8, "budget": 24, "pool_size": 40, "dev_size": 16,
+                            "kd_size": 16, "epochs": 1, "initial_epochs": 3, "mc_passes": 2,
+                            "threads": 1, "langs": "es,de", "seeds": "1"}.items():
             if getattr(args, name) == p.get_default(name):
                 setattr(args, name, value)
     return args

@@ -14,8 +14,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # Idle OpenMP threads sleep instead of spinning (as `concner train` does): on 2 shared
 # cores spinning threads steal the time the other thread needs. Set before torch loads.
@@ -45,7 +45,7 @@ def git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+                               capture_output=True, text=True, check=True).stdout.strip()
         return out + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -88,7 +88,7 @@ class ResultLog:
 
     def append(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        row = {**row, **{"provenance": row.get("provenance") or provenance()}}
+        row = {**row, "provenance": row.get("provenance") or provenance()}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.rows.append(row)

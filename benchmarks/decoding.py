@@ -47,9 +47,9 @@ def main(argv=None) -> int:
     (RESULTS / "decoding.json").write_text(json.dumps(
         {"model": args.model, "n_dev": args.n, "f1": out, "provenance": prov}, indent=2))
     md = ["# Decoding: argmax vs constrained Viterbi (same model, same probabilities)", "",
-          f"Model `{args.model}` (source only, 1,000 English sentences), first {args.n} PAN-X "
-          f"dev sentences per language. `{prov['command']}` on {prov['machine']}, commit "
-          f"{prov['commit']}, {prov['date']}.", "",
+          (f"Model `{args.model}` (source only, 1,000 English sentences), first {args.n} PAN-X "
+           f"dev sentences per language. `{prov['command']}` on {prov['machine']}, commit "
+           f"{prov['commit']}, {prov['date']}."), "",
           markdown_table(["lang", "argmax F1", "Viterbi F1", "gain"], rows), ""]
     (RESULTS / "decoding.md").write_text("\n".join(md))
     print("\n".join(md))

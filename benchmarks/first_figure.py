@@ -16,8 +16,16 @@ import os
 import subprocess
 import sys
 
-from benchmarks.common import RESULTS, ROOT, WORK, ResultLog, fmt_mean_std, markdown_table
-from benchmarks.common import provenance, require_encoder
+from benchmarks.common import (
+    RESULTS,
+    ROOT,
+    WORK,
+    ResultLog,
+    fmt_mean_std,
+    markdown_table,
+    provenance,
+    require_encoder,
+)
 
 LANGS = ["en", "es", "de", "nl", "ru", "zh"]
 CONFIG = "configs/example.toml"
@@ -59,11 +67,11 @@ def main(argv=None) -> int:
     (RESULTS / "first_figure.json").write_text(json.dumps(out, indent=2))
     md = ["# First figure: source-only transfer from 1,000 English sentences", "",
           out["what"] + ".", "",
-          f"Command: `python -m benchmarks.first_figure` (each seed: `concner train --config "
-          f"{CONFIG}`), machine: {rows[0]['provenance']['machine'] if rows else '?'}.", "",
+          (f"Command: `python -m benchmarks.first_figure` (each seed: `concner train --config "
+           f"{CONFIG}`), machine: {rows[0]['provenance']['machine'] if rows else '?'}."), "",
           markdown_table(LANGS, [[fmt_mean_std(table[lang]) for lang in LANGS]]), "",
-          "Per seed (F1 x 100, wall seconds; the machine was shared with other jobs, so the "
-          "seconds are an upper bound):", "",
+          ("Per seed (F1 x 100, wall seconds; the machine was shared with other jobs, so the "
+           "seconds are an upper bound):"), "",
           markdown_table(["seed"] + LANGS + ["seconds"],
                          [[r["seed"]] + [f"{100 * r['dev_f1'][lang]:.1f}" for lang in LANGS]
                           + [r["seconds"]] for r in rows]), ""]

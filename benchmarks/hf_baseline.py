@@ -39,8 +39,13 @@ def train_with_trainer(encoder_dir: str | Path, sentences: list[Sentence], schem
                        max_steps: int = -1) -> dict:
     """Fine-tune with ``Trainer`` (run_ner.py defaults but batch/lr/epochs). Returns timing."""
     import torch
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer,
-                              DataCollatorForTokenClassification, Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     model = AutoModelForTokenClassification.from_pretrained(

@@ -39,7 +39,14 @@ import time
 from pathlib import Path
 
 from benchmarks import bench_data as bd
-from benchmarks.common import RESULTS, WORK, markdown_table, peak_rss_mb, provenance, require_encoder
+from benchmarks.common import (
+    RESULTS,
+    WORK,
+    markdown_table,
+    peak_rss_mb,
+    provenance,
+    require_encoder,
+)
 
 #: name -> (trainer, data, config overrides). "data": "src" = source sentences only,
 #: "pairs" = the same sentences + their es translations.
@@ -138,7 +145,8 @@ def measure_train(variant: str, encoder: str, n_train: int, smoke: bool, epochs:
 
 def run_in_subprocess(args: list[str]) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.speed", "--one", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -548,7 +556,7 @@ def main(argv=None) -> int:
     p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
-        kind, variant, encoder, n, smoke, epochs = args.one
+        _kind, variant, encoder, n, smoke, epochs = args.one
         print(json.dumps(measure_train(variant, encoder, int(n), bool(int(smoke)), int(epochs))))
         return 0
     if args.smoke:

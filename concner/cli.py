@@ -15,7 +15,7 @@ from concner.errors import ConcnerError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import concner.commands as commands
+    from concner import commands
 
     parser = argparse.ArgumentParser(
         prog="concner",

@@ -6,8 +6,8 @@ inside tensors. Character offsets are Python code points.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from concner.errors import LabelSchemaError
 
@@ -80,7 +80,7 @@ class LabelSchema:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_tags(cls, tags: Iterable[str]) -> "LabelSchema":
+    def from_tags(cls, tags: Iterable[str]) -> LabelSchema:
         """Schema holding every entity type that appears in ``tags`` (first-seen order kept
         for the canonical PER/ORG/LOC ordering when they are all present)."""
         types: list[str] = []
@@ -97,7 +97,7 @@ class LabelSchema:
         return {"entity_types": list(self.entity_types), "tags": list(self.tags)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LabelSchema":
+    def from_dict(cls, data: dict) -> LabelSchema:
         try:
             return cls(data["entity_types"])
         except (KeyError, TypeError) as exc:

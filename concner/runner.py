@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Self
 
 from concner.config import Config, config_from_dict
 from concner.errors import ConcnerError, JobCancelled
@@ -99,7 +100,7 @@ def job_outcome(ctx: JobContext, run_id: int, *,
             outcome.status, outcome.error = "cancelled", str(exc)
     except ConcnerError as exc:
         outcome.status, outcome.error = "failed", str(exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any other error is a bug: record it on the run
         outcome.status, outcome.error = "failed", _bug(run_id, exc)
     finally:
         ctx.current_runs.discard(run_id)
@@ -174,7 +175,7 @@ class LockKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lock-{run_id}", daemon=True)
 
-    def __enter__(self) -> LockKeeper:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

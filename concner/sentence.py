@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 from concner.errors import LabelSchemaError
 from concner.labels import Span, spans_to_tags, tags_to_spans
@@ -65,7 +65,7 @@ class Sentence:
         *,
         joiner: str | None = None,
         meta: dict | None = None,
-    ) -> "Sentence":
+    ) -> Sentence:
         """Build text and offsets by joining tokens (space, or nothing for zh/ja/th)."""
         text, offsets = join_tokens(tokens, joiner_for(lang) if joiner is None else joiner)
         return cls(id, lang, list(tokens), None if tags is None else list(tags), text, offsets,
@@ -81,7 +81,7 @@ class Sentence:
         *,
         snap: bool = False,
         meta: dict | None = None,
-    ) -> "Sentence":
+    ) -> Sentence:
         """Tokenise raw text (see :func:`tokenize_text`) and turn character spans into tags."""
         tokens, offsets = tokenize_text(text, lang)
         tags = None
@@ -94,7 +94,7 @@ class Sentence:
         """Entity spans (character offsets into ``text``); empty when unlabelled."""
         return [] if self.tags is None else tags_to_spans(self.tags, self.offsets)
 
-    def with_tags(self, tags: Sequence[str] | None) -> "Sentence":
+    def with_tags(self, tags: Sequence[str] | None) -> Sentence:
         return replace(self, tags=None if tags is None else list(tags), meta=dict(self.meta))
 
     def __len__(self) -> int:

@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
+# Lint first: it takes a second, and ruff is pinned in requirements-dev.txt so its rules
+# (its defaults, nothing selected in pyproject.toml) cannot change under us.
+python3 -m ruff check .
+
 export CONCNER_REQUIRE_SERVICES=1
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false

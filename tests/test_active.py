@@ -18,7 +18,6 @@ from concner.active import (
     get_strategy,
     pad_ragged,
 )
-from concner.active import scores as S
 from concner.config import ActiveConfig
 from concner.errors import ConfigError, DataFormatError, ModelError
 
@@ -68,6 +67,10 @@ def _h(p) -> float:
     return -sum(x * math.log(x) for x in p if x > 0)
 
 
+
+def _kl(x: list[float], m: list[float]) -> float:
+    return sum(a * math.log(a / c) for a, c in zip(x, m) if a > 0)
+
 def reference_scores(name: str, out: PoolOutputs) -> list[float]:
     result = []
     for i, probs in enumerate(out.word_probs):
@@ -101,8 +104,7 @@ def reference_scores(name: str, out: PoolOutputs) -> list[float]:
             total = 0.0
             for p, q in zip(probs, out.teacher_probs[i]):
                 m = [(a + b) / 2 for a, b in zip(p, q)]
-                kl = lambda x: sum(a * math.log(a / c) for a, c in zip(x, m) if a > 0)  # noqa: E731
-                total += 0.5 * kl(p) + 0.5 * kl(q)
+                total += 0.5 * _kl(p, m) + 0.5 * _kl(q, m)
             result.append(total / n)
         else:
             raise KeyError(name)

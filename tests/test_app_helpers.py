@@ -4,7 +4,7 @@ config editor's validation, count and worker summaries, upload parsing."""
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -87,7 +87,7 @@ def test_count_summary_from_store_counts():
 
 
 def test_worker_status_from_heartbeats():
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     fresh = SimpleNamespace(last_seen=now - timedelta(seconds=3), status="running", host="h",
                             current_run_id=7)
     stale = SimpleNamespace(last_seen=now - timedelta(seconds=300), status="running", host="h",
@@ -97,8 +97,8 @@ def test_worker_status_from_heartbeats():
     assert ok and "on run 7" in text
     ok, text = worker_status([stale, stopped], now)
     assert not ok and "no worker heartbeat for 300 s" in text
-    assert worker_status([], now) == (False, "no worker has ever started; start one with "
-                                             "`concner worker` (or `concner up`)")
+    assert worker_status([], now) == (False, ("no worker has ever started; start one with "
+                                              "`concner worker` (or `concner up`)"))
 
 
 def test_parse_upload_streams_and_reports_file_and_line():

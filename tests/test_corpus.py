@@ -196,7 +196,7 @@ def test_size_limit(tmp_path):
 
 
 def test_stream_upload_bytes():
-    upload = io.BytesIO("Ana\tB-PER\n\nLima\tB-LOC\n".encode())
+    upload = io.BytesIO(b"Ana\tB-PER\n\nLima\tB-LOC\n")
     upload.name = "upload-es.tsv"
     sents = list(iter_conll(upload))
     assert [s.lang for s in sents] == ["es", "es"] and sents[1].tags == ["B-LOC"]

@@ -92,7 +92,7 @@ def test_schema_ids_and_serialisation():
 
 
 def test_spans_off_token_boundaries_snap_or_raise():
-    text, offsets = join_tokens(["New", "York", "City"])
+    _text, offsets = join_tokens(["New", "York", "City"])
     with pytest.raises(LabelSchemaError, match="token boundaries"):
         spans_to_tags([Span(1, 8, "LOC")], offsets)
     tags, snapped = spans_to_tags([Span(1, 8, "LOC")], offsets, snap=True)

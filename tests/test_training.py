@@ -179,7 +179,7 @@ def test_kd_distils_on_a_fixed_seed_sample_of_at_most_kd_max_sentences(encoder_d
                   TrainData(source, unlabelled_target=unlabelled))
     kd_steps = [h["steps"] for h in capped.history if h["stage"] == "kd"]
     assert kd_steps == [3, 3]  # 6 sentences in batches of 2, each KD epoch
-    assert [h["steps"] for h in whole.history if h["stage"] == "kd"][0] == -(-len(unlabelled) // 2)
+    assert next(h["steps"] for h in whole.history if h["stage"] == "kd") == -(-len(unlabelled) // 2)
     again = train(make_config(encoder_dir, epochs=1, kd=True, kd_max_sentences=6, batch_size=2),
                   TrainData(source, unlabelled_target=unlabelled))
     assert [h["losses"] for h in again.history] == [h["losses"] for h in capped.history]

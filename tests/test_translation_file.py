@@ -12,9 +12,9 @@ from concner.translation.base import Status
 from concner.translation.file import FileTranslator
 
 SOURCES = [
-    Sentence.from_tokens("s1", "en", "He lives in New York City .".split(),
-                         "O O O B-LOC I-LOC I-LOC O".split()),
-    Sentence.from_tokens("s2", "en", "Anna met Bob .".split(), "B-PER O B-PER O".split()),
+    Sentence.from_tokens("s1", "en", ["He", "lives", "in", "New", "York", "City", "."],
+                         ["O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"]),
+    Sentence.from_tokens("s2", "en", ["Anna", "met", "Bob", "."], ["B-PER", "O", "B-PER", "O"]),
 ]
 
 

@@ -53,11 +53,11 @@ def marian_dir(tmp_path_factory):
 
 
 def sentences():
-    return [Sentence.from_tokens("h1", "en", "He lives in New York City .".split(),
-                                 "O O O B-LOC I-LOC I-LOC O".split()),
-            Sentence.from_tokens("h2", "en", "Anna met Bob in Paris .".split(),
-                                 "B-PER O B-PER O B-LOC O".split()),
-            Sentence.from_tokens("h3", "en", "The house is big .".split(), "O O O O O".split())]
+    return [Sentence.from_tokens("h1", "en", ["He", "lives", "in", "New", "York", "City", "."],
+                                 ["O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"]),
+            Sentence.from_tokens("h2", "en", ["Anna", "met", "Bob", "in", "Paris", "."],
+                                 ["B-PER", "O", "B-PER", "O", "B-LOC", "O"]),
+            Sentence.from_tokens("h3", "en", ["The", "house", "is", "big", "."], ["O", "O", "O", "O", "O"])]
 
 
 def test_tiny_marian_translates_in_batches_with_cache(marian_dir):

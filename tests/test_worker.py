@@ -45,9 +45,10 @@ def _wait(predicate, timeout: float, what: str, proc=None):
 
 
 def _start_worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen:
-    log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT,
-                            env=service_env(tmp_path, url), stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / f"{name}.log", "w") as log:  # the child keeps its own copy of the fd
+        return subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT,
+                                env=service_env(tmp_path, url), stdout=log,
+                                stderr=subprocess.STDOUT)
 
 
 def _in_training(store: Store, run_id: int):
@@ -249,7 +250,8 @@ def test_redis_queue_runs_a_retrain_requested_from_the_cli(tmp_path):
             worker = subprocess.Popen([sys.executable, "-m", "workers.retrain"], cwd=ROOT,
                                       env=env, stdout=out, stderr=subprocess.STDOUT)
         cli = subprocess.run([sys.executable, "-m", "concner.cli", "project", "retrain", "p"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                             check=False)
         assert cli.returncode == 0, cli.stderr
         (run,) = store.runs("p")
         assert f"run {run.id} queued" in cli.stdout and not (tmp_path / "queue.db").exists()

@@ -7,8 +7,8 @@ the whole pool in one batched NumPy operation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

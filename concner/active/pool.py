@@ -8,7 +8,8 @@ strategy does not use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,14 +24,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def score_pool(
-    predictor: "Predictor",
-    sentences: Sequence["Sentence"],
+    predictor: Predictor,
+    sentences: Sequence[Sentence],
     strategy: str | Strategy,
     *,
     mc_passes: int,
-    teacher: "Predictor | None" = None,
+    teacher: Predictor | None = None,
     seed: int = 0,
-    word_probs: "Sequence[np.ndarray] | None" = None,
+    word_probs: Sequence[np.ndarray] | None = None,
 ) -> PoolOutputs:
     """Run the model(s) over ``sentences`` and collect what ``strategy`` needs.
 

@@ -15,7 +15,8 @@ pool returns the whole (non-excluded) pool.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import AbstractSet, Callable
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Strategy(ABC):
     needs_teacher: bool = False
 
     @classmethod
-    def from_config(cls, config: ActiveConfig) -> "Strategy":
+    def from_config(cls, config: ActiveConfig) -> Strategy:
         """An instance configured from ``[active]`` (most strategies have no parameters)."""
         return cls()
 
@@ -197,7 +198,7 @@ class Diversity(Strategy):
         self.needs_teacher = self.base.needs_teacher
 
     @classmethod
-    def from_config(cls, config: ActiveConfig) -> "Diversity":
+    def from_config(cls, config: ActiveConfig) -> Diversity:
         return cls(base=config.diversity_base, factor=config.diversity_candidates)
 
     def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from concner.corpus.common import ReadReport
 from concner.corpus.conll import iter_conll, read_conll, write_conll

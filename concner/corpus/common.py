@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from concner.errors import DataFormatError, LabelSchemaError
 from concner.labels import LabelSchema, iob2_errors, repair_iob2, split_tag

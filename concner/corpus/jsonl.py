@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from concner.corpus.common import ReadReport, check_tags, decoded_lines, reading, writer
 from concner.errors import DataFormatError, LabelSchemaError

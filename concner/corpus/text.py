@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from concner.corpus.common import ReadReport, decoded_lines, reading
 from concner.sentence import Sentence

@@ -108,17 +108,17 @@ class StoreBase:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One short write transaction: commits on success, rolls back on any error."""
-        with Session(self._write_bind, expire_on_commit=False) as session:
-            with self._translate_errors(), session.begin():
-                yield session
+        with (Session(self._write_bind, expire_on_commit=False) as session,
+              self._translate_errors(), session.begin()):
+            yield session
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Session]:
         """A read transaction; ``snapshot=True`` guarantees every query sees one state."""
         bind = self._snapshot_bind if snapshot else self.engine
-        with Session(bind, expire_on_commit=False) as session:
-            with self._translate_errors(), session.begin():
-                yield session
+        with (Session(bind, expire_on_commit=False) as session,
+              self._translate_errors(), session.begin()):
+            yield session
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:

@@ -301,12 +301,12 @@ class ProjectRepository:
                                         sa.func.count()).where(
                 SentenceRow.project_id == project.id).group_by(
                 SentenceRow.role, SentenceRow.split, SentenceRow.lang)).all()
-            labelled = dict(((r, sp, l), n) for r, sp, l, n in s.execute(
+            labelled = {(r, sp, l): n for r, sp, l, n in s.execute(
                 sa.select(SentenceRow.role, SentenceRow.split, SentenceRow.lang,
                           sa.func.count(sa.distinct(SentenceRow.id))).join(
                     Annotation, Annotation.sentence_id == SentenceRow.id).where(
                     SentenceRow.project_id == project.id).group_by(
-                    SentenceRow.role, SentenceRow.split, SentenceRow.lang)))
+                    SentenceRow.role, SentenceRow.split, SentenceRow.lang))}
             links = dict(s.execute(sa.select(TranslationLink.status, sa.func.count()).where(
                 TranslationLink.project_id == project.id).group_by(TranslationLink.status)).all())
             n_ann = self._annotation_count(s, project.id)
