@@ -15,7 +15,9 @@ goes to ``benchmarks/results/active_learning.jsonl``; a re-run skips finished ro
 continues a run from its last checkpoint under ``benchmarks/work/active_learning`` (or,
 when that is gone, replays the recorded selections). ``--report`` only rewrites the
 summary (``active_learning.json``/``.md``/``.png``): F1-versus-labels curves, the area
-under each, and the labels each strategy needs to reach random's F1 at the budget.
+under each, and the labels each strategy needs to reach random's F1 at the budget, read on
+the curves averaged over seeds and per seed against random's curve of the same seed; the
+Markdown starts with the setting, the commands that reproduce it and the rows' provenance.
 
 Teacher/student: the teacher is the current model; the student is the teacher distilled
 (stage 2 only) on ``--kd-size`` unlabelled target sentences; the pool is ranked by their
@@ -316,6 +318,36 @@ def parse_args(argv=None):
     return args
 
 
+def report_header(args, setting: str, rows: list[dict]) -> str:
+    """Title, setup, reproduce commands and the provenance of ``rows`` for the summary."""
+    prov = [r["provenance"] for r in rows if r.get("provenance")]
+    machines = sorted({p["machine"] for p in prov})
+    dates = sorted(p["date"] for p in prov)
+    commits = sorted({p["commit"].removesuffix("+dirty") for p in prov})
+    encoder = "a tiny random encoder (--smoke)" if args.smoke else (
+        f"`{Path(require_encoder())}` (multilingual-e5-small, vocabulary trimmed to PAN-X "
+        "train-en/es/de/sw/hi and dev-es/de/sw/hi: `concner model trim models/e5-small --corpus "
+        "../shared/data/panx/train-{en,es,de,sw,hi}.tsv ../shared/data/panx/dev-{es,de,sw,hi}.tsv "
+        "benchmarks/work/e5-small-al`)")
+    setup = (f"Setting `{setting}`: {args.initial} labelled sentences to start, +{args.step} a "
+             f"round up to {args.budget}, pool {args.pool_size}, each round a warm-started update "
+             f"of {args.epochs} epochs (stage 1, no KD; the first model {args.initial_epochs} "
+             f"epochs), BALD with {args.mc_passes} MC-dropout passes, {args.decoding} decoding, "
+             f"mean F1 over the first {args.dev_size} dev sentences of {args.langs}. The target "
+             f"side picks {args.target_pool_lang} sentences to correct instead of English ones "
+             "to label.")
+    reproduce = (f"Encoder: {encoder}. Reproduce (resumable; finished rows are skipped): "
+                 "`CONCNER_BENCH_ENCODER=benchmarks/work/e5-small-al python "
+                 "benchmarks/active_learning.py --threads 1 [--sides source|target] "
+                 "[--seeds 1,2] [--strategies ...]`; this summary alone: the same with "
+                 "`--report`.")
+    made = (f"Rows: {len(rows)}, made on {', '.join(machines) or '?'} with 1 torch thread per "
+            f"process, {dates[0] if dates else '?'} to {dates[-1] if dates else '?'}, commits "
+            f"{', '.join(commits) or '?'}.")
+    title = "# Active learning: labels each strategy needs (simulated annotator, PAN-X gold)"
+    return f"{title}\n\n{setup}\n\n{reproduce}\n\n{made}\n"
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -340,8 +372,10 @@ def main(argv=None) -> int:
               f"{known or 'nothing yet'} (the encoder and the sizes make the setting: is "
               "CONCNER_BENCH_ENCODER the one the rows were made with?)", file=sys.stderr)
         return 1
+    seeds = sorted(set(seeds) | {r["seed"] for r in rows})
     summary = write_outputs(rows, args.out_dir, stem, args.budget, seeds,
-                            f"active learning, {args.langs} dev, seeds {args.seeds}")
+                            f"active learning, {args.langs} dev, seeds "
+                            f"{', '.join(map(str, seeds))}", report_header(args, setting, rows))
     print((args.out_dir / f"{stem}.md").read_text(encoding="utf-8"))
     return 0 if summary else 1
 

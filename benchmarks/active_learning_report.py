@@ -65,7 +65,22 @@ def labels_to_reach(labels: list[int], values: list[float], target: float) -> fl
 
 
 def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
-    """Per side: curves, area under each, and labels needed to reach random's F1 at ``budget``."""
+    """Per side: curves, area under each, and labels needed to reach random's F1 at ``budget``.
+
+    Two readings of "labels to reach random": ``labels_to_reach_random`` compares the curves
+    averaged over seeds; ``per_seed`` compares each seed's curve with random's curve of the
+    same seed (same initial model and pool), which removes the spread between seeds that
+    the averaged reading still carries. ``complete``: every seed in ``seeds`` reached the
+    budget.
+    """
+    by_seed: dict = defaultdict(lambda: defaultdict(dict))  # (side, strategy) -> seed -> curve
+    for side, strategies in curves(rows).items():
+        for strategy in strategies:
+            for seed in sorted({r["seed"] for r in rows
+                                if r["side"] == side and r["strategy"] == strategy}):
+                one = curves([r for r in rows if r["side"] == side and r["strategy"] == strategy
+                              and r["seed"] == seed])[side][strategy]
+                by_seed[(side, strategy)][seed] = one
     summary: dict = {}
     for side, strategies in curves(rows).items():
         random_curve = strategies.get("random")
@@ -76,25 +91,62 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
         for strategy, c in strategies.items():
             needed = None if reference is None else labels_to_reach(c["labels"], c["mean"], reference)
             complete = bool(c["labels"]) and c["labels"][-1] == budget and c["n_seeds"][-1] >= len(seeds)
+            per_seed = {}
+            for seed, own in by_seed[(side, strategy)].items():
+                rand = by_seed[(side, "random")].get(seed)
+                ref = rand["mean"][-1] if rand and rand["labels"][-1] == budget else None
+                done = own["labels"][-1] == budget
+                need = None if ref is None else labels_to_reach(own["labels"], own["mean"], ref)
+                per_seed[seed] = {"final": own["mean"][-1] if done else None,
+                                  "random_at_budget": ref,
+                                  # None: not reached (yet, when the curve is unfinished)
+                                  "labels_to_reach_random": need, "at_budget": done}
             side_out["strategies"][strategy] = {
                 **c,
                 "auc": area_under_curve(c["labels"], c["mean"]),
                 "labels_to_reach_random": needed,
                 "saving": None if needed is None else 1.0 - needed / budget,
                 "complete": complete,
+                "per_seed": per_seed,
             }
         summary[side] = side_out
     return summary
 
 
-def markdown(summary: dict, budget: int) -> str:
-    lines = []
+def _seed_reading(c: dict, budget: int) -> str:
+    """Per seed: labels to reach random's F1 of the same seed, e.g. ``s1 762, s2 >1000``."""
+    parts = []
+    for seed, p in sorted(c["per_seed"].items()):
+        if p["random_at_budget"] is None:
+            parts.append(f"s{seed} n/a")
+        elif p["labels_to_reach_random"] is not None:
+            parts.append(f"s{seed} {p['labels_to_reach_random']:.0f}")
+        else:
+            parts.append(f"s{seed} {'not reached' if p['at_budget'] else 'running'}")
+    return ", ".join(parts) or "–"
+
+
+def markdown(summary: dict, budget: int, header: str = "", target_saving: float = 0.3) -> str:
+    """The summary as Markdown: ``header``, then per side a verdict, a table of curve
+    statistics and a table of the curves themselves (mean F1 over seeds at each count)."""
+    lines = [header] if header else []
     for side, s in summary.items():
         ref = s["random_f1_at_budget"]
-        lines.append(f"### {side} side (random at {budget} labels: "
+        lines.append(f"## {side} side (random at {budget} labels: "
                      f"{'n/a' if ref is None else f'{100 * ref:.1f}'} mean F1)\n")
-        lines.append("| strategy | F1 at last point | labels | AUC | labels to reach random | saving | complete |")
-        lines.append("|---|---|---|---|---|---|---|")
+        reached = {n: c["labels_to_reach_random"] for n, c in s["strategies"].items()
+                   if n != "random" and c["labels_to_reach_random"] is not None}
+        if ref is not None and reached:
+            best = min(reached, key=reached.get)
+            limit = (1 - target_saving) * budget
+            verdict = "met" if reached[best] <= limit else "not met"
+            lines.append(f"Target (a strategy reaches random's {budget}-label F1 with at most "
+                         f"{limit:.0f} labels, on the curves averaged over seeds): **{verdict}**; "
+                         f"closest: {best} at {reached[best]:.0f} labels.\n")
+        lines.append("| strategy | F1 at last point | labels | AUC | labels to reach random "
+                     "(mean curve) | saving | per seed, vs random of that seed | seeds at "
+                     "budget | complete |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for name, c in sorted(s["strategies"].items()):
             last = f"{100 * c['mean'][-1]:.1f} ± {100 * c['std'][-1]:.1f}" if c["mean"] else "–"
             auc = "–" if c["auc"] is None else f"{100 * c['auc']:.1f}"
@@ -105,8 +157,27 @@ def markdown(summary: dict, budget: int) -> str:
             else:
                 need = f"{c['labels_to_reach_random']:.0f}"
             save = "–" if c["saving"] is None else f"{100 * c['saving']:.0f}%"
+            at_budget = ", ".join(str(k) for k, p in sorted(c["per_seed"].items())
+                                  if p["at_budget"]) or "none"
             lines.append(f"| {name} | {last} | {c['labels'][-1] if c['labels'] else '–'} | {auc} "
-                         f"| {need} | {save} | {'yes' if c['complete'] else 'no'} |")
+                         f"| {need} | {save} | {_seed_reading(c, budget)} | {at_budget} "
+                         f"| {'yes' if c['complete'] else 'no'} |")
+        counts = sorted({n for c in s["strategies"].values() for n in c["labels"]})
+        lines.append("")
+        lines.append("Mean F1 over the target languages at each label count (mean over the "
+                     "seeds that got there; `(n=k)` marks a point fewer seeds have reached than started):\n")
+        lines.append("| strategy | " + " | ".join(str(n) for n in counts) + " |")
+        lines.append("|---|" + "---|" * len(counts))
+        for name, c in sorted(s["strategies"].items()):
+            at = dict(zip(c["labels"], zip(c["mean"], c["n_seeds"])))
+            cells = []
+            for n in counts:
+                if n not in at:
+                    cells.append("–")
+                else:
+                    m, k = at[n]
+                    cells.append(f"{100 * m:.1f}" + (f" (n={k})" if k < len(c["per_seed"]) else ""))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -143,12 +214,13 @@ def plot(summary: dict, path: Path, title: str) -> Path:
 
 
 def write_outputs(rows: list[dict], out_dir: Path, stem: str, budget: int, seeds: list[int],
-                  title: str) -> dict:
-    """Write ``<stem>.json`` (summary), ``<stem>.md`` (tables) and ``<stem>.png`` (curves)."""
+                  title: str, header: str = "") -> dict:
+    """Write ``<stem>.json`` (summary), ``<stem>.md`` (``header`` and tables) and
+    ``<stem>.png`` (curves)."""
     summary = summarise(rows, budget, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out_dir / f"{stem}.md").write_text(markdown(summary, budget), encoding="utf-8")
+    (out_dir / f"{stem}.md").write_text(markdown(summary, budget, header), encoding="utf-8")
     if summary:
         plot(summary, out_dir / f"{stem}.png", title)
     return summary

@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from benchmarks import active_learning as bench
-from benchmarks.active_learning_report import area_under_curve, labels_to_reach, summarise
+from benchmarks.active_learning_report import (
+    area_under_curve,
+    labels_to_reach,
+    markdown,
+    summarise,
+)
 
 torch.set_num_threads(1)
 
@@ -39,6 +44,32 @@ def test_summary_compares_each_strategy_with_random_at_the_budget():
     assert mnlp["complete"] is False  # one seed of two
     assert summary["strategies"]["random"]["complete"] is True
     assert summary["strategies"]["random"]["std"][-1] == 0.0
+    # per seed, against random of the same seed: seed 1 is the whole mnlp curve
+    assert mnlp["per_seed"][1]["labels_to_reach_random"] == pytest.approx(
+        100 + (0.55 - 0.15) / 0.45 * 450)
+    assert mnlp["per_seed"][1]["at_budget"] and 2 not in mnlp["per_seed"]
+
+
+def test_report_reads_each_seed_against_its_own_random_curve_and_states_the_verdict():
+    def row(strategy, seed, labels, f1):
+        return {"side": "source", "strategy": strategy, "seed": seed, "labels": labels,
+                "f1": {"es": f1}}
+
+    # seed 2's random run is stronger: a strategy seed must be compared with its own seed
+    rows = [row("random", 1, n, v) for n, v in [(100, 0.1), (550, 0.3), (1000, 0.5)]]
+    rows += [row("random", 2, n, v) for n, v in [(100, 0.1), (550, 0.5), (1000, 0.7)]]
+    rows += [row("mnlp", 1, n, v) for n, v in [(100, 0.1), (550, 0.5), (1000, 0.6)]]
+    rows += [row("mnlp", 2, n, v) for n, v in [(100, 0.1), (550, 0.45)]]  # still running
+    summary = summarise(rows, budget=1000, seeds=[1, 2])
+    mnlp = summary["source"]["strategies"]["mnlp"]
+    assert mnlp["per_seed"][1]["labels_to_reach_random"] == pytest.approx(550.0)
+    assert mnlp["per_seed"][2] == {"final": None, "random_at_budget": pytest.approx(0.7),
+                                   "labels_to_reach_random": None, "at_budget": False}
+    text = markdown(summary, 1000)
+    assert "s1 550, s2 running" in text
+    # mean curves: random 0.1, 0.4, 0.6; mnlp 0.1, 0.475, 0.6 (n=1 at 1000) -> 1000 labels
+    assert "**not met**; closest: mnlp at 1000 labels" in text
+    assert "| mnlp | 10.0 | 47.5 | 60.0 (n=1) |" in text
 
 
 @pytest.mark.slow
