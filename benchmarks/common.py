@@ -68,16 +68,33 @@ def provenance() -> dict:
 
 
 class ResultLog:
-    """Append-only JSONL of result rows; ``done(key)`` tells which cells exist already."""
+    """Append-only JSONL of result rows; ``done(key)`` tells which cells exist already.
+
+    ``rows`` re-reads the file whenever it changed on disk, so two benchmark processes
+    appending to one file see each other's cells (before, a process only knew the rows
+    that existed when it started, and redid or rescored cells the other had finished).
+    """
 
     def __init__(self, path: Path, key_fields: Iterable[str]):
         self.path = Path(path)
         self.key_fields = tuple(key_fields)
-        self.rows: list[dict] = []
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    self.rows.append(json.loads(line))
+        self._rows: list[dict] = []
+        self._seen: tuple[int, int] | None = None  # (size, mtime_ns) of the file last read
+
+    @property
+    def rows(self) -> list[dict]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._rows, self._seen = [], None
+            return self._rows
+        if (stat.st_size, stat.st_mtime_ns) != self._seen:
+            text = self.path.read_text(encoding="utf-8")
+            # a line another process is still writing has no newline yet: leave it for later
+            complete = text[: text.rfind("\n") + 1]
+            self._rows = [json.loads(line) for line in complete.splitlines() if line.strip()]
+            self._seen = (stat.st_size, stat.st_mtime_ns) if complete == text else None
+        return self._rows
 
     def key(self, row: dict) -> tuple:
         return tuple(row.get(k) for k in self.key_fields)
@@ -91,7 +108,7 @@ class ResultLog:
         row = {**row, "provenance": row.get("provenance") or provenance()}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.rows.append(row)
+        self._seen = None  # re-read on the next look: other processes may have appended too
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
