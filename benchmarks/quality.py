@@ -259,6 +259,52 @@ class Benchmark:
                     ResultLog(self.args.results, ()).rows, self.args)
 
 
+#: same-seed differences the report prints: (system, baseline, what the difference measures)
+COMPARISONS = [
+    ("concner_kd", "src_tr_ce", "the target: ConCNER + KD over source + translation"),
+    ("concner_kd", "source_only_kd", "what stage 1 (translations + LCL + TCL) adds before KD"),
+    ("concner_kd", "concner", "what KD adds to ConCNER"),
+    ("source_only_kd", "source_only", "what KD adds to source only"),
+    ("src_tr_ce", "source_only", "what the translations add (CE)"),
+    ("src_tr_lcl", "src_tr_ce", "what LCL adds"),
+    ("src_tr_tcl", "src_tr_ce", "what TCL adds"),
+    ("concner", "src_tr_ce", "what LCL + TCL add"),
+]
+
+
+def same_seed_differences(rows: list[dict], args) -> list[dict]:
+    """Each of :data:`COMPARISONS` on the translated mean, and source only + KD against
+    source only on every zero-shot target: F1 points per seed both systems have (the same
+    seed means the same source sample order and head initialisation), and their mean."""
+    per_lang: dict[tuple[str, int], dict[str, float]] = {}
+    for r in rows:
+        per_lang.setdefault((r["system"], r["seed"]), {}).update(
+            _scores(r, [*args.translated, *args.zero_shot]))
+    out = []
+
+    def add(system: str, baseline: str, column: str, what: str, get) -> None:
+        seeds = sorted({seed for (s, seed) in per_lang if s == system}
+                       & {seed for (s, seed) in per_lang if s == baseline})
+        diffs = {seed: 100 * (get(system, seed) - get(baseline, seed)) for seed in seeds
+                 if get(system, seed) is not None and get(baseline, seed) is not None}
+        if diffs:
+            out.append({"system": system, "baseline": baseline, "column": column, "what": what,
+                        "per_seed": diffs, "mean": sum(diffs.values()) / len(diffs)})
+
+    def translated(system: str, seed: int) -> float | None:
+        scores = per_lang.get((system, seed), {})
+        if not all(lang in scores for lang in args.translated):
+            return None
+        return sum(scores[lang] for lang in args.translated) / len(args.translated)
+
+    for system, baseline, what in COMPARISONS:
+        add(system, baseline, "mean (translated)", what, translated)
+    for lang in args.zero_shot:
+        add("source_only_kd", "source_only", lang, "what KD adds on a zero-shot target",
+            lambda system, seed, lang=lang: per_lang.get((system, seed), {}).get(lang))
+    return out
+
+
 def write_table(rows: list[dict], args) -> None:
     """quality.json / .md / .png from the report-slice rows of the default variant."""
     rows = [r for r in rows if r["slice"] == "report" and r["variant"] == args.variant]
@@ -278,7 +324,9 @@ def write_table(rows: list[dict], args) -> None:
                    for c in cols} for s in order}
     paired = paired_gains(per_seed.get("concner_kd", {}), per_seed.get("src_tr_ce", {}))
     verdict = _verdict(summary, paired)
+    differences = same_seed_differences(rows, args)
     out = {"table": summary, "verdict": verdict, "paired_gain_per_seed": paired,
+           "same_seed_differences": differences,
            "columns": cols, "provenance": provenance(),
            "rows": len(rows)}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -287,6 +335,13 @@ def write_table(rows: list[dict], args) -> None:
           (f"Made by `{out['provenance']['command']}` on {out['provenance']['machine']}, commit "
            f"{out['provenance']['commit']}, {out['provenance']['date']}. Rows so far: {len(rows)}."),
           "", markdown_table(["system"] + cols, table_rows), "", f"**Verdict:** {verdict}", ""]
+    if differences:
+        md += ["## Same-seed differences (F1 points; positive: the system is better)", "",
+               markdown_table(["system − baseline", "on", "what it measures", "per seed", "mean"],
+                              [[f"{LABELS[d['system']]} − {LABELS[d['baseline']]}", d["column"],
+                                d["what"], ", ".join(f"s{k} {v:+.1f}"
+                                                     for k, v in d["per_seed"].items()),
+                                f"{d['mean']:+.1f}"] for d in differences]), ""]
     (RESULTS / "quality.md").write_text("\n".join(md))
     _plot(summary, cols)
 

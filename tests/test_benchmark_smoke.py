@@ -100,3 +100,26 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
         ("incremental", True)
     assert cycle["incremental"]["new_labels"] == 50 and cycle["incremental"]["unlabelled"] == 0
     assert res["cycle"]["provenance"]["machine"]
+
+
+def test_same_seed_differences_pair_seeds_and_skip_unpaired_ones():
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(translated=["es", "de"], zero_shot=["sw"])
+
+    def row(system, lang, seed, **f1):
+        return {"system": system, "train_lang": lang, "seed": seed, "f1": f1}
+
+    rows = [row("source_only", "en", 1, en=0.7, es=0.60, de=0.70, sw=0.50),
+            row("source_only", "en", 2, en=0.7, es=0.62, de=0.68, sw=0.52),
+            row("source_only_kd", "sw", 1, en=0.7, sw=0.53),
+            row("src_tr_ce", "es", 1, en=0.7, es=0.61, de=0.99),  # de: not its language
+            row("src_tr_ce", "de", 1, en=0.7, de=0.69),
+            row("src_tr_ce", "es", 2, en=0.7, es=0.64)]  # seed 2 has no de row yet
+    diffs = quality.same_seed_differences(rows, args)
+    by = {(d["system"], d["baseline"], d["column"]): d for d in diffs}
+    translations = by[("src_tr_ce", "source_only", "mean (translated)")]
+    assert translations["per_seed"] == pytest.approx({1: 0.0})  # (61+69)/2 - (60+70)/2
+    kd_sw = by[("source_only_kd", "source_only", "sw")]
+    assert kd_sw["per_seed"] == pytest.approx({1: 3.0}) and kd_sw["mean"] == pytest.approx(3.0)
+    assert ("concner_kd", "src_tr_ce", "mean (translated)") not in by  # no ConCNER + KD rows
