@@ -143,6 +143,12 @@ def markdown(summary: dict, budget: int, header: str = "", target_saving: float 
             lines.append(f"Target (a strategy reaches random's {budget}-label F1 with at most "
                          f"{limit:.0f} labels, on the curves averaged over seeds): **{verdict}**; "
                          f"closest: {best} at {reached[best]:.0f} labels.\n")
+            own = s["strategies"].get("random", {}).get("labels_to_reach_random")
+            if own is not None and own < budget:
+                lines.append(f"Caution: random's own curve first reaches that F1 at {own:.0f} "
+                             "labels, so the curves are flat at the end and label counts there "
+                             "measure noise; the area under the curve (AUC) is the steadier "
+                             "comparison.\n")
         lines.append("| strategy | F1 at last point | labels | AUC | labels to reach random "
                      "(mean curve) | saving | per seed, vs random of that seed | seeds at "
                      "budget | complete |")

@@ -70,6 +70,12 @@ def test_report_reads_each_seed_against_its_own_random_curve_and_states_the_verd
     # mean curves: random 0.1, 0.4, 0.6; mnlp 0.1, 0.475, 0.6 (n=1 at 1000) -> 1000 labels
     assert "**not met**; closest: mnlp at 1000 labels" in text
     assert "| mnlp | 10.0 | 47.5 | 60.0 (n=1) |" in text
+    assert "Caution" not in text  # random rises to the end: its own count is the budget
+    flat = [row("random", 1, n, v) for n, v in [(100, 0.1), (550, 0.6), (1000, 0.5)]]
+    flat += [row("mnlp", 1, n, v) for n, v in [(100, 0.1), (550, 0.5), (1000, 0.6)]]
+    flat_text = markdown(summarise(flat, budget=1000, seeds=[1]), 1000)
+    # random reaches its own 1,000-label F1 (0.5) at 100 + 0.4 / 0.5 * 450 = 460 labels
+    assert "random's own curve first reaches that F1 at 460 labels" in flat_text
 
 
 @pytest.mark.slow
