@@ -324,11 +324,12 @@ def report_header(args, setting: str, rows: list[dict]) -> str:
     machines = sorted({p["machine"] for p in prov})
     dates = sorted(p["date"] for p in prov)
     commits = sorted({p["commit"].removesuffix("+dirty") for p in prov})
+    enc = "ENCODER" if args.smoke else Path(require_encoder())
     encoder = "a tiny random encoder (--smoke)" if args.smoke else (
-        f"`{Path(require_encoder())}` (multilingual-e5-small, vocabulary trimmed to PAN-X "
-        "train-en/es/de/sw/hi and dev-es/de/sw/hi: `concner model trim models/e5-small --corpus "
+        f"`{enc}` (multilingual-e5-small, vocabulary trimmed to PAN-X train-en/es/de/sw/hi and "
+        "dev-es/de/sw/hi: `concner model trim models/e5-small --corpus "
         "../shared/data/panx/train-{en,es,de,sw,hi}.tsv ../shared/data/panx/dev-{es,de,sw,hi}.tsv "
-        "benchmarks/work/e5-small-al`)")
+        f"{enc}`)")
     setup = (f"Setting `{setting}`: {args.initial} labelled sentences to start, +{args.step} a "
              f"round up to {args.budget}, pool {args.pool_size}, each round a warm-started update "
              f"of {args.epochs} epochs (stage 1, no KD; the first model {args.initial_epochs} "
@@ -337,7 +338,7 @@ def report_header(args, setting: str, rows: list[dict]) -> str:
              f"side picks {args.target_pool_lang} sentences to correct instead of English ones "
              "to label.")
     reproduce = (f"Encoder: {encoder}. Reproduce (resumable; finished rows are skipped): "
-                 "`CONCNER_BENCH_ENCODER=benchmarks/work/e5-small-al python "
+                 f"`CONCNER_BENCH_ENCODER={enc} python "
                  "benchmarks/active_learning.py --threads 1 [--sides source|target] "
                  "[--seeds 1,2] [--strategies ...]`; this summary alone: the same with "
                  "`--report`.")

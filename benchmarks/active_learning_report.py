@@ -64,6 +64,13 @@ def labels_to_reach(labels: list[int], values: list[float], target: float) -> fl
     return None
 
 
+def _final_at(curve: dict | None, budget: int) -> float | None:
+    """A curve's mean F1 at ``budget``, or None while it has not got there."""
+    if curve and curve["labels"] and curve["labels"][-1] == budget:
+        return curve["mean"][-1]
+    return None
+
+
 def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
     """Per side: curves, area under each, and labels needed to reach random's F1 at ``budget``.
 
@@ -73,34 +80,26 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
     the averaged reading still carries. ``complete``: every seed in ``seeds`` reached the
     budget.
     """
-    by_seed: dict = defaultdict(lambda: defaultdict(dict))  # (side, strategy) -> seed -> curve
-    for side, strategies in curves(rows).items():
-        for strategy in strategies:
-            for seed in sorted({r["seed"] for r in rows
-                                if r["side"] == side and r["strategy"] == strategy}):
-                one = curves([r for r in rows if r["side"] == side and r["strategy"] == strategy
-                              and r["seed"] == seed])[side][strategy]
-                by_seed[(side, strategy)][seed] = one
+    seed_curves = {seed: curves([r for r in rows if r["seed"] == seed])
+                   for seed in sorted({r["seed"] for r in rows})}
     summary: dict = {}
     for side, strategies in curves(rows).items():
-        random_curve = strategies.get("random")
-        reference = None
-        if random_curve and random_curve["labels"] and random_curve["labels"][-1] == budget:
-            reference = random_curve["mean"][-1]
+        reference = _final_at(strategies.get("random"), budget)
         side_out: dict = {"random_f1_at_budget": reference, "strategies": {}}
         for strategy, c in strategies.items():
             needed = None if reference is None else labels_to_reach(c["labels"], c["mean"], reference)
             complete = bool(c["labels"]) and c["labels"][-1] == budget and c["n_seeds"][-1] >= len(seeds)
             per_seed = {}
-            for seed, own in by_seed[(side, strategy)].items():
-                rand = by_seed[(side, "random")].get(seed)
-                ref = rand["mean"][-1] if rand and rand["labels"][-1] == budget else None
-                done = own["labels"][-1] == budget
+            for seed, by_side in seed_curves.items():
+                own = by_side.get(side, {}).get(strategy)
+                if own is None:
+                    continue
+                ref = _final_at(by_side[side].get("random"), budget)
+                final = _final_at(own, budget)
                 need = None if ref is None else labels_to_reach(own["labels"], own["mean"], ref)
-                per_seed[seed] = {"final": own["mean"][-1] if done else None,
-                                  "random_at_budget": ref,
+                per_seed[seed] = {"final": final, "random_at_budget": ref,
                                   # None: not reached (yet, when the curve is unfinished)
-                                  "labels_to_reach_random": need, "at_budget": done}
+                                  "labels_to_reach_random": need, "at_budget": final is not None}
             side_out["strategies"][strategy] = {
                 **c,
                 "auc": area_under_curve(c["labels"], c["mean"]),
@@ -113,8 +112,8 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
     return summary
 
 
-def _seed_reading(c: dict, budget: int) -> str:
-    """Per seed: labels to reach random's F1 of the same seed, e.g. ``s1 762, s2 >1000``."""
+def _seed_reading(c: dict) -> str:
+    """Per seed: labels to reach random's F1 of the same seed, e.g. ``s1 762, s2 running``."""
     parts = []
     for seed, p in sorted(c["per_seed"].items()):
         if p["random_at_budget"] is None:
@@ -166,12 +165,13 @@ def markdown(summary: dict, budget: int, header: str = "", target_saving: float 
             at_budget = ", ".join(str(k) for k, p in sorted(c["per_seed"].items())
                                   if p["at_budget"]) or "none"
             lines.append(f"| {name} | {last} | {c['labels'][-1] if c['labels'] else '–'} | {auc} "
-                         f"| {need} | {save} | {_seed_reading(c, budget)} | {at_budget} "
+                         f"| {need} | {save} | {_seed_reading(c)} | {at_budget} "
                          f"| {'yes' if c['complete'] else 'no'} |")
         counts = sorted({n for c in s["strategies"].values() for n in c["labels"]})
         lines.append("")
         lines.append("Mean F1 over the target languages at each label count (mean over the "
-                     "seeds that got there; `(n=k)` marks a point fewer seeds have reached than started):\n")
+                     "seeds that got there; `(n=k)` marks a point fewer seeds have reached than "
+                     "started):\n")
         lines.append("| strategy | " + " | ".join(str(n) for n in counts) + " |")
         lines.append("|---|" + "---|" * len(counts))
         for name, c in sorted(s["strategies"].items()):

@@ -256,7 +256,7 @@ class Benchmark:
             self.run_cell(system, lang, seed)
             if not self.args.smoke:
                 (write_table if self.args.slice == "report" else write_tuning_table)(
-                    ResultLog(self.args.results, ()).rows, self.args)
+                    self.log.rows, self.args)
 
 
 #: same-seed differences the report prints: (system, baseline, what the difference measures)
@@ -276,32 +276,24 @@ def same_seed_differences(rows: list[dict], args) -> list[dict]:
     """Each of :data:`COMPARISONS` on the translated mean, and source only + KD against
     source only on every zero-shot target: F1 points per seed both systems have (the same
     seed means the same source sample order and head initialisation), and their mean."""
-    per_lang: dict[tuple[str, int], dict[str, float]] = {}
-    for r in rows:
-        per_lang.setdefault((r["system"], r["seed"]), {}).update(
-            _scores(r, [*args.translated, *args.zero_shot]))
+    systems = {r["system"] for r in rows}
+    translated = {s: translated_mean_per_seed(rows, s, args.translated) for s in systems}
     out = []
 
-    def add(system: str, baseline: str, column: str, what: str, get) -> None:
-        seeds = sorted({seed for (s, seed) in per_lang if s == system}
-                       & {seed for (s, seed) in per_lang if s == baseline})
-        diffs = {seed: 100 * (get(system, seed) - get(baseline, seed)) for seed in seeds
-                 if get(system, seed) is not None and get(baseline, seed) is not None}
+    def add(system: str, baseline: str, column: str, what: str, per_seed: dict) -> None:
+        ours, theirs = per_seed.get(system, {}), per_seed.get(baseline, {})
+        diffs = {seed: 100 * (ours[seed] - theirs[seed])
+                 for seed in sorted(set(ours) & set(theirs))}
         if diffs:
             out.append({"system": system, "baseline": baseline, "column": column, "what": what,
                         "per_seed": diffs, "mean": sum(diffs.values()) / len(diffs)})
 
-    def translated(system: str, seed: int) -> float | None:
-        scores = per_lang.get((system, seed), {})
-        if not all(lang in scores for lang in args.translated):
-            return None
-        return sum(scores[lang] for lang in args.translated) / len(args.translated)
-
     for system, baseline, what in COMPARISONS:
         add(system, baseline, "mean (translated)", what, translated)
     for lang in args.zero_shot:
-        add("source_only_kd", "source_only", lang, "what KD adds on a zero-shot target",
-            lambda system, seed, lang=lang: per_lang.get((system, seed), {}).get(lang))
+        on_lang = {s: {r["seed"]: f1 for r in rows if r["system"] == s
+                       for f1 in _scores(r, [lang]).values()} for s in systems}
+        add("source_only_kd", "source_only", lang, "what KD adds on a zero-shot target", on_lang)
     return out
 
 
@@ -344,8 +336,6 @@ def write_table(rows: list[dict], args) -> None:
                                 f"{d['mean']:+.1f}"] for d in differences]), ""]
     (RESULTS / "quality.md").write_text("\n".join(md))
     _plot(summary, cols)
-
-
 
 
 def write_tuning_table(rows: list[dict], args) -> None:

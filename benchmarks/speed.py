@@ -515,7 +515,8 @@ def _measures_markdown(name: str, r: dict) -> list[str]:
     p = r["provenance"]
     where = f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}."
     return [f"## {name}", "", where, "",
-            markdown_table(["measure", "value"], [[k, v] for k, v in r.items() if k != "provenance"]), ""]
+            markdown_table(["measure", "value"],
+                           [[k, v] for k, v in r.items() if k != "provenance"]), ""]
 
 
 def _predict_markdown(r: dict) -> list[str]:

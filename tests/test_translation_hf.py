@@ -57,7 +57,8 @@ def sentences():
                                  ["O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"]),
             Sentence.from_tokens("h2", "en", ["Anna", "met", "Bob", "in", "Paris", "."],
                                  ["B-PER", "O", "B-PER", "O", "B-LOC", "O"]),
-            Sentence.from_tokens("h3", "en", ["The", "house", "is", "big", "."], ["O", "O", "O", "O", "O"])]
+            Sentence.from_tokens("h3", "en", ["The", "house", "is", "big", "."],
+                                 ["O", "O", "O", "O", "O"])]
 
 
 def test_tiny_marian_translates_in_batches_with_cache(marian_dir):

@@ -66,7 +66,8 @@ def _one_of(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstrai
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+    type_annotation_map: ClassVar = {datetime: UTCDateTime, dict[str, Any]: sa.JSON,
+                                     list[Any]: sa.JSON}
 
 
 class Project(Base):

@@ -55,13 +55,16 @@ MAX_GAP_TOKENS = 3
 
 #: Function words that may sit between two pieces of one entity (rule 2), per language.
 FUNCTION_WORDS: dict[str, frozenset[str]] = {
-    "es": frozenset(["de", "del", "la", "el", "los", "las", "y", "e", "en", "a", "al", "da", "do", "das", "dos"]),
+    "es": frozenset(["de", "del", "la", "el", "los", "las", "y", "e", "en", "a", "al", "da",
+                     "do", "das", "dos"]),
     "ca": frozenset(["de", "del", "la", "el", "els", "les", "i", "a", "al", "d", "l"]),
     "gl": frozenset(["de", "do", "da", "dos", "das", "e", "a", "o", "os", "as"]),
     "pt": frozenset(["de", "do", "da", "dos", "das", "e", "a", "o", "os", "as", "em", "no", "na"]),
     "fr": frozenset(["de", "du", "des", "la", "le", "les", "et", "à", "au", "aux", "d", "l"]),
-    "it": frozenset(["di", "del", "della", "dei", "degli", "delle", "la", "il", "lo", "e", "a", "al"]),
-    "de": frozenset(["der", "die", "das", "des", "dem", "den", "von", "vom", "zu", "zur", "zum", "und", "in", "im", "am"]),
+    "it": frozenset(["di", "del", "della", "dei", "degli", "delle", "la", "il", "lo", "e", "a",
+                     "al"]),
+    "de": frozenset(["der", "die", "das", "des", "dem", "den", "von", "vom", "zu", "zur", "zum",
+                     "und", "in", "im", "am"]),
     "nl": frozenset(["de", "het", "van", "der", "den", "en", "in", "op"]),
     "en": frozenset(["of", "the", "and", "in", "on", "at", "for"]),
 }
