@@ -98,6 +98,7 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
                 final = _final_at(own, budget)
                 need = None if ref is None else labels_to_reach(own["labels"], own["mean"], ref)
                 per_seed[seed] = {"final": final, "random_at_budget": ref,
+                                  "auc": area_under_curve(own["labels"], own["mean"]),
                                   # None: not reached (yet, when the curve is unfinished)
                                   "labels_to_reach_random": need, "at_budget": final is not None}
             side_out["strategies"][strategy] = {

@@ -92,9 +92,21 @@ class ResultLog:
             text = self.path.read_text(encoding="utf-8")
             # a line another process is still writing has no newline yet: leave it for later
             complete = text[: text.rfind("\n") + 1]
-            self._rows = [json.loads(line) for line in complete.splitlines() if line.strip()]
+            self._rows = [self._parse(n, line) for n, line in enumerate(complete.splitlines(), 1)
+                          if line.strip()]
             self._seen = (stat.st_size, stat.st_mtime_ns) if complete == text else None
         return self._rows
+
+    def _parse(self, number: int, line: str) -> dict:
+        try:
+            row = json.loads(line)
+            problem = None if isinstance(row, dict) else "is not a JSON object"
+        except json.JSONDecodeError as exc:
+            row, problem = None, f"is not a JSON row ({exc.msg})"
+        if problem:
+            raise ValueError(f"{self.path} line {number} {problem}; fix or delete that line "
+                             "(the other rows are kept) and run again")
+        return row
 
     def key(self, row: dict) -> tuple:
         return tuple(row.get(k) for k in self.key_fields)

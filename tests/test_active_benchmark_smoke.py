@@ -63,7 +63,10 @@ def test_report_reads_each_seed_against_its_own_random_curve_and_states_the_verd
     summary = summarise(rows, budget=1000, seeds=[1, 2])
     mnlp = summary["source"]["strategies"]["mnlp"]
     assert mnlp["per_seed"][1]["labels_to_reach_random"] == pytest.approx(550.0)
+    # seed 1's own area: (0.3*450 + 0.55*450) / 900
+    assert mnlp["per_seed"][1]["auc"] == pytest.approx((0.3 + 0.55) / 2)
     assert mnlp["per_seed"][2] == {"final": None, "random_at_budget": pytest.approx(0.7),
+                                   "auc": pytest.approx((0.1 + 0.45) / 2),
                                    "labels_to_reach_random": None, "at_budget": False}
     text = markdown(summary, 1000)
     assert "s1 550, s2 running" in text

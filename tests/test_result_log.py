@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.common import ResultLog
 
 
@@ -30,3 +32,15 @@ def test_a_line_still_being_written_is_not_read_yet(tmp_path):
     path.write_text(whole + "\n" + json.dumps({"system": "b", "seed": 1}) + "\n",
                     encoding="utf-8")
     assert [r["system"] for r in log.rows] == ["a", "b"]
+
+
+def test_a_broken_line_names_the_file_and_line_and_leaves_the_file_alone(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    text = json.dumps({"system": "a", "seed": 1}) + "\n{not json\n[1, 2]\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rows\.jsonl line 2 is not a JSON row"):
+        _ = ResultLog(path, ("system", "seed")).rows
+    path.write_text(json.dumps({"system": "a", "seed": 1}) + "\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"line 2 is not a JSON object"):
+        ResultLog(path, ("system", "seed")).done(system="a", seed=1)
+    assert path.read_text(encoding="utf-8").count("\n") == 2  # nothing was rewritten
