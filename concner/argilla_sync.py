@@ -57,10 +57,13 @@ class DatasetSync:
         return msg
 
 
-def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, float], str | None]:
-    """Active model's predictions by sentence row id, their push priority by sentence row
-    id (the active-learning score of ``active.strategy`` stored by the pool prediction, or
-    the uncertainty when there is none; higher first), and the version name (``v3``)."""
+def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, tuple], str | None]:
+    """Active model's predictions by sentence row id, their push order key by sentence row
+    id (:func:`~concner.store.models.ask_order_key`: the order of ``active.strategy``
+    stored by the pool prediction, else its score, else the uncertainty; smallest first),
+    and the version name (``v3``)."""
+    from concner.store.models import ask_order_key
+
     mv = store.active_model_version(project)
     if mv is None:
         return {}, {}, None
@@ -69,7 +72,7 @@ def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, 
         spans = [Span(int(d["start"]), int(d["end"]), d["label"], d.get("score"))
                  for d in row.spans]
         preds[row.sentence_id] = Prediction(spans, row.uncertainty)
-        priority[row.sentence_id] = row.uncertainty if row.al_score is None else row.al_score
+        priority[row.sentence_id] = ask_order_key(row.al_rank, row.al_score, row.uncertainty)
     return preds, priority, f"v{mv.version}"
 
 
@@ -104,7 +107,7 @@ def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schem
                                        else ({}, {}, None))
     preds = {s.id: preds_by_row[s.meta["db_id"]] for s in todo if s.meta["db_id"] in preds_by_row}
     todo.sort(key=lambda s: (s.meta["db_id"] not in priority,
-                             -priority.get(s.meta["db_id"], 0.0), s.id))
+                             priority.get(s.meta["db_id"], ()), s.id))
     report = DatasetSync(name)
     pushed = io.push(name, todo, preds, model_version=version, max_new=push_limit or None)
     report.pushed, report.skipped_answered = pushed.created + pushed.updated, pushed.skipped_answered

@@ -124,6 +124,9 @@ class ActiveConfig:
     mc_passes: int = 8
     diversity_candidates: int = 5  # candidates considered = factor x batch size
     diversity_base: str = "mnlp"  # uncertainty strategy that ranks the diversity candidates
+    #: the diversity strategy orders this many pool sentences batch by batch (a k-means per
+    #: batch); the rest follow by the base strategy's score
+    diversity_order_limit: int = 1000
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,7 @@ def validate(config: Config) -> None:
     need(config.data.train_sample >= 0 and config.data.dev_max_sentences >= 0,
          "data.train_sample/dev_max_sentences", "must be >= 0 (0 = all)")
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
+    need(a.diversity_order_limit >= 0, "active.diversity_order_limit", "must be >= 0")
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
     need(s.heartbeat_seconds > 0, "services.heartbeat_seconds", "must be > 0")

@@ -203,6 +203,19 @@ class Predictor:
     def predict(self, sentences: Sequence[Sentence]) -> list[Prediction]:
         """One :class:`Prediction` per sentence, in input order."""
         flat, bounds, _ = self._run(sentences, mc_dropout=False, embeddings=False)
+        return self._predictions(sentences, flat, bounds)
+
+    def predict_with_embeddings(self, sentences: Sequence[Sentence]
+                                ) -> tuple[list[Prediction], np.ndarray]:
+        """:meth:`predict` and :meth:`sentence_embeddings` ``[N, H]`` from one pass (what
+        the diversity strategy needs after a pool prediction, without a second pass)."""
+        flat, bounds, emb = self._run(sentences, mc_dropout=False, embeddings=True)
+        return self._predictions(sentences, flat, bounds), emb
+
+    def _predictions(self, sentences: Sequence[Sentence], flat: np.ndarray,
+                     bounds: np.ndarray) -> list[Prediction]:
+        """``flat`` ``[total words, C]`` probabilities, sentence ``i``'s rows
+        ``bounds[i]:bounds[i + 1]`` -> one :class:`Prediction` per sentence."""
         # per-word figures for all sentences at once: [total words]
         top = flat.max(axis=-1, initial=0.0)
         entropy = -(flat * np.log(np.clip(flat, 1e-12, 1.0))).sum(axis=-1)

@@ -398,9 +398,12 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
     """Predict every unlabelled target sentence with the active model, score the pool with
     the project's ``active.strategy`` (:func:`concner.active.ranking.rank_pool`; the
     stage-1 teacher saved with the model serves the teacher/student strategy), and store
-    tags, spans, uncertainty (mean word entropy) and the strategy's score per sentence.
+    tags, spans, uncertainty (mean word entropy) and the strategy's score and rank (its
+    order to ask people) per sentence.
     On success ``ctx.after_predict`` runs (the worker queues the Argilla sync)."""
-    from concner.active.ranking import needs_teacher, rank_pool
+    import numpy as np
+
+    from concner.active.ranking import needs_representations, needs_teacher, rank_pool
     from concner.inference import Predictor
 
     store = ctx.store
@@ -415,9 +418,16 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
         tc = ctx.config.training
         predictor = Predictor(bundle, batch_size=tc.eval_batch_size, device=tc.device)
         progress.stage("predict", total=len(pool))
-        preds = []
+        # the diversity strategy clusters sentence embeddings: take them from this pass
+        with_embeddings = needs_representations(active)
+        preds, embeddings = [], []
         for start in range(0, len(pool), chunk):
-            preds += predictor.predict(pool[start:start + chunk])
+            if with_embeddings:
+                part, emb = predictor.predict_with_embeddings(pool[start:start + chunk])
+                embeddings.append(emb)
+            else:
+                part = predictor.predict(pool[start:start + chunk])
+            preds += part
             progress.state.update(step=len(preds))
             progress._write(force=True)
         ranking = None
@@ -426,13 +436,16 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
             teacher = ctx.registry.load_teacher(mv) if needs_teacher(active) else None
             ranking = rank_pool(predictor, pool, preds, active, seed=tc.seed, teacher=None
                                 if teacher is None else Predictor(teacher, tc.eval_batch_size,
-                                                                  tc.device))
+                                                                  tc.device),
+                                representations=np.concatenate(embeddings)
+                                if embeddings else None)
             if ranking.note:
                 progress.log(ranking.note)
         store.save_predictions(mv.id, [
             (s.meta["db_id"], list(p.tags),
              [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
-              for sp in p.spans], float(p.mean_entropy), ranking.scores[s.id])
+              for sp in p.spans], float(p.mean_entropy), ranking.scores[s.id],
+             ranking.ranks[s.id])
             for s, p in zip(pool, preds)], strategy=ranking.strategy if ranking else None)
         progress.log(f"predicted {len(pool)} sentences with v{mv.version}"
                      + (f", ranked by {ranking.strategy}" if ranking else ""))

@@ -72,7 +72,7 @@ page_size = 50
 for r in shown[:page_size]:
     meta = f"`{r.sentence.id}` · {r.sentence.lang} · uncertainty {r.uncertainty:.3f}"
     if how == "strategy" and r.al_score is not None:
-        meta += f" · {r.al_strategy} {r.al_score:.3f}"
+        meta += f" · {r.al_strategy} {r.al_score:.3f}" + (f" #{r.al_rank}" if r.al_rank else "")
     if r.model_version != active.version:
         meta += f" · model v{r.model_version}"
     if r.corrected is not None:

@@ -244,6 +244,39 @@ def test_diversity_never_wastes_a_place_on_an_empty_sentence():
     assert ids(Diversity(base="mnlp", factor=5).select(out, 4))[-1] == "e"
 
 
+def test_diversity_order_is_one_diverse_batch_after_another():
+    out = three_cluster_pool()
+    div = Diversity(base="mnlp", factor=5)
+    order = div.order(out, 3)
+    # each batch of 3 takes one sentence per cluster: the best left of a, b and c
+    assert order[:3] == ["a0", "b0", "c0"] and order[3:6] == ["a1", "b1", "c1"]
+    assert order[:3] == ids(div.select(out, 3))
+    assert order[3:6] == ids(div.select(out, 3, exclude=set(order[:3])))
+    assert sorted(order) == sorted(out.sentence_ids)  # the whole pool, each sentence once
+    # plain uncertainty would ask for the whole of cluster a first
+    assert get_strategy("mnlp").order(out, 3)[:5] == ["a0", "a1", "a2", "a3", "a4"]
+
+
+def test_diversity_order_limit_leaves_the_rest_in_base_score_order():
+    out = three_cluster_pool()
+    order = Diversity(base="mnlp", factor=5).order(out, 3, limit=4)
+    assert order[:3] == ["a0", "b0", "c0"]
+    rest = [sid for sid in ids(get_strategy("mnlp").select(out, 15)) if sid not in order[:4]]
+    assert order[4:] == rest and len(order) == 15 == len(set(order))
+    with pytest.raises(ConfigError, match="batch_size"):
+        Diversity().order(out, 0)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_order_starts_with_select_and_covers_the_pool_once(name):
+    out = random_pool(40, seed=5)
+    strategy = get_strategy(name)
+    order = strategy.order(out, 8, seed=3)
+    assert sorted(order) == sorted(out.sentence_ids)
+    assert order[:8] == ids(strategy.select(out, 8, seed=3))
+    assert order == strategy.order(out, 8, seed=3)
+
+
 # ---------------------------------------------------------------------------------------
 # contract of select() for every strategy
 
@@ -393,6 +426,15 @@ def test_score_pool_runs_a_tiny_model(tmp_path):
     div = score_pool(predictor, pool, "diversity", mc_passes=3)
     assert div.representations.shape[0] == 12 and div.mc_samples is None
     assert len(get_strategy("diversity").select(div, 4)) == 4
+    # embeddings from the prediction pass are used as they are, with no second pass
+    preds, emb = predictor.predict_with_embeddings(pool)
+    predictor.sentence_embeddings = None  # calling it would fail
+    given = score_pool(predictor, pool, "diversity", mc_passes=3, representations=emb,
+                       word_probs=[p.word_probs for p in preds])
+    np.testing.assert_allclose(given.representations, div.representations, atol=1e-5)
+    with pytest.raises(ConfigError, match="representations"):
+        score_pool(predictor, pool, "diversity", mc_passes=3, representations=emb[:5])
+    del predictor.sentence_embeddings
 
     ts = score_pool(predictor, pool, "teacher_student", mc_passes=3,
                     teacher=Predictor(teacher, batch_size=4, device="cpu"))

@@ -232,6 +232,21 @@ def test_device_choice():
             resolve_device("cuda")
 
 
+def test_predict_with_embeddings_is_predict_plus_embeddings_in_one_pass(bundle, monkeypatch):
+    sentences = _corpus(25, seed=4)
+    predictor = Predictor(bundle, batch_size=4, device="cpu")
+    expected, expected_emb = predictor.predict(sentences), predictor.sentence_embeddings(sentences)
+    calls = []
+    run = predictor._run
+    monkeypatch.setattr(predictor, "_run", lambda *a, **k: calls.append(k) or run(*a, **k))
+    got, emb = predictor.predict_with_embeddings(sentences)
+    assert len(calls) == 1 and calls[0]["embeddings"] is True
+    assert emb.shape == (len(sentences), bundle.model.hidden_size)
+    np.testing.assert_allclose(emb, expected_emb, atol=1e-5)
+    for a, b in zip(got, expected):
+        assert a.tags == b.tags and np.allclose(a.word_probs, b.word_probs, atol=1e-6)
+
+
 def test_batch_size_must_be_positive(bundle):
     with pytest.raises(ConfigError, match="batch size"):
         Predictor(bundle, batch_size=0)

@@ -60,6 +60,8 @@ def test_upgrade_from_0001_keeps_runs_metrics_and_links(db_url):
         with store.engine.connect() as c:
             links = c.execute(sa.text("SELECT lang FROM translation_links")).all()
         assert links == [("de",)]  # the language was filled in from the sentence
+        # 0005: predictions carry the active-learning order
+        assert "al_rank" in {c["name"] for c in sa.inspect(store.engine).get_columns("predictions")}
         run_id, created = store.request_run("p", kind="translate")
         assert created and store.get_run(run_id).kind == "translate"
     finally:

@@ -87,6 +87,32 @@ def test_predict_stores_the_configured_strategys_scores_in_its_order(store, tmp_
     assert mnlp_order != expected_order or len(set(scores.values())) == 1
 
 
+def test_diversity_stores_batches_in_rank_order_and_the_sync_pushes_them_so(store, tmp_path,
+                                                                           encoder):
+    training = _training("diversity")
+    training["active"] = {**training["active"], "batch_size": 4}
+    make_project(store, "p", encoder, n_pool=16, training=training)
+    ctx = _ctx(store, tmp_path)
+    _retrain_and_predict(ctx)
+    bundle, mv = ctx.registry.load_active("p")
+    pool = take_snapshot(store, "p").unlabelled_target
+    strategy = get_strategy("diversity")
+    outputs = score_pool(Predictor(bundle, device="cpu"), pool, strategy, mc_passes=3,
+                         seed=ctx.config.training.seed)
+    expected = strategy.order(outputs, 4, seed=ctx.config.training.seed)
+    ids = {s.meta["db_id"]: s.id for s in store.sentences("p", role="target")}
+    rows = store.predictions(mv.id)
+    assert {r.al_strategy for r in rows} == {"diversity/mnlp"}
+    by_rank = [ids[r.sentence_id] for r in sorted(rows, key=lambda r: r.al_rank)]
+    assert by_rank == expected and sorted(r.al_rank for r in rows) == list(range(1, 17))
+    # the stored scores are the base strategy's, whose order is not the diverse one
+    by_score, _, _ = _stored_order(store, mv.id)
+    assert by_score != by_rank
+    io = RecordingIO()
+    sync_project(store, "p", io)
+    assert io.pushed["p-target-de"] == by_rank
+
+
 def test_teacher_student_uses_the_saved_stage1_teacher(store, tmp_path, encoder):
     make_project(store, "p", encoder, n_pool=12, training=_training("teacher_student", kd=True))
     ctx = _ctx(store, tmp_path)

@@ -32,6 +32,7 @@ def score_pool(
     teacher: Predictor | None = None,
     seed: int = 0,
     word_probs: Sequence[np.ndarray] | None = None,
+    representations: np.ndarray | None = None,
 ) -> PoolOutputs:
     """Run the model(s) over ``sentences`` and collect what ``strategy`` needs.
 
@@ -46,6 +47,9 @@ def score_pool(
             afterwards), so the same pool and seed give the same samples.
         word_probs: per sentence ``[n_words, C]`` probabilities ``predictor`` already gave
             (``Prediction.word_probs``); skips the deterministic pass.
+        representations: ``[N, H]`` sentence embeddings ``predictor`` already gave
+            (:meth:`~concner.inference.Predictor.predict_with_embeddings`); skips the
+            representation pass of the diversity strategy.
 
     Returns:
         :class:`PoolOutputs` with ``word_probs`` always, and ``mc_samples [K, n, C]``,
@@ -73,7 +77,13 @@ def score_pool(
             torch.manual_seed(seed)
             passes = [predictor.word_probs(sentences, mc_dropout=True) for _ in range(mc_passes)]
         mc_samples = [np.stack([p[i] for p in passes]) for i in range(len(sentences))]
-    representations = predictor.sentence_embeddings(sentences) if strat.needs_representations else None
+    if not strat.needs_representations:
+        representations = None
+    elif representations is None:
+        representations = predictor.sentence_embeddings(sentences)
+    elif len(representations) != len(sentences):
+        raise ConfigError(f"{len(representations)} sentence representations for "
+                          f"{len(sentences)} pool sentences")
     teacher_probs = teacher.word_probs(sentences) if strat.needs_teacher else None
     return PoolOutputs(
         sentence_ids=[s.id for s in sentences],

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from concner.active.pool import score_pool
 from concner.active.strategies import MNLP, Strategy, get_strategy
 from concner.config import ActiveConfig
@@ -27,6 +29,11 @@ log = logging.getLogger("concner.active")
 def needs_teacher(config: ActiveConfig) -> bool:
     """Whether ``active.strategy`` (or the diversity strategy's base) needs a teacher."""
     return get_strategy(config.strategy, config).needs_teacher
+
+
+def needs_representations(config: ActiveConfig) -> bool:
+    """Whether ``active.strategy`` clusters sentence representations (diversity)."""
+    return get_strategy(config.strategy, config).needs_representations
 
 
 def resolve_strategy(config: ActiveConfig, *, have_teacher: bool) -> tuple[Strategy, str | None]:
@@ -45,27 +52,37 @@ def resolve_strategy(config: ActiveConfig, *, have_teacher: bool) -> tuple[Strat
 @dataclass(frozen=True)
 class PoolRanking:
     """``strategy``: the name of the strategy that scored; ``scores``: sentence id -> score
-    (higher = ask a person first); ``note``: why the configured strategy was replaced."""
+    (higher = more informative); ``ranks``: sentence id -> position in the order to ask
+    people (1 = first; :meth:`Strategy.order`, which differs from the score order for the
+    diversity strategy); ``note``: why the configured strategy was replaced."""
 
     strategy: str
     scores: dict[str, float]
+    ranks: dict[str, int]
     note: str | None = None
 
 
 def rank_pool(predictor: Predictor, sentences: Sequence[Sentence],
               predictions: Sequence[Prediction], config: ActiveConfig, *,
-              teacher: Predictor | None = None, seed: int = 0) -> PoolRanking:
+              teacher: Predictor | None = None, seed: int = 0,
+              representations: np.ndarray | None = None) -> PoolRanking:
     """Score every pool sentence with the strategy :func:`resolve_strategy` picks.
 
     ``predictions`` are ``predictor``'s predictions of ``sentences`` (same order); their
     ``word_probs [n_words, C]`` are reused, so only the extra passes a strategy needs run
-    (MC dropout, representations, the teacher). The diversity strategy stores its base
-    strategy's scores (clustering picks a batch, not a score per sentence).
+    (MC dropout, representations unless given ``[N, H]``, the teacher). The diversity
+    strategy's scores are its base strategy's (clustering picks a batch, not a score per
+    sentence); its ``ranks`` are the diverse batches of ``config.batch_size``, one after
+    another.
     """
     strategy, note = resolve_strategy(config, have_teacher=teacher is not None)
     outputs = score_pool(predictor, sentences, strategy, mc_passes=config.mc_passes,
                          teacher=teacher, seed=seed,
-                         word_probs=[p.word_probs for p in predictions])
+                         word_probs=[p.word_probs for p in predictions],
+                         representations=representations)
     scores = strategy.scores(outputs, seed=seed)
+    order = strategy.order(outputs, config.batch_size, seed=seed,
+                           limit=config.diversity_order_limit)
     name = strategy.name if strategy.name != "diversity" else f"diversity/{strategy.base.name}"
-    return PoolRanking(name, {sid: float(x) for sid, x in zip(outputs.sentence_ids, scores)}, note)
+    return PoolRanking(name, {sid: float(x) for sid, x in zip(outputs.sentence_ids, scores)},
+                       {sid: i + 1 for i, sid in enumerate(order)}, note)

@@ -72,6 +72,15 @@ class Strategy(ABC):
         """The ``k`` best sentences not in ``exclude``, best first."""
         return rank(outputs, self.scores(outputs, seed=seed), k, exclude)
 
+    def order(self, outputs: PoolOutputs, batch_size: int, *, seed: int = 0,
+              limit: int | None = None) -> list[str]:
+        """Every pool sentence id in the order to ask people, as consecutive batches of
+        ``batch_size``: the first batch is ``select(outputs, batch_size)``, the next one is
+        the best of the rest, and so on. For a strategy that scores sentences one by one
+        this is simply the score order; ``limit`` matters only to strategies that pick
+        batches as a whole (see :class:`Diversity`)."""
+        return [s.sentence_id for s in self.select(outputs, len(outputs), seed=seed)]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -206,10 +215,38 @@ class Diversity(Strategy):
 
     def select(self, outputs: PoolOutputs, k: int, *, exclude: AbstractSet[str] = frozenset(),
                seed: int = 0) -> list[Selection]:
+        return self._select(outputs, self.scores(outputs, seed=seed), k, exclude, seed)
+
+    def order(self, outputs: PoolOutputs, batch_size: int, *, seed: int = 0,
+              limit: int | None = None) -> list[str]:
+        """Batch after batch of ``batch_size`` diverse picks (each batch clustered among the
+        most uncertain of the sentences not picked yet) until ``limit`` sentences are
+        ordered (``None``: the whole pool); the rest follow by the base strategy's score.
+
+        Each batch is what :meth:`select` would pick with the earlier batches excluded, so
+        a person who takes the first ``batch_size`` sentences gets exactly the benchmarked
+        diverse batch. Cost: one k-means over ``factor x batch_size`` candidates a batch.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"active.batch_size must be a whole number >= 1, got {batch_size!r}")
+        scores = self.scores(outputs, seed=seed)
+        n = len(outputs) if limit is None else min(max(limit, 0), len(outputs))
+        ordered: list[str] = []
+        taken: set[str] = set()
+        while len(ordered) < n:
+            batch = self._select(outputs, scores, min(batch_size, n - len(ordered)), taken, seed)
+            if not batch:
+                break
+            ordered += [s.sentence_id for s in batch]
+            taken.update(s.sentence_id for s in batch)
+        return ordered + [s.sentence_id for s in rank(outputs, scores, len(outputs), taken)]
+
+    def _select(self, outputs: PoolOutputs, scores: np.ndarray, k: int,
+                exclude: AbstractSet[str], seed: int) -> list[Selection]:
         if outputs.representations is None:
             raise ConfigError("strategy 'diversity' needs sentence representations: build the "
                               "pool outputs with score_pool(..., strategy='diversity')")
-        candidates = rank(outputs, self.scores(outputs, seed=seed), self.factor * k, exclude)
+        candidates = rank(outputs, scores, self.factor * k, exclude)
         index = {sid: i for i, sid in enumerate(outputs.sentence_ids)}
         lengths = outputs.lengths
         # empty sentences rank last and are never clustered: they only fill a short pool

@@ -233,6 +233,17 @@ class ModelVersion(Base):
     deleted_at: Mapped[datetime | None] = mapped_column()
 
 
+def ask_order_key(al_rank: int | None, al_score: float | None, uncertainty: float) -> tuple:
+    """Sort key of a stored prediction, smallest = ask a person first: by the strategy's
+    order (``al_rank``) when it has one, else by its score, highest first, else (never
+    scored) by uncertainty, highest first. Break remaining ties by sentence id yourself."""
+    if al_rank is not None:
+        return (0, al_rank)
+    if al_score is not None:
+        return (1, -al_score)
+    return (2, -uncertainty)
+
+
 class PredictionRow(Base):
     __tablename__ = "predictions"
     __table_args__ = (sa.UniqueConstraint("sentence_id", "model_version_id"),)
@@ -246,6 +257,9 @@ class PredictionRow(Base):
     #: active-learning score of ``al_strategy`` (higher = ask a person first), or None
     al_score: Mapped[float | None] = mapped_column()
     al_strategy: Mapped[str | None] = mapped_column(sa.String(32))
+    #: position in ``al_strategy``'s order to ask people (1 = first), or None; differs from
+    #: the ``al_score`` order for the diversity strategy, which picks whole batches
+    al_rank: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

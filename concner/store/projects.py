@@ -320,7 +320,8 @@ class ProjectRepository:
         """Replace this model version's predictions for the given sentences.
 
         ``rows`` are ``(sentence_db_id, tags, spans as dicts, uncertainty)``, or with a
-        fifth item, the active-learning score of ``strategy`` (higher = ask first).
+        fifth item, the active-learning score of ``strategy`` (higher = more informative),
+        and a sixth, the sentence's position in the strategy's order (1 = ask first).
         """
         with self.write() as s:
             ids = [r[0] for r in rows]
@@ -331,7 +332,8 @@ class ProjectRepository:
             s.add_all([PredictionRow(sentence_id=r[0], model_version_id=model_version_id,
                                      tags=list(r[1]), spans=list(r[2]), uncertainty=float(r[3]),
                                      al_score=None if len(r) < 5 or r[4] is None else float(r[4]),
-                                     al_strategy=strategy if len(r) >= 5 else None)
+                                     al_strategy=strategy if len(r) >= 5 else None,
+                                     al_rank=None if len(r) < 6 or r[5] is None else int(r[5]))
                        for r in rows])
         return len(rows)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from concner.labels import Span
 from concner.sentence import Sentence
+from concner.store.models import ask_order_key
 
 SORTS = {
     "strategy": "active-learning order (most informative first)",
@@ -27,6 +28,7 @@ class ReviewRow:
     model_version: int | None = None  # the version that made this prediction
     al_score: float | None = None  # active-learning score (higher = ask first), if scored
     al_strategy: str | None = None  # the strategy that gave ``al_score``
+    al_rank: int | None = None  # position in that strategy's order to ask (1 = first)
 
     @property
     def labels(self) -> set[str]:
@@ -57,7 +59,7 @@ def review_rows(sentences: Sequence[Sentence],
             corrected = list(s.tags) if s.tags is not None else None
             taken[p.sentence_id] = ReviewRow(s, list(p.tags), spans_from_dicts(p.spans),
                                              float(p.uncertainty), corrected, version,
-                                             p.al_score, p.al_strategy)
+                                             p.al_score, p.al_strategy, p.al_rank)
     return list(taken.values())
 
 
@@ -96,11 +98,12 @@ def filter_rows(rows: Sequence[ReviewRow], *, langs: Sequence[str] | None = None
 
 
 def sort_rows(rows: Sequence[ReviewRow], how: str) -> list[ReviewRow]:
-    """``strategy``: by active-learning score, highest first (rows without one last, by
-    uncertainty), ties by sentence id; or by uncertainty, confidence or id."""
+    """``strategy``: in the active-learning order (:func:`ask_order_key`: the strategy's
+    rank, else its score, else uncertainty), ties by sentence id; or by uncertainty,
+    confidence or id."""
     if how == "strategy":
-        return sorted(rows, key=lambda r: (r.al_score is None, -(r.al_score or 0.0),
-                                           -r.uncertainty, r.sentence.id))
+        return sorted(rows, key=lambda r: (ask_order_key(r.al_rank, r.al_score, r.uncertainty),
+                                           r.sentence.id))
     if how == "uncertainty":
         return sorted(rows, key=lambda r: (-r.uncertainty, r.sentence.id))
     if how == "confidence":
