@@ -77,7 +77,10 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
     Two readings of "labels to reach random": ``labels_to_reach_random`` compares the curves
     averaged over seeds; ``per_seed`` compares each seed's curve with random's curve of the
     same seed (same initial model and pool), which removes the spread between seeds that
-    the averaged reading still carries. ``complete``: every seed in ``seeds`` reached the
+    the averaged reading still carries. ``auc_vs_random``: the area under a seed's curve
+    minus the area under random's curve of the same seed, averaged over the seeds where
+    both reached the budget (fair when strategies have run different seeds, and steady
+    when the curves are flat at the end). ``complete``: every seed in ``seeds`` reached the
     budget.
     """
     seed_curves = {seed: curves([r for r in rows if r["seed"] == seed])
@@ -97,13 +100,21 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
                 ref = _final_at(by_side[side].get("random"), budget)
                 final = _final_at(own, budget)
                 need = None if ref is None else labels_to_reach(own["labels"], own["mean"], ref)
-                per_seed[seed] = {"final": final, "random_at_budget": ref,
-                                  "auc": area_under_curve(own["labels"], own["mean"]),
+                auc = area_under_curve(own["labels"], own["mean"])
+                random_curve = by_side[side].get("random")
+                # areas are compared only over the same, whole label range
+                paired = (None if final is None or ref is None else
+                          auc - area_under_curve(random_curve["labels"], random_curve["mean"]))
+                per_seed[seed] = {"final": final, "random_at_budget": ref, "auc": auc,
+                                  "auc_vs_random": paired,
                                   # None: not reached (yet, when the curve is unfinished)
                                   "labels_to_reach_random": need, "at_budget": final is not None}
+            gains = [p["auc_vs_random"] for p in per_seed.values() if p["auc_vs_random"] is not None]
             side_out["strategies"][strategy] = {
                 **c,
                 "auc": area_under_curve(c["labels"], c["mean"]),
+                "auc_vs_random": float(np.mean(gains)) if gains else None,
+                "auc_vs_random_seeds": len(gains),
                 "labels_to_reach_random": needed,
                 "saving": None if needed is None else 1.0 - needed / budget,
                 "complete": complete,
@@ -124,6 +135,17 @@ def _seed_reading(c: dict) -> str:
         else:
             parts.append(f"s{seed} {'not reached' if p['at_budget'] else 'running'}")
     return ", ".join(parts) or "–"
+
+
+def _signed(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _paired_reading(c: dict) -> str:
+    """Per seed AUC minus random's of the same seed, e.g. ``s1 +0.2, s2 +2.1``."""
+    return ", ".join(f"s{seed} {_signed(p['auc_vs_random'])}"
+                     for seed, p in sorted(c["per_seed"].items())
+                     if p["auc_vs_random"] is not None)
 
 
 def markdown(summary: dict, budget: int, header: str = "", target_saving: float = 0.3) -> str:
@@ -149,10 +171,18 @@ def markdown(summary: dict, budget: int, header: str = "", target_saving: float 
                              "labels, so the curves are flat at the end and label counts there "
                              "measure noise; the area under the curve (AUC) is the steadier "
                              "comparison.\n")
-        lines.append("| strategy | F1 at last point | labels | AUC | labels to reach random "
-                     "(mean curve) | saving | per seed, vs random of that seed | seeds at "
-                     "budget | complete |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        gains = {n: c["auc_vs_random"] for n, c in s["strategies"].items()
+                 if n != "random" and c["auc_vs_random"] is not None}
+        if gains:
+            best = max(gains, key=gains.get)
+            c = s["strategies"][best]
+            lines.append(f"Area under the curve minus random's, seed by seed (the steadier "
+                         f"reading): largest for **{best}**, {_signed(gains[best])} F1 averaged "
+                         f"over the whole label range ({_paired_reading(c)}).\n")
+        lines.append("| strategy | F1 at last point | labels | AUC | AUC - random's, same seeds "
+                     "| labels to reach random (mean curve) | saving | per seed, vs random of "
+                     "that seed | seeds at budget | complete |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for name, c in sorted(s["strategies"].items()):
             last = f"{100 * c['mean'][-1]:.1f} ± {100 * c['std'][-1]:.1f}" if c["mean"] else "–"
             auc = "–" if c["auc"] is None else f"{100 * c['auc']:.1f}"
@@ -165,8 +195,10 @@ def markdown(summary: dict, budget: int, header: str = "", target_saving: float 
             save = "–" if c["saving"] is None else f"{100 * c['saving']:.0f}%"
             at_budget = ", ".join(str(k) for k, p in sorted(c["per_seed"].items())
                                   if p["at_budget"]) or "none"
+            paired = ("–" if name == "random" or c["auc_vs_random"] is None else
+                      f"{_signed(c['auc_vs_random'])} ({_paired_reading(c)})")
             lines.append(f"| {name} | {last} | {c['labels'][-1] if c['labels'] else '–'} | {auc} "
-                         f"| {need} | {save} | {_seed_reading(c)} | {at_budget} "
+                         f"| {paired} | {need} | {save} | {_seed_reading(c)} | {at_budget} "
                          f"| {'yes' if c['complete'] else 'no'} |")
         counts = sorted({n for c in s["strategies"].values() for n in c["labels"]})
         lines.append("")

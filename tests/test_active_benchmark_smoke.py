@@ -67,9 +67,15 @@ def test_report_reads_each_seed_against_its_own_random_curve_and_states_the_verd
     assert mnlp["per_seed"][1]["auc"] == pytest.approx((0.3 + 0.55) / 2)
     assert mnlp["per_seed"][2] == {"final": None, "random_at_budget": pytest.approx(0.7),
                                    "auc": pytest.approx((0.1 + 0.45) / 2),
+                                   "auc_vs_random": None,  # unfinished: not compared
                                    "labels_to_reach_random": None, "at_budget": False}
+    # the area is compared with random's of the same seed, only where both are finished:
+    # seed 1's random area is (0.2 + 0.4) / 2
+    assert mnlp["per_seed"][1]["auc_vs_random"] == pytest.approx((0.3 + 0.55) / 2 - 0.3)
+    assert mnlp["auc_vs_random"] == pytest.approx(0.125) and mnlp["auc_vs_random_seeds"] == 1
     text = markdown(summary, 1000)
     assert "s1 550, s2 running" in text
+    assert "largest for **mnlp**, +12.5 F1" in text and "| +12.5 (s1 +12.5) |" in text
     # mean curves: random 0.1, 0.4, 0.6; mnlp 0.1, 0.475, 0.6 (n=1 at 1000) -> 1000 labels
     assert "**not met**; closest: mnlp at 1000 labels" in text
     assert "| mnlp | 10.0 | 47.5 | 60.0 (n=1) |" in text
