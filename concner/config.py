@@ -119,7 +119,10 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class ActiveConfig:
-    strategy: str = "mnlp"
+    #: which pool sentences people see first (concner/active/strategies.py); diversity
+    #: (clustered batches of the most uncertain by MNLP) had the largest area under the
+    #: F1-vs-labels curve on both sides in benchmarks/results/active_learning.md
+    strategy: str = "diversity"
     batch_size: int = 20
     mc_passes: int = 8
     diversity_candidates: int = 5  # candidates considered = factor x batch size

@@ -52,11 +52,11 @@ def test_review_highlights_predictions_rtl_and_sorts_by_uncertainty(store):
     assert order == [ids[p.sentence_id] for p in expected]
 
 
-def test_review_sorts_by_the_stored_strategy_scores_by_default(store):
+def test_review_sorts_in_the_stored_strategy_order_by_default(store):
     mv = store.active_model_version("demo")
     predictions = store.predictions(mv.id)
     (strategy,) = {p.al_strategy for p in predictions}
-    assert all(p.al_score is not None for p in predictions)
+    assert all(p.al_score is not None and p.al_rank is not None for p in predictions)
     at = open_page("review", project="demo")
     no_exception(at)
     sort = next(s for s in at.selectbox if s.label == "Sort")
@@ -64,7 +64,7 @@ def test_review_sorts_by_the_stored_strategy_scores_by_default(store):
     html = _html(at)
     order = [line.split("`")[1] for line in html.splitlines() if line.startswith("`pool-")]
     ids = {s.meta["db_id"]: s.id for s in store.sentences("demo", role="target", split="pool")}
-    expected = sorted(predictions, key=lambda p: (-p.al_score, ids[p.sentence_id]))
+    expected = sorted(predictions, key=lambda p: p.al_rank)
     assert order == [ids[p.sentence_id] for p in expected]
     # the order differs from plain uncertainty on this pool, so the test can tell them apart
     by_uncertainty = sorted(predictions, key=lambda p: (-p.uncertainty, ids[p.sentence_id]))
