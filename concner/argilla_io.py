@@ -46,6 +46,8 @@ log = logging.getLogger("concner.argilla")
 
 QUESTION = "entities"
 FIELD = "text"
+#: record metadata: the active-learning order of the model that made the suggestion
+ASK_ORDER = "ask_order"
 _PAGE = 1000  # the server's largest page for listing records
 _MAX_BACKOFF_S = 30.0
 #: the cursor keeps responses this close to the server's clock at pull start (see pull)
@@ -54,6 +56,10 @@ _WATERMARK_LAG = timedelta(seconds=2)
 def _parse_time(value: str) -> datetime:
     t = datetime.fromisoformat(value)
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _ask_order_property() -> rg.IntegerMetadataProperty:
+    return rg.IntegerMetadataProperty(name=ASK_ORDER, title="Ask order (1 = first)")
 
 
 def _suggestion(pred: Prediction, agent: str) -> rg.Suggestion:
@@ -159,6 +165,10 @@ class ArgillaIO:
                 raise LabelSchemaError(
                     f"Argilla dataset {name} has labels {have}, the project has {list(labels)}; "
                     "delete the dataset in Argilla (its answers are already synced) or rename the project")
+            if ds.settings.metadata[ASK_ORDER] is None:  # made before the property existed
+                prop = ds.settings.metadata.add(_ask_order_property())
+                prop.dataset = ds
+                self._call(f"adding the {ASK_ORDER} metadata to {name}", prop.create)
             self._datasets[name] = ds
             return name
         settings = rg.Settings(
@@ -168,7 +178,8 @@ class ArgillaIO:
             metadata=[rg.TermsMetadataProperty(name="lang", title="Language"),
                       rg.TermsMetadataProperty(name="sentence_id", title="Sentence id"),
                       rg.FloatMetadataProperty(name="uncertainty", title="Model uncertainty"),
-                      rg.TermsMetadataProperty(name="model_version", title="Model version")],
+                      rg.TermsMetadataProperty(name="model_version", title="Model version"),
+                      _ask_order_property()],
             guidelines=guidelines or guidelines_text(labels, role=role),
             distribution=rg.TaskDistribution(min_submitted=min_submitted),
         )
@@ -234,11 +245,19 @@ class ArgillaIO:
     def most_uncertain(self, name: str, limit: int = 20) -> list[str]:
         """Sentence ids of records still pending, most uncertain first: the order annotators
         get when they sort by the ``uncertainty`` metadata (served by the search engine)."""
+        return self._pending_sorted(name, "uncertainty", "desc", limit)
+
+    def next_to_ask(self, name: str, limit: int = 20) -> list[str]:
+        """Sentence ids of records still pending in the active-learning order: what
+        annotators get when they sort by the ``ask_order`` metadata, ascending."""
+        return self._pending_sorted(name, ASK_ORDER, "asc", limit)
+
+    def _pending_sorted(self, name: str, prop: str, order: str, limit: int) -> list[str]:
         ds_id = self._dataset(name).id
         body = {"filters": {"and": [{"type": "terms", "values": ["pending"],
                                      "scope": {"entity": "record", "property": "status"}}]},
-                "sort": [{"scope": {"entity": "metadata", "metadata_property": "uncertainty"},
-                          "order": "desc"}]}
+                "sort": [{"scope": {"entity": "metadata", "metadata_property": prop},
+                          "order": order}]}
         items = self._call(f"searching {name}", self._http, "POST",
                            f"/api/v1/datasets/{ds_id}/records/search",
                            params={"limit": limit}, json=body).json()["items"]
@@ -301,6 +320,8 @@ class ArgillaIO:
             meta["model_version"] = str(model_version)
         if pred is not None and pred.uncertainty is not None:
             meta["uncertainty"] = float(pred.uncertainty)
+        if pred is not None and pred.ask_order is not None:
+            meta[ASK_ORDER] = int(pred.ask_order)
         suggestions = [] if pred is None else [_suggestion(pred, str(model_version or "model"))]
         return rg.Record(id=sent.id, fields={FIELD: sent.text}, metadata=meta,
                          suggestions=suggestions)

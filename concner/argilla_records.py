@@ -80,10 +80,12 @@ class Prediction:
     """A model's prediction for one sentence, pushed as an Argilla span suggestion.
 
     ``spans`` carry character offsets into the sentence text and an optional ``score``
-    each; ``uncertainty`` (higher = less sure) becomes sortable record metadata."""
+    each; ``uncertainty`` (higher = less sure) and ``ask_order`` (the active-learning
+    strategy's order, 1 = ask first) become sortable record metadata."""
 
     spans: Sequence[Span]
     uncertainty: float | None = None
+    ask_order: int | None = None
 
     @classmethod
     def from_tags(cls, sentence: Sentence, tags: Sequence[str],

@@ -71,7 +71,7 @@ def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, 
     for row in store.predictions(mv.id):
         spans = [Span(int(d["start"]), int(d["end"]), d["label"], d.get("score"))
                  for d in row.spans]
-        preds[row.sentence_id] = Prediction(spans, row.uncertainty)
+        preds[row.sentence_id] = Prediction(spans, row.uncertainty, row.al_rank)
         priority[row.sentence_id] = ask_order_key(row.al_rank, row.al_score, row.uncertainty)
     return preds, priority, f"v{mv.version}"
 

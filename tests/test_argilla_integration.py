@@ -133,7 +133,7 @@ def test_datasets_are_created_once_with_the_project_settings(io, project):
     question = ds.settings.questions["entities"]
     assert list(question.labels) == LABELS and question.allow_overlapping is False
     assert {m.name for m in ds.settings.metadata} == {"lang", "sentence_id", "uncertainty",
-                                                      "model_version"}
+                                                      "model_version", "ask_order"}
     assert ds.settings.distribution.min_submitted == 2
     assert all(label in ds.settings.guidelines for label in LABELS)
     with pytest.raises(LabelSchemaError, match="has labels"):
@@ -200,6 +200,39 @@ def test_push_answer_pull_refresh_round_trip(io, project):
         assert after[s.id]["suggestions"][0]["value"] == raw[s.id]["suggestions"][0]["value"] \
             or agent == "v2"
     assert len(after[sents[0].id]["responses"]) == 2  # answers untouched
+
+
+def test_records_carry_the_ask_order_and_an_old_dataset_gets_the_property(io, project):
+    import argilla as rg
+
+    # a dataset made before the ask_order metadata existed
+    name = dataset_name(project, "target", "he")
+    old = rg.Dataset(name=name, workspace="argilla", client=io.client, settings=rg.Settings(
+        fields=[rg.TextField(name="text")],
+        questions=[rg.SpanQuestion(name="entities", field="text", labels=LABELS,
+                                   allow_overlapping=False)],
+        metadata=[rg.TermsMetadataProperty(name="lang"),
+                  rg.TermsMetadataProperty(name="sentence_id"),
+                  rg.FloatMetadataProperty(name="uncertainty"),
+                  rg.TermsMetadataProperty(name="model_version")]))
+    old.create()
+    assert io.ensure_dataset(project, "target", "he", LABELS) == name
+    ds = io.client.datasets(name=name, workspace="argilla")
+    assert "ask_order" in {m.name for m in ds.settings.metadata}
+    assert io.ensure_dataset(project, "target", "he", LABELS) == name  # idempotent
+    sents = corpus(12, prefix="h")
+    # the strategy's order is not the uncertainty order (a diversity batch mixes them)
+    order = [5, 0, 9, 2, 11, 7, 1, 3, 8, 4, 10, 6]
+    preds = {s.id: Prediction(p.spans, p.uncertainty, ask_order=order.index(k) + 1)
+             for k, (s, p) in enumerate(zip(sents, predictions(sents).values()))}
+    io.push(name, sents, preds, model_version="v1")
+    assert io.next_to_ask(name, 4) == [sents[k].id for k in order[:4]]
+    assert io.most_uncertain(name, 2) == ["h011", "h010"]
+    # a new model's order reaches the records nobody has answered yet
+    reordered = {sid: Prediction(p.spans, p.uncertainty, ask_order=13 - p.ask_order)
+                 for sid, p in preds.items()}
+    assert io.refresh_suggestions(name, sents, reordered, model_version="v2").updated == 12
+    assert io.next_to_ask(name, 2) == [sents[order[-1]].id, sents[order[-2]].id]
 
 
 def test_stopping_the_server_mid_sync_loses_nothing(stack, io, project, caplog):
@@ -271,19 +304,22 @@ def test_sync_project_pushes_pool_and_stores_every_answer(io, tmp_path):
     store.activate_model_version(mv.id)
     pool = store.sentences(pname, role="target", split="pool")
     guess = ["O", "B-PER", "I-PER", "O", "O", "O", "O"]
-    store.save_predictions(mv.id, [
+    store.save_predictions(mv.id, [  # the strategy's order, not the uncertainty order
         (s.meta["db_id"], guess, [{"start": sp.start, "end": sp.end, "label": sp.label,
-                                   "score": 0.8} for sp in s.with_tags(guess).spans], 0.1 * k)
-        for k, s in enumerate(pool)])
-
-    first = sync_project(store, pname, io, push_limit=3)  # the 3 most uncertain first
+                                   "score": 0.8} for sp in s.with_tags(guess).spans], 0.1 * k,
+         0.1 * k, {0: 1, 3: 2, 1: 3, 4: 4, 2: 5}[k]) for k, s in enumerate(pool)],
+        strategy="diversity/mnlp")
+    first = sync_project(store, pname, io, push_limit=3)  # the 3 asked first
     src_name, tgt_name = dataset_name(pname, "source", "en"), dataset_name(pname, "target", "ar")
     assert [(r.dataset, r.pushed, r.new_labels) for r in first] == [(src_name, 3, 0), (tgt_name, 3, 0)]
-    assert sorted(io.record_ids(tgt_name)) == ["ar2", "ar3", "ar4"]
+    assert sorted(io.record_ids(tgt_name)) == ["ar0", "ar1", "ar3"]
     assert [r.pushed for r in sync_project(store, pname, io)] == [1, 2]
     raw = {r["external_id"]: r for r in io.iter_raw_records(tgt_name)}
     assert sorted(raw) == [f"ar{i}" for i in range(5)]  # the dev sentence stays out
     assert raw["ar0"]["suggestions"][0]["agent"] == "v1"
+    assert {sid: r["metadata"]["ask_order"] for sid, r in raw.items()} == \
+        {"ar0": 1, "ar3": 2, "ar1": 3, "ar4": 4, "ar2": 5}
+    assert io.next_to_ask(tgt_name, 5) == ["ar0", "ar3", "ar1", "ar4", "ar2"]
 
     one = io.add_annotator("ann-fixer", "fixer-password-1")
     two = io.add_annotator("ann-accepter", "accepter-password-1")

@@ -88,8 +88,8 @@ def argilla_status(config, project) -> ArgillaStatus:
 
 
 def send_batch(config, store, project, rows) -> SendResult:
-    """Push review rows (sentence + the spans and uncertainty of the model version that
-    predicted it) to the project's correction dataset of each language (created on first
+    """Push review rows (sentence + the spans, uncertainty and active-learning order of the
+    model version that predicted it) to the project's correction dataset of each language (created on first
     use); the suggestion's ``agent`` is that version (``v3``). Returns the last dataset's
     name and UI address and the number of records sent or already there."""
     from concner.argilla_io import Prediction
@@ -107,7 +107,8 @@ def send_batch(config, store, project, rows) -> SendResult:
         name = io.ensure_dataset(project.name, "target", lang, labels,
                                  min_submitted=services.argilla_min_submitted)
         report = io.push(name, [r.sentence for r in group],
-                         {r.sentence.id: Prediction(r.spans, r.uncertainty) for r in group},
+                         {r.sentence.id: Prediction(r.spans, r.uncertainty, r.al_rank)
+                          for r in group},
                          model_version=None if version is None else f"v{version}")
         total += report.created + report.updated + report.unchanged
     return SendResult(name, io.dataset_url(name), total)

@@ -325,8 +325,16 @@ def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
     assert link.startswith(argilla.url) and "/dataset/" in link
     name = dataset_name("demo", "target", "es")
 
-    # 7. an annotator corrects three Spanish records through the SDK
+    # the records carry the strategy's order, so annotators who sort by it in Argilla get
+    # the Review page's order
     owner = ArgillaIO(argilla.url, argilla.api_key, retries=2, backoff_s=0.2)
+    ranks = {p.sentence_id: p.al_rank for p in store.predictions(mv.id)}
+    es_rows = {s.id: ranks[s.meta["db_id"]]
+               for s in store.sentences("demo", role="target", lang="es", split="pool")}
+    assert None not in es_rows.values()
+    assert owner.next_to_ask(name, len(es_rows)) == sorted(es_rows, key=es_rows.get)
+
+    # 7. an annotator corrects three Spanish records through the SDK
     annotator = owner.add_annotator("annotator1", "annotator-pass-1")
     ids = owner.record_ids(name)
     es = {s.id: s for s in store.sentences("demo", role="target", lang="es")}
