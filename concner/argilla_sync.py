@@ -4,9 +4,10 @@
 language, correction in each target language):
 
 1. make sure the dataset exists (labels, metadata, guidelines, task distribution);
-2. push the sentences that still need a person (unlabelled, not dev), in the order of the
-   active-learning scores the pool prediction stored, with the active model's predictions
-   as suggestions (``agent`` = ``v<version>``); a record a person
+2. push the sentences that still need a person (unlabelled, not dev), in the
+   active-learning order the pool prediction stored (source and target pools alike), with
+   the active model's predictions as suggestions (``agent`` = ``v<version>``: corrections
+   of the target predictions, pre-annotations of the source sentences); a record a person
    already answered is never touched, so after a promotion only unanswered records get
    the new model's suggestions;
 3. pull the submitted answers newer than the dataset's saved cursor, and store each
@@ -103,8 +104,9 @@ def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schem
     store_role = "source" if role == "source" else "target"
     every = store.sentences(project, role=store_role, lang=lang)
     todo = [s for s in every if s.tags is None and s.meta.get("split") != "dev"]
-    preds_by_row, priority, version = (_predictions(store, project) if role == "target"
-                                       else ({}, {}, None))
+    # the active model's suggestions and order: corrections of target predictions, and
+    # pre-annotations of source sentences to label
+    preds_by_row, priority, version = _predictions(store, project)
     preds = {s.id: preds_by_row[s.meta["db_id"]] for s in todo if s.meta["db_id"] in preds_by_row}
     todo.sort(key=lambda s: (s.meta["db_id"] not in priority,
                              priority.get(s.meta["db_id"], ()), s.id))

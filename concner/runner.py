@@ -395,17 +395,13 @@ def execute_evaluate(ctx: JobContext, name: str, run_id: int, model_version_id: 
 
 
 def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -> str:
-    """Predict every unlabelled target sentence with the active model, score the pool with
-    the project's ``active.strategy`` (:func:`concner.active.ranking.rank_pool`; the
-    stage-1 teacher saved with the model serves the teacher/student strategy), and store
-    tags, spans, uncertainty (mean word entropy) and the strategy's score and rank (its
-    order to ask people) per sentence.
+    """Predict every unlabelled target sentence (to correct) and every unlabelled source
+    sentence (to label) with the active model, rank each pool with the project's
+    ``active.strategy`` (:func:`concner.active.ranking.rank_pool`; the stage-1 teacher
+    saved with the model serves the teacher/student strategy), and store tags, spans,
+    uncertainty (mean word entropy) and the strategy's score and rank (its order to ask
+    people, 1..n within each pool) per sentence.
     On success ``ctx.after_predict`` runs (the worker queues the Argilla sync)."""
-    import numpy as np
-
-    from concner.active.ranking import needs_representations, needs_teacher, rank_pool
-    from concner.inference import Predictor
-
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
@@ -414,45 +410,79 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -
         bundle, mv = ctx.registry.load_active(name)
         outcome.model_version_id = mv.id
         snap = take_snapshot(store, name)
-        pool, active = snap.unlabelled_target, project_config(ctx.config, snap).active
-        tc = ctx.config.training
-        predictor = Predictor(bundle, batch_size=tc.eval_batch_size, device=tc.device)
-        progress.stage("predict", total=len(pool))
-        # the diversity strategy clusters sentence embeddings: take them from this pass
-        with_embeddings = needs_representations(active)
-        preds, embeddings = [], []
-        for start in range(0, len(pool), chunk):
-            if with_embeddings:
-                part, emb = predictor.predict_with_embeddings(pool[start:start + chunk])
-                embeddings.append(emb)
-            else:
-                part = predictor.predict(pool[start:start + chunk])
-            preds += part
-            progress.state.update(step=len(preds))
-            progress._write(force=True)
-        ranking = None
-        if pool:
-            progress.stage("score")
-            teacher = ctx.registry.load_teacher(mv) if needs_teacher(active) else None
-            ranking = rank_pool(predictor, pool, preds, active, seed=tc.seed, teacher=None
-                                if teacher is None else Predictor(teacher, tc.eval_batch_size,
-                                                                  tc.device),
-                                representations=np.concatenate(embeddings)
-                                if embeddings else None)
-            if ranking.note:
-                progress.log(ranking.note)
-        store.save_predictions(mv.id, [
-            (s.meta["db_id"], list(p.tags),
-             [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
-              for sp in p.spans], float(p.mean_entropy), ranking.scores[s.id],
-             ranking.ranks[s.id])
-            for s, p in zip(pool, preds)], strategy=ranking.strategy if ranking else None)
-        progress.log(f"predicted {len(pool)} sentences with v{mv.version}"
-                     + (f", ranked by {ranking.strategy}" if ranking else ""))
+        pools = [("target", snap.unlabelled_target), ("source", snap.unlabelled_source)]
+        ranker = _PoolRanker(ctx, bundle, mv, project_config(ctx.config, snap).active, progress,
+                             chunk, total=sum(len(pool) for _, pool in pools))
+        rows, strategy, done = [], None, []
+        for role, pool in pools:
+            if not pool:
+                continue
+            pool_rows, strategy = ranker.rank(pool)
+            rows += pool_rows
+            done.append(f"{len(pool)} {role}")
+        store.save_predictions(mv.id, rows, strategy=strategy)
+        progress.log(f"predicted {' and '.join(done) or 'no'} sentences with v{mv.version}"
+                     + (f", ranked by {strategy}" if strategy else ""))
         outcome.status = "succeeded"
     if outcome.status == "succeeded" and not ctx.shutdown.is_set():
         ctx.after_predict(name)
     return outcome.status
+
+
+class _PoolRanker:
+    """Predicts a pool in chunks (with sentence embeddings when the strategy clusters
+    them) and ranks it; the teacher is loaded once, on first need."""
+
+    def __init__(self, ctx: JobContext, bundle, mv, active, progress: RunProgress, chunk: int,
+                 total: int):
+        from concner.inference import Predictor
+
+        self.ctx, self.mv, self.active, self.progress, self.chunk = ctx, mv, active, progress, chunk
+        tc = ctx.config.training
+        self.predictor = Predictor(bundle, batch_size=tc.eval_batch_size, device=tc.device)
+        self.done, self.total, self._teacher = 0, total, None
+        progress.stage("predict", total=total)
+
+    def teacher(self):
+        from concner.active.ranking import needs_teacher
+        from concner.inference import Predictor
+
+        if self._teacher is None and needs_teacher(self.active):
+            tc = self.ctx.config.training
+            loaded = self.ctx.registry.load_teacher(self.mv)
+            self._teacher = (None if loaded is None else
+                             Predictor(loaded, tc.eval_batch_size, tc.device),)
+        return None if self._teacher is None else self._teacher[0]
+
+    def rank(self, pool: list) -> tuple[list[tuple], str]:
+        """``(rows for Store.save_predictions, strategy name)`` of one pool."""
+        import numpy as np
+
+        from concner.active.ranking import needs_representations, rank_pool
+
+        # the diversity strategy clusters sentence embeddings: take them from this pass
+        with_embeddings = needs_representations(self.active)
+        preds, embeddings = [], []
+        for start in range(0, len(pool), self.chunk):
+            if with_embeddings:
+                part, emb = self.predictor.predict_with_embeddings(pool[start:start + self.chunk])
+                embeddings.append(emb)
+            else:
+                part = self.predictor.predict(pool[start:start + self.chunk])
+            preds += part
+            self.done += len(part)
+            self.progress.state.update(step=self.done)
+            self.progress._write(force=True)
+        ranking = rank_pool(self.predictor, pool, preds, self.active,
+                            seed=self.ctx.config.training.seed, teacher=self.teacher(),
+                            representations=np.concatenate(embeddings) if embeddings else None)
+        if ranking.note:
+            self.progress.log(ranking.note)
+        rows = [(s.meta["db_id"], list(p.tags),
+                 [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
+                  for sp in p.spans], float(p.mean_entropy), ranking.scores[s.id],
+                 ranking.ranks[s.id]) for s, p in zip(pool, preds)]
+        return rows, ranking.strategy
 
 
 def execute_translate(ctx: JobContext, name: str, run_id: int) -> str:

@@ -64,14 +64,19 @@ def tiny_encoder(tmp_path: Path) -> str:
 
 
 def make_project(store, name: str, encoder: str, *, n_source: int = 40, n_dev: int = 20,
-                 n_pool: int = 20, training: dict | None = None, targets=("de",)) -> None:
-    """A project with gold source sentences, their projected translations (ok/repaired/
-    failed), unlabelled target pool and gold dev per target language."""
+                 n_pool: int = 20, training: dict | None = None, targets=("de",),
+                 n_source_pool: int = 0) -> None:
+    """A project with gold source sentences (and ``n_source_pool`` unlabelled ones), their
+    projected translations (ok/repaired/failed), unlabelled target pool and gold dev per
+    target language."""
     store.create_project(name, source_lang="en", target_langs=list(targets),
                          entity_types=["PER", "ORG", "LOC"], encoder=encoder,
                          training_config=training or TINY_TRAINING)
     store.import_sentences(name, make_sentences("src", n_source, "en", seed=1),
                            role="source", split="train")
+    if n_source_pool:
+        store.import_sentences(name, make_sentences("src-pool-", n_source_pool, "en", seed=3,
+                                                    labelled=False), role="source", split="pool")
     statuses = ["ok", "repaired", "failed", "ok"]
     for k, lang in enumerate(targets):
         store.import_sentences(name, make_sentences(

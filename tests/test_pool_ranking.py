@@ -113,6 +113,30 @@ def test_diversity_stores_batches_in_rank_order_and_the_sync_pushes_them_so(stor
     assert io.pushed["p-target-de"] == by_rank
 
 
+def test_the_source_pool_is_ranked_on_its_own_and_pushed_with_suggestions(store, tmp_path,
+                                                                         encoder):
+    make_project(store, "p", encoder, n_pool=6, n_source_pool=9, training=_training("margin"))
+    ctx = _ctx(store, tmp_path)
+    pred = _retrain_and_predict(ctx)
+    bundle, mv = ctx.registry.load_active("p")
+    snap = take_snapshot(store, "p")
+    assert len(snap.unlabelled_source) == 9 and len(snap.source) == 40  # gold stays training data
+    outputs = score_pool(Predictor(bundle, device="cpu"), snap.unlabelled_source, "margin",
+                         mc_passes=3)
+    expected = get_strategy("margin").order(outputs, 20)
+    ids = {s.meta["db_id"]: s.id for s in store.sentences("p", role="source")}
+    rows = {ids[r.sentence_id]: r for r in store.predictions(mv.id) if r.sentence_id in ids}
+    assert sorted(rows, key=lambda sid: rows[sid].al_rank) == expected
+    assert sorted(r.al_rank for r in rows.values()) == list(range(1, 10))  # its own 1..n
+    assert "predicted 6 target and 9 source sentences" in "\n".join(
+        store.get_run(pred).progress["log"])
+    io = RecordingIO()
+    sync_project(store, "p", io)
+    assert io.pushed["p-source-en"] == expected
+    assert io.suggested_by["p-source-en"] == f"v{mv.version}"
+    assert set(io.predictions["p-source-en"]) == set(expected)  # pre-annotations
+
+
 def test_teacher_student_uses_the_saved_stage1_teacher(store, tmp_path, encoder):
     make_project(store, "p", encoder, n_pool=12, training=_training("teacher_student", kd=True))
     ctx = _ctx(store, tmp_path)
@@ -154,6 +178,7 @@ class RecordingIO:
     def __init__(self):
         self.pushed: dict[str, list[str]] = {}
         self.suggested_by: dict[str, str | None] = {}
+        self.predictions: dict[str, dict] = {}
 
     def ensure_dataset(self, project, role, lang, labels, *, min_submitted=1) -> str:
         return f"{project}-{role}-{lang}"
@@ -161,6 +186,7 @@ class RecordingIO:
     def push(self, name, sentences, predictions=None, *, model_version=None, max_new=None):
         self.pushed[name] = [s.id for s in sentences][:max_new]
         self.suggested_by[name] = model_version
+        self.predictions[name] = dict(predictions or {})
         return PushReport(name, created=len(self.pushed[name]))
 
     def pull(self, name, sentences, since=None) -> PullResult:

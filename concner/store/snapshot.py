@@ -33,6 +33,8 @@ class Snapshot:
             have one per target language.
         target_gold: labelled target-language sentences outside ``dev``.
         unlabelled_target: target-language sentences without labels (for distillation).
+        unlabelled_source: source-language sentences without labels outside ``dev`` (the
+            pool annotators label from; ranked by active learning).
         dev: target language -> gold dev sentences.
         label_counts: ``source``, ``translated``, ``target``, ``annotations`` (versions
             seen), ``target_by_lang``, ``dev_by_lang``, ``unlabelled``.
@@ -51,6 +53,7 @@ class Snapshot:
     pairs: list[tuple[int, Sentence]] = field(default_factory=list)
     target_gold: list[Sentence] = field(default_factory=list)
     unlabelled_target: list[Sentence] = field(default_factory=list)
+    unlabelled_source: list[Sentence] = field(default_factory=list)
     dev: dict[str, list[Sentence]] = field(default_factory=dict)
     label_counts: dict = field(default_factory=dict)
     label_versions: dict[int, int] = field(default_factory=dict)
@@ -79,6 +82,8 @@ def take_snapshot(store, name: str) -> Snapshot:
             if sent.tags is not None and row.split != "dev":
                 snap.source.append(sent)
                 snap.label_versions[row.id] = cur.annotation_id
+            elif sent.tags is None and row.split != "dev":
+                snap.unlabelled_source.append(sent)
         elif row.role == "target":
             if row.split == "dev":
                 if sent.tags is not None:
