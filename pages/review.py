@@ -1,6 +1,7 @@
-"""Review: the active model's predictions on target sentences, highlighted (right to left
-where the script is), filtered and sorted; send a batch to Argilla for correction; see
-prediction vs correction once corrections come back."""
+"""Review: the active model's predictions on target sentences (to correct) or source
+sentences (to label), highlighted (right to left where the script is), filtered and sorted
+in the active-learning order; send a batch to Argilla; see prediction vs correction once
+answers come back."""
 
 import streamlit as st
 
@@ -10,7 +11,14 @@ from concner.ui import jobs
 from concner.ui.argilla_view import send_batch, sync_states
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.highlight import highlight_html, legend_html, side_by_side_html
-from concner.ui.review import filter_rows, ranking_strategy, review_rows, sort_choices, sort_rows
+from concner.ui.review import (
+    SIDES,
+    filter_rows,
+    ranking_strategy,
+    review_rows,
+    sort_choices,
+    sort_rows,
+)
 
 ensure_navigation()
 st.title("Review")
@@ -42,9 +50,11 @@ if not store.predictions(active.id):
     if st.button("Predict the pool"):
         jobs.start_predict(store, project.name)
 
-rows = review_rows(store.sentences(project.name, role="target"), predictions)
+side = st.radio("Sentences", list(SIDES), format_func=SIDES.get, horizontal=True)
+rows = review_rows(store.sentences(project.name, role=side), predictions)
+side_langs = list(project.target_langs) if side == "target" else [project.source_lang]
 c1, c2, c3, c4 = st.columns(4)
-langs = c1.multiselect("Languages", list(project.target_langs), default=list(project.target_langs))
+langs = c1.multiselect("Languages", side_langs, default=side_langs)
 labels = c2.multiselect("Has a predicted", schema.entity_types)
 status = c3.selectbox("Status", ["unlabelled", "corrected", "all"])
 strategy = ranking_strategy(rows, active.version)
@@ -61,7 +71,7 @@ if status != "corrected":
     if st.button(f"Send {len(batch)} sentences to Argilla", type="primary",
                  disabled=not batch):
         try:
-            result = send_batch(config, store, project, batch)
+            result = send_batch(config, store, project, batch, role=side)
         except ConcnerError as exc:
             st.error(str(exc))
         else:

@@ -93,7 +93,7 @@ def trained_store(folder: Path, *, targets=("de", "ar"), name: str = "demo"):
     # 6 epochs: the tiny model then finds the entities of the synthetic data (F1 1.0 on dev)
     training = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 6}}
     make_project(store, name, tiny_encoder(folder), targets=targets, n_source=24, n_dev=8,
-                 n_pool=12, training=training)
+                 n_pool=12, n_source_pool=5, training=training)
     ctx = JobContext(store, ModelRegistry(store, str(folder / "models")), load_config(env={}),
                      "test-worker")
     run_id, _ = store.request_run(name)

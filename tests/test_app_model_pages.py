@@ -25,6 +25,12 @@ def store(folder, monkeypatch):
     return Store(f"sqlite:///{folder / 'store.db'}", migrate=False)
 
 
+def _target_predictions(store, mv) -> list:
+    """The active model's predictions of target sentences (it predicts the source pool too)."""
+    target = {s.meta["db_id"] for s in store.sentences("demo", role="target")}
+    return [p for p in store.predictions(mv.id) if p.sentence_id in target]
+
+
 def _html(at) -> str:
     return "\n".join(m.value for m in at.markdown)
 
@@ -32,7 +38,7 @@ def _html(at) -> str:
 # -- Review ---------------------------------------------------------------------------------
 def test_review_highlights_predictions_rtl_and_sorts_by_uncertainty(store):
     mv = store.active_model_version("demo")
-    predictions = store.predictions(mv.id)
+    predictions = _target_predictions(store, mv)
     at = open_page("review", project="demo")
     next(s for s in at.selectbox if s.label == "Sort").set_value("uncertainty")
     at.run()
@@ -54,7 +60,7 @@ def test_review_highlights_predictions_rtl_and_sorts_by_uncertainty(store):
 
 def test_review_sorts_in_the_stored_strategy_order_by_default(store):
     mv = store.active_model_version("demo")
-    predictions = store.predictions(mv.id)
+    predictions = _target_predictions(store, mv)
     (strategy,) = {p.al_strategy for p in predictions}
     assert all(p.al_score is not None and p.al_rank is not None for p in predictions)
     at = open_page("review", project="demo")
@@ -85,6 +91,24 @@ def test_review_filters_by_language_and_label(store):
     expected = sum(1 for p in store.predictions(mv.id)
                    if p.sentence_id in de_ids and any(sp["label"] == "ORG" for sp in p.spans))
     assert shown == expected > 0
+
+
+def test_review_shows_the_source_sentences_to_label_in_their_own_order(store):
+    mv = store.active_model_version("demo")
+    source = {s.meta["db_id"]: s for s in store.sentences("demo", role="source", split="pool")}
+    ranked = sorted((p for p in store.predictions(mv.id) if p.sentence_id in source),
+                    key=lambda p: p.al_rank)
+    assert [p.al_rank for p in ranked] == [1, 2, 3, 4, 5]
+    at = open_page("review", project="demo")
+    at.radio[0].set_value("source")
+    at.run()
+    no_exception(at)
+    assert at.multiselect[0].options == ["en"]
+    html = _html(at)
+    order = [line.split("`")[1] for line in html.splitlines() if line.startswith("`src-pool-")]
+    assert order == [source[p.sentence_id].id for p in ranked]
+    assert "`pool-" not in html  # no target sentence on the source side
+    assert "Send 5 sentences to Argilla" in [b.label for b in at.button]
 
 
 def test_review_send_reports_unreachable_argilla(store):

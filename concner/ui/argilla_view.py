@@ -87,11 +87,12 @@ def argilla_status(config, project) -> ArgillaStatus:
                                "of this project", frame)
 
 
-def send_batch(config, store, project, rows) -> SendResult:
+def send_batch(config, store, project, rows, role: str = "target") -> SendResult:
     """Push review rows (sentence + the spans, uncertainty and active-learning order of the
-    model version that predicted it) to the project's correction dataset of each language (created on first
-    use); the suggestion's ``agent`` is that version (``v3``). Returns the last dataset's
-    name and UI address and the number of records sent or already there."""
+    model version that predicted it) to the project's ``role`` datasets (``target``:
+    correction, ``source``: annotation; one per language, created on first use); the
+    suggestion's ``agent`` is that version (``v3``). Returns the last dataset's name and UI
+    address and the number of records sent or already there."""
     from concner.argilla_io import Prediction
 
     if not rows:
@@ -104,7 +105,7 @@ def send_batch(config, store, project, rows) -> SendResult:
     labels = list(project.label_schema["entity_types"])
     total, name = 0, ""
     for (lang, version), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        name = io.ensure_dataset(project.name, "target", lang, labels,
+        name = io.ensure_dataset(project.name, role, lang, labels,
                                  min_submitted=services.argilla_min_submitted)
         report = io.push(name, [r.sentence for r in group],
                          {r.sentence.id: Prediction(r.spans, r.uncertainty, r.al_rank)

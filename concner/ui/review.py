@@ -10,6 +10,12 @@ from concner.labels import Span
 from concner.sentence import Sentence
 from concner.store.models import ask_order_key
 
+#: which pool the Review page shows: store role -> label
+SIDES = {
+    "target": "target: predictions to correct",
+    "source": "source: sentences to label",
+}
+
 SORTS = {
     "strategy": "active-learning order (most informative first)",
     "uncertainty": "most uncertain first (mean word entropy)",
@@ -42,7 +48,7 @@ def spans_from_dicts(items: Sequence[dict]) -> list[Span]:
 
 def review_rows(sentences: Sequence[Sentence],
                 predictions: Sequence[tuple[int, Sequence]]) -> list[ReviewRow]:
-    """Join stored predictions with the target sentences (``meta["db_id"]``).
+    """Join stored predictions with the sentences of one role (``meta["db_id"]``).
 
     ``predictions`` is ``[(model version number, PredictionRow list), ...]`` newest first;
     each sentence takes the newest version that predicted it (a corrected sentence keeps
