@@ -71,8 +71,16 @@ def _read_ids(path: str) -> set[str]:
 
 
 def run_select(args) -> int:
+    import numpy as np
+
     from concner.active import get_strategy, score_pool
-    from concner.commands.predict import _predict_all, _predictor, _read, _write_atomic
+    from concner.commands.predict import (
+        CHUNK_SENTENCES,
+        _predict_all,
+        _predictor,
+        _read,
+        _write_atomic,
+    )
     from concner.config import ActiveConfig
     from concner.inference import Predictor
     from concner.model import NerBundle
@@ -109,10 +117,20 @@ def run_select(args) -> int:
         teacher = Predictor(NerBundle.load(folder), batch_size=args.batch_size,
                             device=args.device)
     start = time.perf_counter()
-    predictions = _predict_all(predictor, candidates, "predict")
+    representations = None
+    if strategy.needs_representations:  # the sentence embeddings come from the same pass
+        predictions, parts = [], []
+        for k in range(0, len(candidates), CHUNK_SENTENCES):
+            part, emb = predictor.predict_with_embeddings(candidates[k:k + CHUNK_SENTENCES])
+            predictions += part
+            parts.append(emb)
+        representations = np.concatenate(parts)
+    else:
+        predictions = _predict_all(predictor, candidates, "predict")
     outputs = score_pool(predictor, candidates, strategy, mc_passes=args.mc_passes,
                          teacher=teacher, seed=args.seed,
-                         word_probs=[p.word_probs for p in predictions])
+                         word_probs=[p.word_probs for p in predictions],
+                         representations=representations)
     scores = dict(zip(outputs.sentence_ids, strategy.scores(outputs, seed=args.seed)))
     picked = strategy.order(outputs, args.batch, seed=args.seed, limit=args.n)[:args.n]
     seconds = time.perf_counter() - start
