@@ -80,18 +80,18 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
     the averaged reading still carries. ``auc_vs_random``: the area under a seed's curve
     minus the area under random's curve of the same seed, averaged over the seeds where
     both reached the budget (fair when strategies have run different seeds, and steady
-    when the curves are flat at the end). ``complete``: every seed in ``seeds`` reached the
-    budget.
+    when the curves are flat at the end). ``complete``: every seed in ``seeds`` (the seeds
+    every strategy must have) reached the budget; rows of other seeds count as extra.
     """
     seed_curves = {seed: curves([r for r in rows if r["seed"] == seed])
                    for seed in sorted({r["seed"] for r in rows})}
     summary: dict = {}
     for side, strategies in curves(rows).items():
         reference = _final_at(strategies.get("random"), budget)
-        side_out: dict = {"random_f1_at_budget": reference, "strategies": {}}
+        side_out: dict = {"random_f1_at_budget": reference, "required_seeds": list(seeds),
+                          "strategies": {}}
         for strategy, c in strategies.items():
             needed = None if reference is None else labels_to_reach(c["labels"], c["mean"], reference)
-            complete = bool(c["labels"]) and c["labels"][-1] == budget and c["n_seeds"][-1] >= len(seeds)
             per_seed = {}
             for seed, by_side in seed_curves.items():
                 own = by_side.get(side, {}).get(strategy)
@@ -109,6 +109,7 @@ def summarise(rows: list[dict], budget: int, seeds: list[int]) -> dict:
                                   "auc_vs_random": paired,
                                   # None: not reached (yet, when the curve is unfinished)
                                   "labels_to_reach_random": need, "at_budget": final is not None}
+            complete = all(per_seed.get(seed, {}).get("at_budget") for seed in seeds)
             gains = [p["auc_vs_random"] for p in per_seed.values() if p["auc_vs_random"] is not None]
             side_out["strategies"][strategy] = {
                 **c,
@@ -179,9 +180,10 @@ def markdown(summary: dict, budget: int, header: str = "", target_saving: float 
             lines.append(f"Area under the curve minus random's, seed by seed (the steadier "
                          f"reading): largest for **{best}**, {_signed(gains[best])} F1 averaged "
                          f"over the whole label range ({_paired_reading(c)}).\n")
+        required = ", ".join(map(str, s.get("required_seeds", [])))
         lines.append("| strategy | F1 at last point | labels | AUC | AUC - random's, same seeds "
                      "| labels to reach random (mean curve) | saving | per seed, vs random of "
-                     "that seed | seeds at budget | complete |")
+                     f"that seed | seeds at budget | complete (seeds {required}) |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for name, c in sorted(s["strategies"].items()):
             last = f"{100 * c['mean'][-1]:.1f} ± {100 * c['std'][-1]:.1f}" if c["mean"] else "–"
@@ -234,7 +236,8 @@ def plot(summary: dict, path: Path, title: str) -> Path:
     for ax, side in zip(axes[0], sides):
         for name, c in sorted(summary[side]["strategies"].items()):
             x, y, e = np.array(c["labels"]), 100 * np.array(c["mean"]), 100 * np.array(c["std"])
-            ax.plot(x, y, marker="o", ms=3, label=name, linestyle="--" if name == "random" else "-")
+            label = f"{name} ({len(c['per_seed'])} seeds)"
+            ax.plot(x, y, marker="o", ms=3, label=label, linestyle="--" if name == "random" else "-")
             ax.fill_between(x, y - e, y + e, alpha=0.15)
         ref = summary[side]["random_f1_at_budget"]
         if ref is not None:

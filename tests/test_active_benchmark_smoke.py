@@ -48,6 +48,13 @@ def test_summary_compares_each_strategy_with_random_at_the_budget():
     assert mnlp["per_seed"][1]["labels_to_reach_random"] == pytest.approx(
         100 + (0.55 - 0.15) / 0.45 * 450)
     assert mnlp["per_seed"][1]["at_budget"] and 2 not in mnlp["per_seed"]
+    # an extra seed run for random only does not make mnlp incomplete; a missing one does
+    rows += [row("mnlp", 2, n, v) for n, v in [(100, 0.1), (550, 0.5), (1000, 0.6)]]
+    rows += [row("random", 3, n, v) for n, v in [(100, 0.1), (550, 0.3), (1000, 0.5)]]
+    again = summarise(rows, budget=1000, seeds=[1, 2])["source"]["strategies"]
+    assert again["mnlp"]["complete"] is True and again["random"]["complete"] is True
+    assert summarise(rows, budget=1000, seeds=[1, 2, 3])["source"]["strategies"]["mnlp"][
+        "complete"] is False
 
 
 def test_report_reads_each_seed_against_its_own_random_curve_and_states_the_verdict():
