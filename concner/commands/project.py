@@ -6,6 +6,7 @@
   concner project translate NAME --backend apertium|dictionary|hf|file [--target de,nl]
           [--pair eng-deu] [--share S] [--seed N] [--dictionary-dir D] [--model M]
           [--translations FILE] [--cache PATH | --no-cache]
+  concner project next NAME [--side target|source] [--lang L] [--n 20] [--json]
   concner project retrain NAME          (queue a retrain now; coalesces with a queued one)
   concner project cancel RUN_ID
   concner project delete NAME [--yes]
@@ -15,6 +16,10 @@ labelled source sentences without a usable translation into each target language
 all of the project's) are translated, their tags projected, and the pairs imported in one
 transaction per language; Ctrl-C cancels and imports nothing. ``delete`` removes the project's
 rows and checkpoints for good, after you type its name (or with ``--yes``).
+
+``next`` lists the sentences to correct (``target``) or to label (``source``) next, in the
+active-learning order the worker stored with the active model's pool prediction (what the
+Review page and the Argilla push use).
 
 ``import`` reads CoNLL/TSV or JSONL (labelled) or plain text (one sentence per line,
 unlabelled) with :mod:`concner.corpus` and writes everything in ONE transaction: a
@@ -64,6 +69,16 @@ def register(subparsers) -> None:
     s.add_argument("name")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=run_status)
+
+    n = sub.add_parser("next", help="the sentences to correct or label next (active learning)")
+    n.add_argument("name")
+    n.add_argument("--side", default="target", choices=["target", "source"],
+                   help="target: predictions to correct (default); source: sentences to label")
+    n.add_argument("--lang", help="only this language")
+    n.add_argument("--n", type=int, help="how many (default active.batch_size)")
+    n.add_argument("--json", action="store_true",
+                   help="JSON lines: rank, id, lang, text, strategy, score, spans")
+    n.set_defaults(func=run_next)
 
     r = sub.add_parser("retrain", help="queue a retrain now")
     r.add_argument("name")
@@ -230,6 +245,57 @@ def run_status(args) -> int:
               + (f"; error: {r['error'].splitlines()[0]}" if r["error"] else ""))
     for w in info["workers"]:
         print(f"worker {w['id']}: {w['status']}, last seen {w['last_seen']}")
+    return 0
+
+
+def next_to_ask(store, name: str, side: str = "target", n: int = 20,
+                lang: str | None = None) -> list:
+    """The active model's unlabelled ``side`` sentences in the stored active-learning order
+    (:class:`concner.ui.review.ReviewRow`, at most ``n``).
+
+    Raises :class:`ConcnerError` when there is no active model or it has not predicted the
+    pool yet (saying what to run)."""
+    from concner.errors import ConcnerError
+    from concner.ui.review import filter_rows, review_rows, sort_rows
+
+    store.get_project(name)  # an unknown project is a clear error
+    mv = store.active_model_version(name)
+    if mv is None:
+        raise ConcnerError(f"project {name!r} has no active model yet: train one "
+                           f"(concner project retrain {name}, with a worker running)")
+    predictions = store.predictions(mv.id)
+    if not predictions:
+        raise ConcnerError(f"the active model v{mv.version} of {name!r} has not predicted the "
+                           "pool yet: the worker does it after each promotion (is a worker "
+                           "running? concner worker)")
+    rows = review_rows(store.sentences(name, role=side), [(mv.version, predictions)])
+    rows = filter_rows(rows, langs=[lang] if lang else None, status="unlabelled")
+    return sort_rows(rows, "strategy")[:n]
+
+
+def run_next(args) -> int:
+    from concner.errors import ConcnerError
+
+    config = _config(args)
+    n = config.active.batch_size if args.n is None else args.n
+    if n < 1:
+        raise ConcnerError("--n must be >= 1")
+    rows = next_to_ask(_store(config), args.name, args.side, n, args.lang)
+    for k, r in enumerate(rows, 1):
+        if args.json:
+            print(json.dumps({"rank": k, "id": r.sentence.id, "lang": r.sentence.lang,
+                              "text": r.sentence.text, "ask_order": r.al_rank,
+                              "strategy": r.al_strategy,
+                              "score": r.al_score, "uncertainty": r.uncertainty,
+                              "spans": [{"start": sp.start, "end": sp.end, "label": sp.label,
+                                         "score": sp.score} for sp in r.spans]},
+                             ensure_ascii=False))
+        else:
+            score = "" if r.al_score is None else f" {r.al_strategy} {r.al_score:.3f}"
+            print(f"{k:>4}  {r.sentence.id}  {r.sentence.lang}{score}  {r.sentence.text}")
+    if not rows:
+        print(f"nothing left to ask on the {args.side} side"
+              + (f" in {args.lang}" if args.lang else ""), file=sys.stderr)
     return 0
 
 
