@@ -133,11 +133,14 @@ def guidelines_text(labels: Sequence[str], extra: Mapping[str, tuple[str, str]] 
                     *, role: str = "source") -> str:
     """Markdown guidelines explaining each label with an example (``[brackets]`` = span)."""
     helps = {**LABEL_HELP, **(extra or {})}
-    task = ("Mark every named entity in the sentence." if role == "source" else
+    task = ("Mark every named entity in the sentence; when the model's guess is pre-filled, "
+            "check it as carefully as an empty sentence." if role == "source" else
             "The model's guesses are pre-filled: fix wrong spans, add missed ones, delete false ones.")
     intro = (f"# Named entities\n\n{task} Select whole words only; punctuation next to a name "
              "is not part of it. Entities never overlap. Submit a sentence with no entities "
-             "as it is.\n")
+             "as it is.\n\nWork in the suggested order: sort the records by **Ask order** "
+             "(ascending): the active-learning strategy puts first what it expects the model "
+             "to learn most from.\n")
     lines = [intro, "| label | what | examples |", "|---|---|---|"]
     for lab in labels:
         what, example = helps.get(lab, (f"Entities of type {lab}.", "-"))

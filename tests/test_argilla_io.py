@@ -139,6 +139,15 @@ def test_guidelines_explain_every_label_with_an_example():
         row = next(line for line in text.splitlines() if f"**{label}**" in line)
         assert "[" in row  # an example with the span in brackets
     assert "malaria" in text
+    # both datasets tell annotators how to follow the active-learning order, by the name
+    # the metadata property shows in Argilla's sort menu
+    from concner.argilla_io import _ask_order_property
+
+    title = _ask_order_property().title
+    for role in ("source", "target"):
+        words = guidelines_text(["PER"], role=role)
+        assert "sort the records by **Ask order** (ascending)" in words
+        assert title.startswith("Ask order")
 
 
 def test_missing_key_is_a_config_error():
