@@ -30,18 +30,9 @@ CHUNK = 256  # the worker's prediction chunk
 
 def _predict(predictor, pool, embeddings: bool):
     """The worker's chunked pool prediction; ``(predictions, [N, H] or None, seconds)``."""
-    import numpy as np
-
     start = time.perf_counter()
-    preds, parts = [], []
-    for k in range(0, len(pool), CHUNK):
-        if embeddings:
-            part, emb = predictor.predict_with_embeddings(pool[k:k + CHUNK])
-            parts.append(emb)
-        else:
-            part = predictor.predict(pool[k:k + CHUNK])
-        preds += part
-    return preds, (np.concatenate(parts) if parts else None), time.perf_counter() - start
+    preds, emb = predictor.predict_in_chunks(pool, chunk=CHUNK, embeddings=embeddings)
+    return preds, emb, time.perf_counter() - start
 
 
 def main(argv=None) -> int:

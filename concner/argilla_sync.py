@@ -95,18 +95,20 @@ def _save(store, project: str, dataset: str, annotations, cursor: str) -> None:
 
 
 def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schema: LabelSchema,
-                 *, min_submitted: int = 1, push_limit: int = 0) -> DatasetSync:
+                 *, min_submitted: int = 1, push_limit: int = 0,
+                 active: tuple | None = None) -> DatasetSync:
     """Sync one dataset; ``push_limit`` caps the records created per sync (0 = all), so a
     20,000-sentence pool does not flood the annotators' queue. Records are pushed in the
     active-learning order (see :func:`_predictions`): the most informative first, then
-    sentences without a prediction."""
+    sentences without a prediction. ``active``: what :func:`_predictions` gives, read once
+    by :func:`sync_project` for all its datasets (read here when None)."""
     name = io.ensure_dataset(project, role, lang, schema.entity_types, min_submitted=min_submitted)
     store_role = "source" if role == "source" else "target"
     every = store.sentences(project, role=store_role, lang=lang)
     todo = [s for s in every if s.tags is None and s.meta.get("split") != "dev"]
     # the active model's suggestions and order: corrections of target predictions, and
     # pre-annotations of source sentences to label
-    preds_by_row, priority, version = _predictions(store, project)
+    preds_by_row, priority, version = active or _predictions(store, project)
     preds = {s.id: preds_by_row[s.meta["db_id"]] for s in todo if s.meta["db_id"] in preds_by_row}
     todo.sort(key=lambda s: (s.meta["db_id"] not in priority,
                              priority.get(s.meta["db_id"], ()), s.id))
@@ -140,8 +142,9 @@ def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1,
     proj = store.get_project(project)
     schema = LabelSchema.from_dict(proj.label_schema)
     plan = [("source", proj.source_lang)] + [("target", lang) for lang in proj.target_langs]
+    active = _predictions(store, project)  # every pool's predictions: read once per sync
     return [sync_dataset(store, project, io, role, lang, schema, min_submitted=min_submitted,
-                         push_limit=push_limit) for role, lang in plan]
+                         push_limit=push_limit, active=active) for role, lang in plan]
 
 
 def sync_hook(store, project: str, config: Config) -> list:

@@ -22,7 +22,7 @@ not depend on the batch either).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,6 +211,34 @@ class Predictor:
         the diversity strategy needs after a pool prediction, without a second pass)."""
         flat, bounds, emb = self._run(sentences, mc_dropout=False, embeddings=True)
         return self._predictions(sentences, flat, bounds), emb
+
+    def predict_in_chunks(self, sentences: Sequence[Sentence], *, chunk: int,
+                          embeddings: bool = False,
+                          on_chunk: Callable[[int], object] | None = None
+                          ) -> tuple[list[Prediction], np.ndarray | None]:
+        """:meth:`predict`, and with ``embeddings`` :meth:`sentence_embeddings` ``[N, H]``
+        from the same pass, ``chunk`` sentences at a time (bounds memory on a large pool;
+        the results do not depend on it). ``on_chunk(n)`` runs after each chunk of ``n``
+        sentences (progress). Returns ``(predictions, embeddings or None)``."""
+        if chunk < 1:
+            raise ConfigError(f"chunk must be >= 1, got {chunk}")
+        predictions: list[Prediction] = []
+        parts: list[np.ndarray] = []
+        for start in range(0, len(sentences), chunk):
+            part = sentences[start:start + chunk]
+            if embeddings:
+                got, emb = self.predict_with_embeddings(part)
+                parts.append(emb)
+            else:
+                got = self.predict(part)
+            predictions += got
+            if on_chunk is not None:
+                on_chunk(len(part))
+        if not embeddings:
+            return predictions, None
+        if not parts:
+            return predictions, np.zeros((0, self.bundle.model.hidden_size), dtype=np.float32)
+        return predictions, np.concatenate(parts)
 
     def _predictions(self, sentences: Sequence[Sentence], flat: np.ndarray,
                      bounds: np.ndarray) -> list[Prediction]:

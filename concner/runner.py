@@ -20,6 +20,7 @@ consumer and in tests. A retrain:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -440,42 +441,37 @@ class _PoolRanker:
         self.ctx, self.mv, self.active, self.progress, self.chunk = ctx, mv, active, progress, chunk
         tc = ctx.config.training
         self.predictor = Predictor(bundle, batch_size=tc.eval_batch_size, device=tc.device)
-        self.done, self.total, self._teacher = 0, total, None
+        self.done = 0
         progress.stage("predict", total=total)
 
+    @functools.cached_property
     def teacher(self):
+        """The stage-1 teacher's predictor when the strategy needs one and it was saved."""
         from concner.active.ranking import needs_teacher
         from concner.inference import Predictor
 
-        if self._teacher is None and needs_teacher(self.active):
-            tc = self.ctx.config.training
-            loaded = self.ctx.registry.load_teacher(self.mv)
-            self._teacher = (None if loaded is None else
-                             Predictor(loaded, tc.eval_batch_size, tc.device),)
-        return None if self._teacher is None else self._teacher[0]
+        loaded = self.ctx.registry.load_teacher(self.mv) if needs_teacher(self.active) else None
+        if loaded is None:
+            return None
+        tc = self.ctx.config.training
+        return Predictor(loaded, tc.eval_batch_size, tc.device)
+
+    def _advance(self, n: int) -> None:
+        self.done += n
+        self.progress.state.update(step=self.done)
+        self.progress._write(force=True)
 
     def rank(self, pool: list) -> tuple[list[tuple], str]:
         """``(rows for Store.save_predictions, strategy name)`` of one pool."""
-        import numpy as np
-
         from concner.active.ranking import needs_representations, rank_pool
 
         # the diversity strategy clusters sentence embeddings: take them from this pass
-        with_embeddings = needs_representations(self.active)
-        preds, embeddings = [], []
-        for start in range(0, len(pool), self.chunk):
-            if with_embeddings:
-                part, emb = self.predictor.predict_with_embeddings(pool[start:start + self.chunk])
-                embeddings.append(emb)
-            else:
-                part = self.predictor.predict(pool[start:start + self.chunk])
-            preds += part
-            self.done += len(part)
-            self.progress.state.update(step=self.done)
-            self.progress._write(force=True)
+        preds, embeddings = self.predictor.predict_in_chunks(
+            pool, chunk=self.chunk, embeddings=needs_representations(self.active),
+            on_chunk=self._advance)
         ranking = rank_pool(self.predictor, pool, preds, self.active,
-                            seed=self.ctx.config.training.seed, teacher=self.teacher(),
-                            representations=np.concatenate(embeddings) if embeddings else None)
+                            seed=self.ctx.config.training.seed, teacher=self.teacher,
+                            representations=embeddings)
         if ranking.note:
             self.progress.log(ranking.note)
         rows = [(s.meta["db_id"], list(p.tags),

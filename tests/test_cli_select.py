@@ -109,6 +109,11 @@ def test_select_reports_what_to_fix(model_dir, pool, tmp_path, capsys):
     every.write_text("\n".join(f"p{i:02d}" for i in range(30)), encoding="utf-8")
     assert main([*base, "--pool", str(pool), "--exclude", str(every)]) == 2
     assert "nothing is left to pick" in capsys.readouterr().err
+    # an empty pool file
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    assert main([*base, "--pool", str(empty)]) == 2
+    assert "no sentences found (the file is empty" in capsys.readouterr().err
     # a missing exclude file, and a bad --n
     assert main([*base, "--pool", str(pool), "--exclude", str(tmp_path / "nope.txt")]) == 2
     assert "nope.txt" in capsys.readouterr().err

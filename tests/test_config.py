@@ -33,6 +33,7 @@ def test_env_overrides_win():
         ({"model": {"dropout": 1.5}}, "model.dropout"),
         ({"loss": {"kd": "maybe"}}, "loss.kd must be true or false"),
         ({"training": {"kd_max_sentences": -1}}, "training.kd_max_sentences must be >= 0"),
+        ({"active": {"diversity_order_limit": -5}}, "active.diversity_order_limit must be >= 0"),
     ],
 )
 def test_validation_names_the_key(data, needle):

@@ -247,6 +247,24 @@ def test_predict_with_embeddings_is_predict_plus_embeddings_in_one_pass(bundle, 
         assert a.tags == b.tags and np.allclose(a.word_probs, b.word_probs, atol=1e-6)
 
 
+def test_predict_in_chunks_does_not_depend_on_the_chunk(bundle):
+    sentences = _corpus(11, seed=5)
+    predictor = Predictor(bundle, batch_size=4, device="cpu")
+    whole, emb = predictor.predict_with_embeddings(sentences)
+    seen = []
+    got, got_emb = predictor.predict_in_chunks(sentences, chunk=3, embeddings=True,
+                                               on_chunk=seen.append)
+    assert seen == [3, 3, 3, 2]
+    np.testing.assert_allclose(got_emb, emb, atol=1e-5)
+    assert [p.tags for p in got] == [p.tags for p in whole]
+    plain, none = predictor.predict_in_chunks(sentences, chunk=4)
+    assert none is None and [p.tags for p in plain] == [p.tags for p in whole]
+    empty, empty_emb = predictor.predict_in_chunks([], chunk=4, embeddings=True)
+    assert empty == [] and empty_emb.shape == (0, bundle.model.hidden_size)
+    with pytest.raises(ConfigError, match="chunk"):
+        predictor.predict_in_chunks(sentences, chunk=0)
+
+
 def test_batch_size_must_be_positive(bundle):
     with pytest.raises(ConfigError, match="batch size"):
         Predictor(bundle, batch_size=0)

@@ -7,7 +7,7 @@ the whole pool in one batched NumPy operation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +21,17 @@ class Selection:
 
     sentence_id: str
     score: float
+
+
+def repeated_ids(ids: Iterable[str]) -> list[str]:
+    """Every id that occurs again after its first occurrence, in the order it recurs."""
+    seen: set[str] = set()
+    repeats = []
+    for sid in ids:
+        if sid in seen:
+            repeats.append(sid)
+        seen.add(sid)
+    return repeats
 
 
 def pad_ragged(arrays: Sequence[np.ndarray], dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -68,12 +79,10 @@ class PoolOutputs:
     def __post_init__(self) -> None:
         self.sentence_ids = [str(s) for s in self.sentence_ids]
         n = len(self.sentence_ids)
-        seen: set[str] = set()
-        for sid in self.sentence_ids:
-            if sid in seen:
-                raise DataFormatError(f"sentence id {sid!r} appears twice in the pool; "
-                                      "give every pool sentence a unique id")
-            seen.add(sid)
+        repeats = repeated_ids(self.sentence_ids)
+        if repeats:
+            raise DataFormatError(f"sentence id {repeats[0]!r} appears twice in the pool; "
+                                  "give every pool sentence a unique id")
         self.word_probs = [np.asarray(p) for p in self.word_probs]
         if len(self.word_probs) != n:
             raise ModelError(f"{len(self.word_probs)} word-probability arrays for {n} sentences")

@@ -84,17 +84,15 @@ def _predictor(args):
                      decoding=args.decoding)
 
 
-def _predict_all(predictor, sentences, desc: str):
+def _predict_all(predictor, sentences, desc: str, *, embeddings: bool = False):
+    """``(predictions, [N, H] sentence embeddings or None)`` in chunks of
+    :data:`CHUNK_SENTENCES`, with a progress bar on a terminal."""
     from tqdm import tqdm
 
-    out = []
     with tqdm(total=len(sentences), desc=desc, unit="sent", file=sys.stderr,
               disable=not sys.stderr.isatty()) as bar:
-        for k in range(0, len(sentences), CHUNK_SENTENCES):
-            chunk = sentences[k:k + CHUNK_SENTENCES]
-            out.extend(predictor.predict(chunk))
-            bar.update(len(chunk))
-    return out
+        return predictor.predict_in_chunks(sentences, chunk=CHUNK_SENTENCES,
+                                           embeddings=embeddings, on_chunk=bar.update)
 
 
 def _write_atomic(path: str, lines) -> None:
@@ -114,7 +112,7 @@ def run_predict(args) -> int:
     sentences = _read(args.input, args.lang, args.fmt)
     predictor = _predictor(args)
     start = time.perf_counter()
-    predictions = _predict_all(predictor, sentences, "predict")
+    predictions, _ = _predict_all(predictor, sentences, "predict")
     seconds = time.perf_counter() - start
     _write_atomic(args.out, (json.dumps(p.to_dict(s), ensure_ascii=False)
                              for s, p in zip(sentences, predictions)))
@@ -135,7 +133,7 @@ def run_evaluate(args) -> int:
             f"{len(unlabelled)} sentences have no tags (first: {unlabelled[0]}); evaluation "
             "needs labelled data", path=args.data)
     predictor = _predictor(args)
-    predictions = _predict_all(predictor, sentences, "evaluate")
+    predictions, _ = _predict_all(predictor, sentences, "evaluate")
     report = evaluate(sentences, [p.tags for p in predictions])
     print(format_table(report))
     if args.json_out:

@@ -71,16 +71,9 @@ def _read_ids(path: str) -> set[str]:
 
 
 def run_select(args) -> int:
-    import numpy as np
-
     from concner.active import get_strategy, score_pool
-    from concner.commands.predict import (
-        CHUNK_SENTENCES,
-        _predict_all,
-        _predictor,
-        _read,
-        _write_atomic,
-    )
+    from concner.active.outputs import repeated_ids
+    from concner.commands.predict import _predict_all, _predictor, _read, _write_atomic
     from concner.config import ActiveConfig
     from concner.inference import Predictor
     from concner.model import NerBundle
@@ -91,11 +84,8 @@ def run_select(args) -> int:
     sentences = _read(args.pool, args.lang, args.fmt)
     if not sentences:
         raise DataFormatError("the pool has no sentences", path=args.pool)
-    seen, dupes = set(), []
-    for s in sentences:
-        if s.id in seen:
-            dupes.append(s.id)
-        seen.add(s.id)
+    # the same check PoolOutputs makes, here before minutes of prediction, naming the file
+    dupes = repeated_ids(s.id for s in sentences)
     if dupes:
         raise DataFormatError(f"{len(dupes)} sentence ids occur more than once (first: "
                               f"{dupes[0]}); give every pool sentence its own id", path=args.pool)
@@ -117,16 +107,9 @@ def run_select(args) -> int:
         teacher = Predictor(NerBundle.load(folder), batch_size=args.batch_size,
                             device=args.device)
     start = time.perf_counter()
-    representations = None
-    if strategy.needs_representations:  # the sentence embeddings come from the same pass
-        predictions, parts = [], []
-        for k in range(0, len(candidates), CHUNK_SENTENCES):
-            part, emb = predictor.predict_with_embeddings(candidates[k:k + CHUNK_SENTENCES])
-            predictions += part
-            parts.append(emb)
-        representations = np.concatenate(parts)
-    else:
-        predictions = _predict_all(predictor, candidates, "predict")
+    # the diversity strategy's sentence embeddings come from the same pass
+    predictions, representations = _predict_all(
+        predictor, candidates, "predict", embeddings=strategy.needs_representations)
     outputs = score_pool(predictor, candidates, strategy, mc_passes=args.mc_passes,
                          teacher=teacher, seed=args.seed,
                          word_probs=[p.word_probs for p in predictions],
