@@ -56,14 +56,24 @@ def test_person_names_are_protected_from_translation(translator):
     assert people == ["Will Smith", "Kid Rock"]
 
 
-def test_unprotected_names_may_be_translated_and_split_entities_merge():
+def test_unprotected_names_may_be_translated_and_stay_one_entity():
+    """Without protection Apertium may translate a name ("Mexico City" -> "Ciudad de
+    México"). Builds differ in how the marker comes back: whole (status OK; Debian 12's
+    apertium-eng-spa 0.8.1) or in pieces that the projection merges (status REPAIRED; the
+    merge itself is pinned in test_translation_markers with a fixed engine output). What
+    training relies on holds either way: one usable LOC span covering the translated name."""
     require_apertium("eng-spa")
     plain = ApertiumTranslator("eng-spa", config=TranslationConfig(apertium_protect_types=()))
     pair = plain.translate([SENTENCES[0]], "es")[0]
-    # Apertium turns "Mexico City" into "Ciudad de México" in two marked pieces
-    assert pair.status is Status.REPAIRED, pair.reason
-    loc = [pair.translated.text[sp.start:sp.end] for sp in pair.translated.spans]
-    assert len(loc) == 1 and "México" in loc[0] and "Ciudad" in loc[0]
+    assert pair.status in (Status.OK, Status.REPAIRED), pair.reason
+    t = pair.translated
+    assert [sp.label for sp in t.spans] == ["LOC"], t.spans
+    loc = t.text[t.spans[0].start:t.spans[0].end]
+    assert "xico" in loc, (loc, t.text)            # México or Mexico: the name is in the span
+    for word in ("Ciudad", "City"):                 # so is "City", in whichever language
+        if word in t.text:
+            assert word in loc, (loc, t.text)
+    assert "1986" not in loc and "migr" not in loc  # and nothing around it
 
 
 def test_missing_pair_names_the_debian_package():
