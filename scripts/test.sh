@@ -26,6 +26,9 @@ trap 'scripts/start_postgres.sh --stop "$pgdir" >/dev/null 2>&1 || true; rm -rf 
 
 # The two whole-system tests (a browser against the app with a local Argilla, and
 # `concner up`) run in their own session after the rest, so processes they start cannot
-# disturb the unit tests; the browser test retries (its search emulator once failed to start).
-python3 -m pytest --ignore tests/test_app_up.py --ignore tests/e2e "$@"
-python3 -m pytest tests/e2e tests/test_app_up.py "$@"
+# disturb the unit tests. Both sessions always run (a failure in the first must not hide
+# the browser test's result); the exit code is the first failure's.
+status=0
+python3 -m pytest --ignore tests/test_app_up.py --ignore tests/e2e "$@" || status=$?
+python3 -m pytest tests/e2e tests/test_app_up.py "$@" || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
+exit "$status"
