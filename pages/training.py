@@ -9,6 +9,7 @@ from concner.ui.auth import admin_gate
 from concner.ui.context import ensure_navigation, get_store, require_project
 from concner.ui.training_form import (
     FORM_FIELDS,
+    PRECEDENCE,
     effective_config,
     merge_form,
     parse_toml,
@@ -43,6 +44,7 @@ try:
 except ConcnerError as exc:
     st.error(f"The stored training config is invalid: {exc}")
     current = effective_config({})
+st.caption(PRECEDENCE)
 if admin_gate("Editing the training config"):
     with st.form("training-config"):
         values = {}

@@ -20,20 +20,30 @@ def _tasks():
     return tasks
 
 
-def start_retrain(store, project: str, *, full: bool = False) -> None:
+def start_retrain(store, project: str, *, full: bool = False) -> int | None:
     """Queue a retrain; ``full`` forces a full one (else the worker updates the active
-    model incrementally when few labels are new)."""
+    model incrementally when few labels are new). Returns the run that will do it (a new
+    one, or the queued one this request joined), and makes the run panel's selector
+    follow it (``None`` when the request failed)."""
     try:
         run_id, created = _tasks().request_retrain(store, project, full=full)
     except ConcnerError as exc:
         st.error(str(exc))
-        return
+        return None
+    follow_run("retrain", run_id)
     what = "Full retrain" if full else "Retrain"
     if created:
         st.success(f"{what} queued as run {run_id}.")
     else:
         st.info(f"A retrain is already queued (run {run_id}); this request joins it"
                 + (" and makes it a full one." if full else "."))
+    return run_id
+
+
+def follow_run(kind: str, run_id: int) -> None:
+    """Show ``run_id`` in the ``kind`` run panel's selector on the next render (call before
+    the panel is drawn in the same script run)."""
+    st.session_state[f"pick-{kind}"] = run_id
 
 
 def start_predict(store, project: str) -> None:
@@ -109,6 +119,8 @@ def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> N
             ids = [r.id for r in runs]
             labels = {r.id: " · ".join(x for x in (f"run {r.id}", update_text(r)) if x)
                       for r in runs}
+            if st.session_state.get(f"pick-{kind}") not in ids:  # followed or gone: newest
+                st.session_state[f"pick-{kind}"] = ids[0]
             picked = st.selectbox("Run", ids, key=f"pick-{kind}", format_func=labels.get)
             run = next(r for r in runs if r.id == picked)
         render_run(run, key=kind)

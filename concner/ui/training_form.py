@@ -82,10 +82,35 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: Which value wins, as the Training page states it (one precedence for every key)
+PRECEDENCE = ("Which value wins: (1) this project's settings on this page: a key is set "
+              "either by its form field or in the TOML box, and setting both to different "
+              "values is an error; (2) the worker's config file (`CONCNER_CONFIG`) and its "
+              "`CONCNER_*` environment; (3) the defaults in `concner/config.py`.")
+
+
+def form_labels() -> dict[tuple[str, str], str]:
+    return {(section, name): label for section, name, label in FORM_FIELDS}
+
+
 def merge_form(overrides: dict[str, Any], values: dict[tuple[str, str], Any]
                ) -> dict[str, dict[str, Any]]:
     """The project's overrides with the form's values applied: a value equal to the default
-    removes the override, any other value sets it; fields not in the form are kept."""
+    removes the override, any other value sets it; fields not in the form are kept.
+
+    ``overrides`` is what the TOML box holds; it must not set a form field to another value
+    than the form does (that value would be dropped without a word): raises
+    :class:`ConfigError` naming the key, both values and which one wins.
+    """
+    labels = form_labels()
+    for (section, name), value in values.items():
+        boxed = (overrides or {}).get(section, {})
+        if name in boxed and boxed[name] != value:
+            raise ConfigError(
+                f"{section}.{name} is set twice: the form field '{labels[(section, name)]}' "
+                f"says {value!r}, the TOML box says {boxed[name]!r}. The form field wins; "
+                f"delete `{name}` from the TOML box's [{section}] table, or set the form "
+                "field to the value you want.")
     defaults = Config()
     out = {k: dict(v) for k, v in (overrides or {}).items()}
     for (section, name), value in values.items():
