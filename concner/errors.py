@@ -6,9 +6,26 @@ what to fix. The command line turns them into a one-line message and exit code 2
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+#: How the command line names the control that fixes an error with a ``hint`` key. Other
+#: places render their own names (the app: :data:`concner.ui.uploads.APP_HINTS`; a
+#: sub-command without the flag: its own table), so a hint never names a control that is
+#: not where it is shown.
+CLI_HINTS: dict[str, str] = {
+    "repair_iob": "fix the file, or pass --repair-iob to turn stray I- tags into B-",
+}
+#: what a hint says where no control for it exists
+PLAIN_HINTS: dict[str, str] = {
+    "repair_iob": "fix the file (stray I- tags: an I- tag that does not continue an entity)",
+}
+
 
 class ConcnerError(Exception):
     """Base class of all errors a user can cause (bad input, bad config, down services)."""
+
+    #: key of the control that fixes this error (see :data:`CLI_HINTS`), or None
+    hint: str | None = None
 
 
 class ConfigError(ConcnerError):
@@ -23,21 +40,42 @@ class DataFormatError(ConcnerError):
     """A data file (or upload) is malformed.
 
     Carries the file name and 1-based line number when they are known, and the
-    message says what to do about it.
+    message says what to do about it. With a ``hint`` key the "what to do" part names the
+    control of the place that shows it: the command line's flag by default
+    (:data:`CLI_HINTS`), another place's with :meth:`for_controls`.
     """
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 hint: str | None = None, controls: Mapping[str, str] | None = None):
         self.path = path
         self.line = line
         self.reason = message
-        where = ""
-        if path is not None and line is not None:
-            where = f"{path}:{line}: "
-        elif path is not None:
-            where = f"{path}: "
-        elif line is not None:
-            where = f"line {line}: "
-        super().__init__(f"{where}{message}")
+        self.hint = hint
+        self.controls = CLI_HINTS if controls is None else controls
+        super().__init__(f"{self.where()}{self.explain()}")
+
+    def where(self) -> str:
+        if self.path is not None and self.line is not None:
+            return f"{self.path}:{self.line}: "
+        if self.path is not None:
+            return f"{self.path}: "
+        if self.line is not None:
+            return f"line {self.line}: "
+        return ""
+
+    def explain(self, controls: Mapping[str, str] | None = None) -> str:
+        """The reason and, for a hinted error, the fix named with ``controls`` (hint key ->
+        phrase; default: the ones this error was made for)."""
+        if self.hint is None:
+            return self.reason
+        controls = self.controls if controls is None else controls
+        return f"{self.reason}; {controls.get(self.hint, PLAIN_HINTS.get(self.hint, ''))}" \
+            .rstrip("; ")
+
+    def for_controls(self, controls: Mapping[str, str]) -> DataFormatError:
+        """The same error, its fix naming ``controls`` (raise it where they are shown)."""
+        return type(self)(self.reason, path=self.path, line=self.line, hint=self.hint,
+                          controls=controls)
 
 
 class ServiceUnavailable(ConcnerError):

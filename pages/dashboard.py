@@ -9,6 +9,7 @@ from concner.errors import ConcnerError
 from concner.ui import charts
 from concner.ui.context import ensure_navigation, get_store, require_project
 from concner.ui.views import (
+    benchmark_references,
     curve_summary,
     load_benchmark,
     metrics_frame,
@@ -21,13 +22,17 @@ st.title("Dashboard")
 store = get_store()
 project = require_project(store)
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "quality.json"
+try:
+    bench, bench_error = load_benchmark(BENCHMARK), None
+except ConcnerError as exc:
+    bench, bench_error = None, str(exc)
 
 
 @st.fragment(run_every="5s")
 def live():
     versions = store.model_versions(project.name, include_deleted=True)
     metrics = store.metrics(project.name)
-    frame = metrics_frame(metrics, versions)
+    frame = metrics_frame(metrics, versions, store.run_label_counts(project.name))
     targets = frame[frame["language"].isin(project.target_langs)]
     st.subheader("F1 against label count")
     if targets.empty:
@@ -36,7 +41,13 @@ def live():
     else:
         x = st.radio("x axis", list(charts.LABEL_AXES), horizontal=True,
                      format_func=charts.LABEL_AXES.get, key="f1_axis")
-        st.altair_chart(charts.f1_curve_chart(targets, x=x), width="stretch")
+        references = benchmark_references(bench, project.target_langs)
+        st.altair_chart(charts.f1_curve_chart(targets, x=x, references=references),
+                        width="stretch")
+        if not references.empty:
+            st.caption("Dashed lines: the benchmark's mean dev F1 of source only and of "
+                       "ConCNER + KD on the same language (its own English training data, "
+                       "not this project's; benchmarks/results/quality.md).")
         with st.expander(f"{targets['run_id'].nunique()} evaluated runs", expanded=False):
             st.code(curve_summary(targets), language=None)
     active = store.active_model_version(project.name)
@@ -56,20 +67,19 @@ def live():
     if not runs:
         st.info("No runs yet.")
     else:
-        st.dataframe(runs_frame(runs), hide_index=True)
+        st.dataframe(runs_frame(runs, versions), hide_index=True)
 
 
 live()
 
 st.subheader("ConCNER against the baselines (benchmarks)")
-try:
-    bench = load_benchmark(BENCHMARK)
-except ConcnerError as exc:
-    st.error(str(exc))
+if bench_error:
+    st.error(bench_error)
+elif bench is None:
+    st.caption(f"No benchmark results yet ({BENCHMARK.relative_to(BENCHMARK.parents[2])} "
+               "is written by benchmarks/quality.py).")
 else:
-    if bench is None:
-        st.caption(f"No benchmark results yet ({BENCHMARK.relative_to(BENCHMARK.parents[2])} "
-                   "is written by benchmarks/quality.py).")
-    else:
-        st.altair_chart(charts.benchmark_chart(bench), width="stretch")
-        st.dataframe(bench, hide_index=True)
+    if bench.verdict:
+        st.caption(bench.verdict)
+    st.altair_chart(charts.benchmark_chart(bench.table), width="stretch")
+    st.dataframe(bench.table.drop(columns=["system"]), hide_index=True)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.translate import translation_panel
-from concner.ui.uploads import import_dataset, import_uploads
+from concner.ui.uploads import REPAIR_LABEL, import_dataset, import_uploads
 
 ensure_navigation()
 st.title("Data")
@@ -25,21 +25,23 @@ def show_result(report, errors, summaries=()):
             st.caption(s)
 
 
+#: upload kind -> (tab, file uploader label, languages, file types)
 KINDS = {
-    "source": ("Source labelled data", [project.source_lang], ["tsv", "conll", "iob", "bio",
-                                                              "jsonl", "json", "txt"]),
-    "target_text": ("Unlabelled target text", list(project.target_langs), ["txt", "jsonl",
-                                                                           "tsv", "conll"]),
-    "translation": ("Translations", list(project.target_langs), ["jsonl", "json"]),
-    "target_gold": ("Gold target dev data", list(project.target_langs), ["tsv", "conll", "iob",
-                                                                        "bio", "jsonl", "json"]),
+    "source": ("Source labelled data", "Source labelled data files", [project.source_lang],
+               ["tsv", "conll", "iob", "bio", "jsonl", "json", "txt"]),
+    "target_text": ("Unlabelled target text", "Unlabelled target text files",
+                    list(project.target_langs), ["txt", "jsonl", "tsv", "conll"]),
+    "translation": ("Upload translations", "Translation files (your own, JSONL)",
+                    list(project.target_langs), ["jsonl", "json"]),
+    "target_gold": ("Gold target dev data", "Gold target dev data files", list(project.target_langs),
+                    ["tsv", "conll", "iob", "bio", "jsonl", "json"]),
 }
-tabs = st.tabs([v[0] for v in KINDS.values()] + ["Translation"])
-for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
+tabs = st.tabs([v[0] for v in KINDS.values()] + ["Machine-translate the source"])
+for tab, (kind, (_tab, title, langs, types)) in zip(tabs, KINDS.items()):
     with tab:
         with st.form(f"upload-{kind}", clear_on_submit=False):
             generation = st.session_state.get(f"upload-gen-{kind}", 0)
-            files = st.file_uploader(f"{title} files", type=types, accept_multiple_files=True,
+            files = st.file_uploader(title, type=types, accept_multiple_files=True,
                                      key=f"files-{kind}-{generation}")
             c1, c2, c3 = st.columns(3)
             lang = c1.selectbox("Language", langs, key=f"lang-{kind}")
@@ -48,7 +50,7 @@ for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
             if kind == "target_text":
                 option = c3.checkbox("Already tokenised (split on spaces)", key=f"pretok-{kind}")
             else:
-                option = c3.checkbox("Repair stray I- tags to B-", key=f"repair-{kind}")
+                option = c3.checkbox(REPAIR_LABEL, key=f"repair-{kind}")
             if st.form_submit_button("Import files", type="primary"):
                 if not files:
                     st.warning("Choose at least one file.")
@@ -70,7 +72,7 @@ for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
             with st.form(f"hf-{kind}"):
                 st.markdown("…or a Hugging Face `datasets` source (hub id, `save_to_disk` folder "
                             "or parquet file)")
-                c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+                c1, c2, c3, c4, c5 = st.columns([3, 1, 1, 1, 2])
                 source = c1.text_input("Dataset", placeholder="unimelb-nlp/wikiann",
                                        key=f"hf-src-{kind}")
                 hf_split = c2.text_input("Split", value="train" if kind == "source" else
@@ -78,11 +80,13 @@ for tab, (kind, (title, langs, types)) in zip(tabs, KINDS.items()):
                 hf_lang = c3.selectbox("Language", langs, key=f"hf-lang-{kind}")
                 limit = c4.number_input("Max sentences", min_value=0, value=0,
                                         key=f"hf-limit-{kind}", help="0 = all")
+                hf_repair = c5.checkbox(REPAIR_LABEL, key=f"hf-repair-{kind}")
                 if st.form_submit_button("Import dataset"):
                     with st.spinner("Loading ..."):
                         report, errors = import_dataset(
                             store, project.name, source.strip(), kind=kind, lang=hf_lang,
-                            split=hf_split.strip(), limit=int(limit) or None)
+                            split=hf_split.strip(), limit=int(limit) or None,
+                            repair_iob=hf_repair)
                     show_result(report, errors)
 
 with tabs[-1]:

@@ -41,12 +41,14 @@ with st.expander("Create a project", expanded=not store.list_projects()), st.for
         else:
             set_current_project(project.name)
             st.session_state.pop("project_select", None)
-            st.success(f"Project {project.name!r} created.")
+            # shown after the rerun (a message written before st.rerun() is never seen)
+            st.session_state["concner_created_project"] = f"Project {project.name!r} created."
             st.rerun()
 
-deleted_note = st.session_state.pop("concner_deleted_project", None)
-if deleted_note:
-    st.success(deleted_note)
+for note_key in ("concner_created_project", "concner_deleted_project"):
+    note = st.session_state.pop(note_key, None)
+    if note:
+        st.success(note)
 
 name = current_project_name()
 if not name:

@@ -12,8 +12,12 @@ from concner.ui.argilla_view import send_batch, sync_states
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.highlight import highlight_html, legend_html, side_by_side_html
 from concner.ui.review import (
+    PAGE_SIZE,
     SIDES,
     filter_rows,
+    meta_text,
+    page_count,
+    page_of,
     ranking_strategy,
     review_rows,
     sort_choices,
@@ -51,11 +55,13 @@ if not store.predictions(active.id):
         jobs.start_predict(store, project.name)
 
 side = st.radio("Sentences", list(SIDES), format_func=SIDES.get, horizontal=True)
-rows = review_rows(store.sentences(project.name, role=side), predictions)
+sentences = store.sentences(project.name, role=side)
+authors = store.label_authors([s.meta["db_id"] for s in sentences if s.tags is not None])
+rows = review_rows(sentences, predictions, authors)
 side_langs = list(project.target_langs) if side == "target" else [project.source_lang]
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([2, 2, 1.5, 3.5])
 langs = c1.multiselect("Languages", side_langs, default=side_langs)
-labels = c2.multiselect("Has a predicted", schema.entity_types)
+labels = c2.multiselect("Has a predicted entity of type", schema.entity_types)
 status = c3.selectbox("Status", ["unlabelled", "corrected", "all"])
 strategy = ranking_strategy(rows, active.version)
 sorts = sort_choices(strategy)
@@ -78,21 +84,22 @@ if status != "corrected":
             st.success(f"Sent {result.n_records} records to Argilla dataset {result.dataset}.")
             st.link_button("Open the dataset in Argilla", result.url)
 
-page_size = 50
-for r in shown[:page_size]:
-    meta = f"`{r.sentence.id}` · {r.sentence.lang} · uncertainty {r.uncertainty:.3f}"
-    if how == "strategy" and r.al_score is not None:
-        meta += f" · {r.al_strategy} {r.al_score:.3f}" + (f" #{r.al_rank}" if r.al_rank else "")
-    if r.model_version != active.version:
-        meta += f" · model v{r.model_version}"
-    if r.corrected is not None:
-        corrected_spans = schema.tags_to_spans(r.corrected, r.sentence.offsets)
-        st.markdown(meta + " · corrected", unsafe_allow_html=False)
-        st.markdown(side_by_side_html(r.sentence.text, r.spans, corrected_spans,
-                                      r.sentence.lang), unsafe_allow_html=True)
-    else:
-        st.markdown(meta)
-        st.markdown(highlight_html(r.sentence.text, r.spans, r.sentence.lang,
-                                   sentence_id=r.sentence.id), unsafe_allow_html=True)
-if len(shown) > page_size:
-    st.caption(f"showing the first {page_size}; narrow the filters to see others")
+pages = page_count(len(shown), PAGE_SIZE)
+page = 1
+if pages > 1:  # a new filter or sort starts again at page 1
+    page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1,
+                               key=f"page-{side}-{langs}-{labels}-{status}-{how}"))
+part, where = page_of(shown, page, PAGE_SIZE)
+st.caption(where.capitalize())
+for r in part:
+    with st.container(border=True):
+        if r.corrected is not None:
+            corrected_spans = schema.tags_to_spans(r.corrected, r.sentence.offsets)
+            who = ", ".join(r.authors) or "unknown"
+            st.markdown(side_by_side_html(r.sentence.text, r.spans, corrected_spans,
+                                          r.sentence.lang, right=f"correction by {who}"),
+                        unsafe_allow_html=True)
+        else:
+            st.markdown(highlight_html(r.sentence.text, r.spans, r.sentence.lang,
+                                       sentence_id=r.sentence.id), unsafe_allow_html=True)
+        st.caption(meta_text(r, active.version, strategy_order=how == "strategy"))

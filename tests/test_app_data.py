@@ -8,6 +8,8 @@ import shutil
 import pytest
 from appkit import app_env, no_exception, open_page
 
+from concner.ui.uploads import REPAIR_LABEL
+
 GOOD = b"John\tB-PER\nvisited\tO\nParis\tB-LOC\n\nGoogle\tB-ORG\nis\tO\nhere\tO\n"
 BAD = b"Mary\tB-PER\nlives\tO\n\nin\tO\nLondon\tI-LOC\n"  # stray I- on line 5
 
@@ -30,6 +32,17 @@ def _form_button(at, label: str):
 
 def _tab(at, kind_index: int):
     return at.tabs[kind_index]
+
+
+def _import_dataset(folder):
+    """The Data page after importing the datasets folder as source data."""
+    at = open_page("data", project="demo")
+    tab = _tab(at, 0)
+    tab.text_input[0].input(str(folder))
+    next(b for b in tab.button if b.label == "Import dataset").click()
+    at.run()
+    no_exception(at)
+    return at
 
 
 def test_source_upload_imports_all_files_in_one_go(store):
@@ -62,6 +75,39 @@ def test_errors_listed_with_file_and_line_and_nothing_imported(store):
     assert "bad-en.tsv:5:" in message and "invalid IOB2" in message
     assert "worse-en.tsv:1:" in message and "unknown label 'B-XYZ'" in message
     assert store.sentences("demo") == []  # the good file was not imported either
+    # the fix names the checkbox in front of the user, not the command line's flag
+    assert f'tick "{REPAIR_LABEL}"' in message and "--repair-iob" not in message
+    assert REPAIR_LABEL in [c.label for c in tab.checkbox]
+
+
+def test_tabs_differ_in_meaning(store):
+    at = open_page("data", project="demo")
+    no_exception(at)
+    labels = [t.label for t in at.tabs]
+    stems = [label.lower().rstrip("s") for label in labels]
+    assert len(set(stems)) == len(stems), labels  # not "Translations" next to "Translation"
+
+
+def test_datasets_form_repairs_stray_tags_with_its_own_checkbox(store, tmp_path):
+    import datasets
+
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(
+                                      names=["O", "B-PER", "I-PER", "B-ORG", "I-ORG",
+                                             "B-LOC", "I-LOC"]))})
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"tokens": [["in", "Berlin"]], "ner_tags": [[0, 6]]}, features=features)}).save_to_disk(
+        str(tmp_path / "dd"))
+    at = _import_dataset(tmp_path / "dd")
+    message = at.error[0].value
+    assert "invalid IOB2" in message and f'tick "{REPAIR_LABEL}"' in message
+    boxes = [c for c in _tab(at, 0).checkbox if c.label == REPAIR_LABEL]
+    assert len(boxes) == 2  # the upload form's and the datasets form's
+    boxes[1].check()
+    next(b for b in _tab(at, 0).button if b.label == "Import dataset").click()
+    at.run()
+    no_exception(at)
+    assert [s.tags for s in store.sentences("demo", role="source")] == [["O", "B-LOC"]]
 
 
 def test_upload_over_the_size_limit_is_refused(store):
@@ -119,12 +165,7 @@ def test_source_from_a_datasets_folder(store, tmp_path):
                                   ["B-PER", "O", "O", "B-ORG"]),
              Sentence.from_tokens("hf-2", "en", ["Berlin"], ["B-LOC"])]
     write_export({"train": sents}, LabelSchema(["PER", "ORG", "LOC"]), "hf", tmp_path / "dd")
-    at = open_page("data", project="demo")
-    tab = _tab(at, 0)
-    tab.text_input[0].input(str(tmp_path / "dd"))
-    next(b for b in tab.button if b.label == "Import dataset").click()
-    at.run()
-    no_exception(at)
+    at = _import_dataset(tmp_path / "dd")
     assert any("Imported 2 sentences, 2 labelled" in s.value for s in at.success)
     got = store.sentences("demo", role="source")
     assert [(s.id, s.tokens, s.tags) for s in got] == [(s.id, s.tokens, s.tags) for s in sents]

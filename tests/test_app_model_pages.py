@@ -35,6 +35,29 @@ def _html(at) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
+def _order(at, prefix: str = "pool-") -> list[str]:
+    """Sentence ids in the order shown (from the metadata line under each sentence)."""
+    return [c.value.split("`")[1] for c in at.caption if c.value.startswith(f"`{prefix}")]
+
+
+def _sentence_blocks(node):
+    """Every block that holds exactly one sentence (or prediction-vs-correction table) as
+    its own element, with the block's captions."""
+    from streamlit.testing.v1.element_tree import Block
+
+    found = []
+    for child in getattr(node, "children", {}).values():
+        if not isinstance(child, Block):
+            continue
+        own = [c for c in child.children.values() if not isinstance(c, Block)]
+        html = [c.value for c in own if type(c).__name__ == "Markdown"
+                and ('class="concner-sent"' in c.value or 'class="concner-diff"' in c.value)]
+        if len(html) == 1:
+            found.append((html[0], [c.value for c in own if type(c).__name__ == "Caption"]))
+        found += _sentence_blocks(child)
+    return found
+
+
 # -- Review ---------------------------------------------------------------------------------
 def test_review_highlights_predictions_rtl_and_sorts_by_uncertainty(store):
     mv = store.active_model_version("demo")
@@ -52,7 +75,7 @@ def test_review_highlights_predictions_rtl_and_sorts_by_uncertainty(store):
     # Arabic sentences are laid out right to left, others by the browser's bidi rules
     assert html.count('dir="rtl" lang="ar"') == 12 and html.count('dir="auto" lang="de"') == 12
     # most uncertain first
-    order = [line.split("`")[1] for line in html.splitlines() if line.startswith("`pool-")]
+    order = _order(at)
     ids = {s.meta["db_id"]: s.id for s in store.sentences("demo", role="target", split="pool")}
     expected = sorted(predictions, key=lambda p: (-p.uncertainty, ids[p.sentence_id]))
     assert order == [ids[p.sentence_id] for p in expected]
@@ -67,8 +90,7 @@ def test_review_sorts_in_the_stored_strategy_order_by_default(store):
     no_exception(at)
     sort = next(s for s in at.selectbox if s.label == "Sort")
     assert sort.value == "strategy" and strategy in sort.format_func(sort.value)
-    html = _html(at)
-    order = [line.split("`")[1] for line in html.splitlines() if line.startswith("`pool-")]
+    order = _order(at)
     ids = {s.meta["db_id"]: s.id for s in store.sentences("demo", role="target", split="pool")}
     expected = sorted(predictions, key=lambda p: p.al_rank)
     assert order == [ids[p.sentence_id] for p in expected]
@@ -104,10 +126,9 @@ def test_review_shows_the_source_sentences_to_label_in_their_own_order(store):
     at.run()
     no_exception(at)
     assert at.multiselect[0].options == ["en"]
-    html = _html(at)
-    order = [line.split("`")[1] for line in html.splitlines() if line.startswith("`src-pool-")]
+    order = _order(at, "src-pool-")
     assert order == [source[p.sentence_id].id for p in ranked]
-    assert "`pool-" not in html  # no target sentence on the source side
+    assert not _order(at, "pool-")  # no target sentence on the source side
     assert "Send 5 sentences to Argilla" in [b.label for b in at.button]
 
 
@@ -132,6 +153,54 @@ def test_review_shows_prediction_next_to_correction(store):
     html = _html(at)
     assert html.count('<table class="concner-diff"') == 1
     assert "<b>removed</b>" in html  # the annotator removed the model's entities
+    # who corrected it: the username stored with the answer, under the sentence and as the
+    # correction's column title
+    assert any(c.value.startswith(f"`{target.id}`") and c.value.endswith("corrected by ann1")
+               for c in at.caption)
+    assert ">correction by ann1</th>" in html
+
+
+def test_review_metadata_sits_in_its_own_sentences_block(store):
+    at = open_page("review", project="demo")
+    no_exception(at)
+    blocks = _sentence_blocks(at.main)
+    assert len(blocks) == len(_order(at)) > 0
+    for html, captions in blocks:
+        (meta,) = captions  # one metadata line, in the same block as its sentence
+        sid = meta.split("`")[1]
+        assert f'data-sentence="{sid}"' in html
+
+
+def test_review_pages_through_every_sentence(store, monkeypatch):
+    from concner.ui import review
+
+    monkeypatch.setattr(review, "PAGE_SIZE", 5)
+    at = open_page("review", project="demo")
+    next(s for s in at.selectbox if s.label == "Status").set_value("all")
+    at.run()
+    no_exception(at)
+    total = len(store.sentences("demo", role="target", split="pool"))
+    pages = -(-total // 5)
+    assert pages > 2 and total % 5  # a short last page
+    first = _order(at)
+    assert len(first) == 5
+    assert any(c.value == f"Page 1 of {pages} · sentences 1–5 of {total}" for c in at.caption)
+    page = next(n for n in at.number_input if n.label == f"Page (of {pages})")
+    page.set_value(pages)
+    at.run()
+    no_exception(at)
+    last = _order(at)
+    start = 5 * (pages - 1) + 1
+    assert len(last) == total - start + 1 and not set(last) & set(first)
+    assert any(c.value == f"Page {pages} of {pages} · sentences {start}–{total} of {total}"
+               for c in at.caption)
+
+
+def test_review_label_filter_says_what_it_filters(store):
+    at = open_page("review", project="demo")
+    no_exception(at)
+    labels = [m.label for m in at.multiselect]
+    assert labels == ["Languages", "Has a predicted entity of type"]
 
 
 # -- Dashboard ------------------------------------------------------------------------------
@@ -149,15 +218,70 @@ def test_dashboard_curve_per_label_and_runs(store):
     assert "succeeded" in set(runs["status"])
 
 
-def test_dashboard_reads_benchmark_results(store, tmp_path, monkeypatch):
+def test_dashboard_runs_table_in_words(store):
+    at = open_page("dashboard", project="demo")
+    no_exception(at)
+    runs = at.dataframe[0].value
+    cells = {str(v) for v in runs.to_numpy().ravel()}
+    assert not cells & {"None", "nan", "on_demand", "new_labels", "predict"}
+    mv = store.active_model_version("demo")
+    retrain = runs[runs["run"] == mv.run_id].iloc[0]
+    assert retrain["what"] == "retrain" and retrain["why asked"] == "asked for"
+    assert retrain["model"] == f"v{mv.version}"
+    assert retrain["mean dev F1"] == f"{mv.mean_f1 * 100:.1f}"
+    assert retrain["promotion"] == "promoted (active): no active model yet"
+    run = store.get_run(mv.run_id)
+    seconds = round((run.finished_at - run.started_at).total_seconds())
+    assert retrain["duration"] == (f"{seconds} s" if seconds < 60
+                                   else f"{seconds // 60} min {seconds % 60:02d} s")
+    counts = run.label_counts
+    assert retrain["labels seen"] == (f"{counts['source']} source / {counts['translated']} "
+                                      f"translated / {counts['target']} target")
+    predict = runs[runs["what"] == "pool prediction"].iloc[0]
+    assert predict["model"] == f"used v{mv.version}" and predict["promotion"] == ""
+
+
+def test_dashboard_reads_the_committed_benchmark_results(store):
+    import json
+
+    from appkit import ROOT
+
+    at = open_page("dashboard", project="demo")
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "name" in d.value.columns)
+    written = json.loads((ROOT / "benchmarks" / "results" / "quality.json").read_text())
+    kd = written["table"]["concner_kd"]["es"]
+    row = table[(table["name"] == "ConCNER + KD") & (table["language"] == "es")].iloc[0]
+    assert row["f1"] == pytest.approx(kd["mean"]) and row["n"] == kd["n"]
+    assert any(written["verdict"] == c.value for c in at.caption)
+
+
+def test_dashboard_reads_what_the_benchmark_writes(tmp_path, monkeypatch):
+    from benchmarks import quality
     from concner.ui import views
 
-    rows = [{"system": "concner", "lang": "de", "seed": s, "f1": 0.7 + s / 100} for s in (1, 2)]
-    rows += [{"system": "source-only", "lang": "de", "seed": 1, "f1": 0.6}]
-    frame = views.load_benchmark_rows(rows)
-    got = dict(zip(frame["system"], frame["f1"]))
-    assert got["concner"] == pytest.approx(71.5) and got["source-only"] == pytest.approx(60.0)
-    assert list(frame[frame["system"] == "concner"]["n"]) == [2]
+    class Args:
+        translated, zero_shot, variant = ["es", "de"], ["sw"], "default"
+
+    def row(system, lang, f1, seed):
+        return {"system": system, "train_lang": lang, "seed": seed, "slice": "report",
+                "variant": "default", "f1": {"en": 0.9, lang: f1}}
+
+    rows = [row("source_only", "es", 0.60, 1), row("source_only", "es", 0.64, 2),
+            row("concner_kd", "es", 0.70, 1), row("concner_kd", "de", 0.80, 1)]
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    quality.write_table(rows, Args)  # the benchmark's own writer
+    bench = views.load_benchmark(tmp_path / "quality.json")
+    got = {(r.system, r.language): (r.f1, r.n) for r in bench.table.itertuples()}
+    assert got[("source_only", "es")] == (pytest.approx(62.0), 2)
+    assert got[("concner_kd", "es")] == (pytest.approx(70.0), 1)
+    assert got[("concner_kd", "de")] == (pytest.approx(80.0), 1)
+    assert ("source_only", "sw") not in got  # no seed there: left out, not NaN
+    assert bench.verdict.startswith("incomplete")
+    refs = views.benchmark_references(bench, ["es", "ar"])
+    assert {(r.language, r.system, r.F1) for r in refs.itertuples()} == {
+        ("es", "benchmark: source only", 62.0), ("es", "benchmark: ConCNER + KD", 70.0)}
 
 
 # -- Training -------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ def test_create_project_and_see_it(store):
     assert project.target_langs == ["sw", "ar"]
     assert project.label_schema["entity_types"] == ["PER", "ORG", "LOC"]
     assert at.session_state["concner_project"] == "demo"
+    # the confirmation survives the rerun that shows the new project
+    assert [s.value for s in at.success] == ["Project 'demo' created."]
     assert any(m.label == "pool" and m.value == "0" for m in at.metric)
     text = markdown_text(at)
     assert "**Store**" in text and "**Queue worker**" in text and "**Argilla**" in text

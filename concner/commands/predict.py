@@ -55,9 +55,11 @@ def _common(p) -> None:
                    help="CPU threads for torch (0: torch's default)")
     p.add_argument("--decoding", choices=["argmax", "viterbi"],
                    help="tag decoding (default: the model's model.decoding)")
+    p.add_argument("--repair-iob", action="store_true",
+                   help="turn stray I-X tags of labelled input into B-X instead of stopping")
 
 
-def _read(path: str, lang: str | None, fmt: str):
+def _read(path: str, lang: str | None, fmt: str, repair_iob: bool = False):
     from concner.corpus import read_any, read_text_lines
 
     if not Path(path).exists() and fmt in ("text", "conll", "jsonl"):
@@ -66,7 +68,7 @@ def _read(path: str, lang: str | None, fmt: str):
         if not lang:
             raise ConcnerError("--format text needs --lang (e.g. --lang en)")
         return read_text_lines(path, lang)
-    return read_any(path, lang, fmt=fmt)
+    return read_any(path, lang, fmt=fmt, repair_iob=repair_iob)
 
 
 def _predictor(args):
@@ -109,7 +111,7 @@ def _write_atomic(path: str, lines) -> None:
 
 
 def run_predict(args) -> int:
-    sentences = _read(args.input, args.lang, args.fmt)
+    sentences = _read(args.input, args.lang, args.fmt, args.repair_iob)
     predictor = _predictor(args)
     start = time.perf_counter()
     predictions, _ = _predict_all(predictor, sentences, "predict")
@@ -126,7 +128,7 @@ def run_predict(args) -> int:
 def run_evaluate(args) -> int:
     from concner.evaluation import evaluate, format_table
 
-    sentences = _read(args.data, args.lang, "auto")
+    sentences = _read(args.data, args.lang, "auto", args.repair_iob)
     unlabelled = [s.id for s in sentences if s.tags is None]
     if unlabelled:
         raise DataFormatError(

@@ -43,6 +43,13 @@ from concner.errors import ConfigError, DataFormatError
 
 log = logging.getLogger("concner.train")
 
+#: how ``concner train`` (no --repair-iob: the config decides) names the fix of a hinted
+#: error (see concner.errors)
+TRAIN_HINTS = {
+    "repair_iob": "fix the file, or set repair_iob = true in the [data] section of the "
+                  "--config file to turn stray I- tags into B-",
+}
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -86,7 +93,10 @@ def _read(path: str, lang: str, repair_iob: bool, *, labelled: bool = True):
                               path=path)
     if not labelled and p.suffix.lower() == ".txt":
         return read_text_lines(path, lang)
-    sentences = read_any(path, lang, repair_iob=repair_iob)
+    try:
+        sentences = read_any(path, lang, repair_iob=repair_iob)
+    except DataFormatError as exc:
+        raise exc.for_controls(TRAIN_HINTS) from None
     return sentences if labelled else [s.with_tags(None) for s in sentences]
 
 

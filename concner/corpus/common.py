@@ -129,11 +129,8 @@ def check_tags(tags: list[str], *, name: str, first_line: int, lines: list[int],
     if problems:
         if not repair_iob:
             i, what = problems[0]
-            raise DataFormatError(
-                f"invalid IOB2: {what}; fix the file, or pass --repair-iob to turn stray "
-                "I- tags into B-",
-                path=name, line=lines[i],
-            )
+            raise DataFormatError(f"invalid IOB2: {what}", path=name, line=lines[i],
+                                  hint="repair_iob")
         tags, n = repair_iob2(tags)
         report.repaired_tags += n
     return tags

@@ -278,6 +278,39 @@ class RunRepository:
                 q = q.where(Run.kind == kind)
             return list(s.scalars(q.order_by(Run.id.desc()).limit(limit)))
 
+    def run_label_counts(self, name: str) -> dict[int, dict]:
+        """``{run id: label_counts}`` of the project's runs that recorded a snapshot (the
+        counts each run saw, with ``target_by_lang``: labelled target sentences per
+        language outside dev), for the F1-against-labels curve."""
+        with self.read() as s:
+            rows = s.execute(sa.select(Run.id, Run.label_counts).where(
+                Run.project_id == self.get_project(name, s).id,
+                Run.label_counts.is_not(None))).all()
+        return {run_id: dict(counts) for run_id, counts in rows}
+
+    def label_authors(self, sentence_ids: Sequence[int]) -> dict[int, list[str]]:
+        """``{sentence id: authors}`` of each labelled sentence's current label: everyone
+        whose latest version counts (people; the import only when no person labelled it,
+        as in :mod:`concner.store.consensus`), in the order they answered."""
+        from concner.store.models import Annotation
+
+        ids = sorted(set(sentence_ids))
+        versions: dict[int, list] = {}
+        with self.read() as s:
+            for i in range(0, len(ids), 500):
+                for sid, author, origin, ann_id in s.execute(sa.select(
+                        Annotation.sentence_id, Annotation.author, Annotation.origin,
+                        Annotation.id).where(Annotation.sentence_id.in_(ids[i:i + 500]))):
+                    versions.setdefault(sid, []).append((ann_id, author, origin))
+        out = {}
+        for sid, rows in versions.items():
+            human = [r for r in rows if r[2] != "import"]
+            latest: dict[str, int] = {}
+            for ann_id, author, _origin in sorted(human or rows):
+                latest[author] = ann_id
+            out[sid] = sorted(latest, key=latest.get)
+        return out
+
     def last_snapshot_count(self, name: str) -> int | None:
         """Annotation count seen by the latest retrain that took a snapshot (None: none did)."""
         with self.read() as s:

@@ -5,45 +5,72 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: x-axis choices for the F1 curve: column -> axis title
+#: x-axis choices for the F1 curve: column -> axis title. Each point sits at its own
+#: language's count: source labels are shared by every target language, target corrections
+#: are each language's own (``n_target_lang``, see :func:`concner.ui.views.metrics_frame`).
 LABEL_AXES = {
-    "n_labels": "labels seen (source + translated + target)",
-    "n_target": "target-language labels",
     "n_source": "source-language labels",
+    "n_target_lang": "target corrections in that language",
 }
+#: axis formats: whole label counts, F1 in whole percent
+COUNT_FORMAT, F1_FORMAT = "d", ".0f"
 
 
-def f1_curve_chart(metrics: pd.DataFrame, x: str = "n_labels"):
-    """F1 (percent) against label count, one line per target language.
+def f1_curve_data(metrics: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The points of the F1 curve: one per (run, language) with a known ``x`` count,
+    ``F1`` in percent, sorted along ``x``."""
+    if x not in LABEL_AXES:
+        raise ValueError(f"x must be one of {list(LABEL_AXES)}")
+    df = metrics.astype({"n_target_lang": "float"})  # unknown counts: NaN, not pd.NA
+    df = df[df[x].notna()]
+    df[x] = df[x].astype(int)
+    df["F1"] = (df["f1"] * 100).round(2)
+    df["model_version"] = df["model_version"].map(
+        lambda v: "-" if pd.isna(v) else f"v{int(v)}")
+    return df.sort_values([x, "run_id"]).reset_index(drop=True)
 
-    ``metrics`` columns: ``run_id``, ``model_version`` (may be empty), ``language``,
-    ``split``, ``f1`` (fraction), ``precision``, ``recall``, ``support``, ``n_source``,
-    ``n_translated``, ``n_target``. Hover shows the run, model version and exact counts.
+
+def f1_curve_chart(metrics: pd.DataFrame, x: str = "n_source",
+                   references: pd.DataFrame | None = None):
+    """F1 (percent) against label count, one line per target language, each point at that
+    language's own count of ``x`` (see :data:`LABEL_AXES`).
+
+    ``metrics``: :func:`concner.ui.views.metrics_frame` rows. ``references``: dashed
+    horizontal lines (``language``, ``system``, ``F1``; the benchmark's source-only and
+    ConCNER + KD means, :func:`concner.ui.views.benchmark_references`). Hover shows the
+    run, model version and exact counts.
     """
     import altair as alt
 
-    if x not in LABEL_AXES:
-        raise ValueError(f"x must be one of {list(LABEL_AXES)}")
-    df = metrics.copy()
-    df["n_labels"] = df["n_source"] + df["n_translated"] + df["n_target"]
-    df["F1"] = (df["f1"] * 100).round(2)
-    df["model_version"] = df["model_version"].fillna("-").astype(str)
-    df = df.sort_values([x, "run_id"])
+    df = f1_curve_data(metrics, x)
     tooltip = [
-        alt.Tooltip("language:N"), alt.Tooltip("F1:Q", format=".2f"),
-        alt.Tooltip("run_id:Q", title="run"), alt.Tooltip("model_version:N", title="model"),
-        alt.Tooltip("n_source:Q", title="source labels"),
-        alt.Tooltip("n_translated:Q", title="translated labels"),
-        alt.Tooltip("n_target:Q", title="target labels"),
-        alt.Tooltip("support:Q", title="dev entities"),
+        alt.Tooltip("language:N"), alt.Tooltip("F1:Q", format=".1f"),
+        alt.Tooltip("run_id:Q", title="run", format="d"),
+        alt.Tooltip("model_version:N", title="model"),
+        alt.Tooltip("n_source:Q", title="source labels", format="d"),
+        alt.Tooltip("n_translated:Q", title="translated labels", format="d"),
+        alt.Tooltip("n_target_lang:Q", title="target corrections (this language)", format="d"),
+        alt.Tooltip("support:Q", title="dev entities", format="d"),
     ]
+    y_axis = alt.Axis(format=F1_FORMAT)
+    y_scale = alt.Scale(domain=[0, 100])
     base = alt.Chart(df).encode(
-        x=alt.X(f"{x}:Q", title=LABEL_AXES[x]),
-        y=alt.Y("F1:Q", title="dev F1 (%)", scale=alt.Scale(domain=[0, 100])),
+        x=alt.X(f"{x}:Q", title=LABEL_AXES[x],
+                axis=alt.Axis(format=COUNT_FORMAT, tickMinStep=1)),
+        y=alt.Y("F1:Q", title="dev F1 (%)", scale=y_scale, axis=y_axis),
         color=alt.Color("language:N", title="language"),
         tooltip=tooltip,
     )
-    return (base.mark_line() + base.mark_point(filled=True, size=60)).properties(height=320)
+    chart = base.mark_line() + base.mark_point(filled=True, size=60)
+    if references is not None and not references.empty:
+        rules = alt.Chart(references).mark_rule(strokeWidth=1.5, opacity=0.7).encode(
+            y=alt.Y("F1:Q", scale=y_scale, axis=y_axis),
+            color=alt.Color("language:N", title="language"),
+            strokeDash=alt.StrokeDash("system:N", title="reference"),
+            tooltip=["system", "language", alt.Tooltip("F1:Q", format=".1f")],
+        )
+        chart = chart + rules
+    return chart.properties(height=320)
 
 
 def per_label_chart(per_label: pd.DataFrame):
@@ -55,21 +82,25 @@ def per_label_chart(per_label: pd.DataFrame):
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("label:N", title="label"),
         xOffset="language:N",
-        y=alt.Y("F1:Q", title="F1 (%)", scale=alt.Scale(domain=[0, 100])),
+        y=alt.Y("F1:Q", title="F1 (%)", scale=alt.Scale(domain=[0, 100]),
+                axis=alt.Axis(format=F1_FORMAT)),
         color=alt.Color("language:N"),
         tooltip=["label", "language", alt.Tooltip("F1:Q", format=".2f"), "support"],
     ).properties(height=260)
 
 
 def benchmark_chart(results: pd.DataFrame):
-    """Mean F1 per system and language from ``benchmarks/results/quality.json`` rows
-    (``system``, ``language``, ``f1`` in percent, ``n`` seeds)."""
+    """Mean F1 per system and language from the benchmark table
+    (:func:`concner.ui.views.load_benchmark`: ``name``, ``language``, ``f1`` in percent,
+    ``std``, ``n`` seeds)."""
     import altair as alt
 
     return alt.Chart(results).mark_bar().encode(
-        x=alt.X("language:N"),
-        xOffset="system:N",
-        y=alt.Y("f1:Q", title="F1 (%)"),
-        color=alt.Color("system:N"),
-        tooltip=["system", "language", alt.Tooltip("f1:Q", format=".2f"), "n"],
+        x=alt.X("language:N", sort=list(dict.fromkeys(results["language"]))),
+        xOffset="name:N",
+        y=alt.Y("f1:Q", title="F1 (%)", axis=alt.Axis(format=F1_FORMAT)),
+        color=alt.Color("name:N", title="system"),
+        tooltip=[alt.Tooltip("name:N", title="system"), "language",
+                 alt.Tooltip("f1:Q", format=".1f", title="F1"),
+                 alt.Tooltip("std:Q", format=".1f"), alt.Tooltip("n:Q", title="seeds")],
     ).properties(height=300)

@@ -3,8 +3,9 @@ and sorted, and prediction-vs-correction pairs once corrections come back."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from concner.labels import Span
 from concner.sentence import Sentence
@@ -35,6 +36,7 @@ class ReviewRow:
     al_score: float | None = None  # active-learning score (higher = ask first), if scored
     al_strategy: str | None = None  # the strategy that gave ``al_score``
     al_rank: int | None = None  # position in that strategy's order to ask (1 = first)
+    authors: list[str] = field(default_factory=list)  # who made the current labels
 
     @property
     def labels(self) -> set[str]:
@@ -47,14 +49,17 @@ def spans_from_dicts(items: Sequence[dict]) -> list[Span]:
 
 
 def review_rows(sentences: Sequence[Sentence],
-                predictions: Sequence[tuple[int, Sequence]]) -> list[ReviewRow]:
+                predictions: Sequence[tuple[int, Sequence]],
+                authors: Mapping[int, Sequence[str]] | None = None) -> list[ReviewRow]:
     """Join stored predictions with the sentences of one role (``meta["db_id"]``).
 
     ``predictions`` is ``[(model version number, PredictionRow list), ...]`` newest first;
     each sentence takes the newest version that predicted it (a corrected sentence keeps
     the prediction its annotator saw, since pool prediction skips labelled sentences).
     Sentences no version predicted are left out (predict the pool to include them).
+    ``authors``: sentence id -> who made its current labels (:meth:`Store.label_authors`).
     """
+    authors = authors or {}
     by_id = {s.meta.get("db_id"): s for s in sentences}
     taken: dict[int, ReviewRow] = {}
     for version, rows in predictions:
@@ -65,7 +70,8 @@ def review_rows(sentences: Sequence[Sentence],
             corrected = list(s.tags) if s.tags is not None else None
             taken[p.sentence_id] = ReviewRow(s, list(p.tags), spans_from_dicts(p.spans),
                                              float(p.uncertainty), corrected, version,
-                                             p.al_score, p.al_strategy, p.al_rank)
+                                             p.al_score, p.al_strategy, p.al_rank,
+                                             list(authors.get(p.sentence_id, ())))
     return list(taken.values())
 
 
@@ -117,3 +123,41 @@ def sort_rows(rows: Sequence[ReviewRow], how: str) -> list[ReviewRow]:
     if how == "id":
         return sorted(rows, key=lambda r: r.sentence.id)
     raise ValueError(f"unknown sort {how!r}; one of {list(SORTS)}")
+
+
+#: sentences per page of the Review page
+PAGE_SIZE = 50
+
+
+def page_count(n: int, size: int = PAGE_SIZE) -> int:
+    """Pages needed for ``n`` rows (at least 1, so an empty list has page 1 of 1)."""
+    return max(1, math.ceil(n / size))
+
+
+def page_of(rows: Sequence[ReviewRow], page: int,
+            size: int = PAGE_SIZE) -> tuple[list[ReviewRow], str]:
+    """Rows of 1-based ``page`` and a caption: ``page 2 of 3 · sentences 51–100 of 120``."""
+    pages = page_count(len(rows), size)
+    page = min(max(1, page), pages)
+    part = list(rows[(page - 1) * size: page * size])
+    if not part:
+        return part, f"page {page} of {pages} · no sentences"
+    first = (page - 1) * size + 1
+    return part, (f"page {page} of {pages} · sentences {first}–{first + len(part) - 1} "
+                  f"of {len(rows)}")
+
+
+def meta_text(row: ReviewRow, active_version: int | None, *, strategy_order: bool) -> str:
+    """The line under a sentence: id, language, uncertainty, its place in the
+    active-learning order (``strategy_order``), an older model's version, and who
+    corrected it."""
+    meta = f"`{row.sentence.id}` · {row.sentence.lang} · uncertainty {row.uncertainty:.3f}"
+    if strategy_order and row.al_score is not None:
+        meta += f" · {row.al_strategy} {row.al_score:.3f}" + (
+            f" #{row.al_rank}" if row.al_rank else "")
+    if row.model_version != active_version:
+        meta += f" · predicted by model v{row.model_version}"
+    if row.corrected is not None:
+        who = ", ".join(row.authors) if row.authors else "unknown"
+        meta += f" · corrected by {who}"
+    return meta

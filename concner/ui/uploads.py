@@ -17,6 +17,13 @@ from concner.errors import ConcnerError, DataFormatError
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
 
+#: the Data page's checkbox that repairs stray I- tags (its upload and datasets forms)
+REPAIR_LABEL = "Repair stray I- tags to B-"
+#: how the Data page names the controls that fix a hinted error (see concner.errors)
+APP_HINTS: dict[str, str] = {
+    "repair_iob": f'fix the file, or tick "{REPAIR_LABEL}" and import again',
+}
+
 #: What an upload holds -> (store role, store split, labelled?)
 KINDS: dict[str, tuple[str, str, bool]] = {
     "source": ("source", "train", True),
@@ -35,13 +42,16 @@ class ParsedUpload:
 
 @dataclass
 class UploadErrors:
-    """Errors of a batch of uploads: ``(file, line or None, message)`` triples."""
+    """Errors of a batch of uploads: ``(file, line or None, message)`` triples; a hinted
+    error's fix names the form's controls (``controls``: hint key -> phrase, the Data
+    page's by default; ``{}`` for a form without them)."""
 
     items: list[tuple[str, int | None, str]] = field(default_factory=list)
+    controls: dict[str, str] = field(default_factory=lambda: dict(APP_HINTS))
 
     def add(self, name: str, exc: ConcnerError) -> None:
         if isinstance(exc, DataFormatError):
-            self.items.append((exc.path or name, exc.line, exc.reason))
+            self.items.append((exc.path or name, exc.line, exc.explain(self.controls)))
         else:
             self.items.append((name, None, str(exc)))
 
@@ -143,8 +153,9 @@ def import_uploads(store, project: str, files, *, kind: str, lang: str, max_mb: 
 
     record = store.get_project(project)
     schema = _Schema.from_dict(record.label_schema)
-    role, split, _ = KINDS[kind]
-    errors = UploadErrors()
+    role, split, labelled = KINDS[kind]
+    # the unlabelled-text form has no repair checkbox (labels are refused there anyway)
+    errors = UploadErrors() if labelled else UploadErrors(controls={})
     parsed: list[ParsedUpload] = []
     for f in files:
         try:

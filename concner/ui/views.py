@@ -6,7 +6,9 @@ Pure functions over store objects (no Streamlit), so they are tested directly.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,27 @@ def per_language_counts(counts: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)[["role", "split", "lang", "sentences", "labelled"]]
 
 
-def metrics_frame(metrics: Sequence[Any], versions: Sequence[Any] = ()) -> pd.DataFrame:
+def target_labels_of(counts: dict | None, language: str, n_target: int) -> int | None:
+    """Labelled target sentences (outside dev) in ``language`` a run trained on, from its
+    ``label_counts`` (``target_by_lang``); 0 for a language without any. Without per-language
+    counts: 0 when the run saw no target labels at all, else unknown (None)."""
+    by_lang = (counts or {}).get("target_by_lang")
+    if isinstance(by_lang, dict):
+        return int(by_lang.get(language, 0))
+    return 0 if not n_target else None
+
+
+def metrics_frame(metrics: Sequence[Any], versions: Sequence[Any] = (),
+                  label_counts: dict[int, dict] | None = None) -> pd.DataFrame:
     """One row per metrics row (run, language, split) with the run's label counts and the
-    model version number (``versions``: ModelVersion rows, to map ids to numbers)."""
+    model version number (``versions``: ModelVersion rows, to map ids to numbers).
+
+    ``n_target`` is every target language's labels the run saw; ``n_target_lang`` is the
+    row's own language's (from ``label_counts``: run id -> the run's ``label_counts``, as
+    :meth:`Store.run_label_counts` gives), which the F1 curve plots.
+    """
     number = {v.id: v.version for v in versions}
+    label_counts = label_counts or {}
     rows = [{
         "run_id": m.run_id,
         "model_version": number.get(m.model_version_id),
@@ -62,10 +81,13 @@ def metrics_frame(metrics: Sequence[Any], versions: Sequence[Any] = ()) -> pd.Da
         "n_source": m.n_source,
         "n_translated": m.n_translated,
         "n_target": m.n_target,
+        "n_target_lang": target_labels_of(label_counts.get(m.run_id), m.language, m.n_target),
     } for m in metrics]
     columns = ["run_id", "model_version", "language", "split", "precision", "recall", "f1",
-               "support", "n_source", "n_translated", "n_target"]
-    return pd.DataFrame(rows, columns=columns)
+               "support", "n_source", "n_translated", "n_target", "n_target_lang"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["n_target_lang"] = frame["n_target_lang"].astype("Int64")
+    return frame
 
 
 def curve_summary(frame: pd.DataFrame) -> str:
@@ -132,48 +154,129 @@ def update_text(run: Any) -> str:
     return "full requested" if getattr(run, "force_full", False) else ""
 
 
-def runs_frame(runs: Sequence[Any]) -> pd.DataFrame:
+#: run kinds and the reasons runs were asked for, in words (store codes -> text)
+RUN_KIND_TEXT = {"retrain": "retrain", "evaluate": "evaluation", "predict": "pool prediction",
+             "translate": "translation"}
+RUN_REASON_TEXT = {"on_demand": "asked for", "new_labels": "new labels arrived",
+               "recovery": "re-run: its worker died", "shutdown": "re-run: worker stopped"}
+
+
+def duration_text(seconds: float | None) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``; "" when unknown."""
+    if seconds is None or seconds < 0:
+        return ""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+def promotion_text(run: Any, version: Any | None) -> str:
+    """What the registry decided about the model a retrain made: ``promoted (active)``,
+    ``promoted``, ``not promoted: <why>`` (the why from the run's log line); "" when the
+    run made no model."""
+    if getattr(run, "kind", None) != "retrain" or version is None:
+        return ""
+    why = ""
+    prefix = f"model v{version.version}: "
+    for line in reversed((getattr(run, "progress", None) or {}).get("log") or []):
+        if line.startswith(prefix) and "(" in line:
+            why = line[line.index("(") + 1:].rstrip(")")
+            break
+    if version.promoted:
+        text = "promoted (active)" if version.active else "promoted"
+    else:
+        text = "not promoted"
+    return f"{text}: {why}" if why else text
+
+
+def runs_frame(runs: Sequence[Any], versions: Sequence[Any] = (),
+               now: datetime | None = None) -> pd.DataFrame:
+    """The runs table in words: what ran and why, its status, how long it took, the labels
+    it saw, the model version it made (retrains) or used, that model's mean dev F1, and the
+    promotion decision. Every cell is text or a number (no ``None``)."""
+    by_id = {v.id: v for v in versions}
+    now = now or datetime.now(UTC)
     rows = []
     for r in runs:
         counts = r.label_counts or {}
+        version = by_id.get(r.model_version_id)
+        made = r.kind == "retrain"
+        model, f1 = "", ""
+        if version is not None:
+            model = f"v{version.version}" if made else f"used v{version.version}"
+            if made and version.mean_f1 is not None:
+                f1 = f"{version.mean_f1 * 100:.1f}"
+        if r.started_at is None:
+            took = ""
+        elif r.finished_at is not None:
+            took = duration_text((r.finished_at - r.started_at).total_seconds())
+        else:
+            took = duration_text((now - r.started_at).total_seconds()) + " so far"
+        labels = ""
+        if counts:
+            labels = (f"{counts.get('source', 0)} source / {counts.get('translated', 0)} "
+                      f"translated / {counts.get('target', 0)} target")
         rows.append({
-            "run": r.id, "kind": r.kind, "update": update_text(r), "status": r.status,
-            "reason": r.reason, "requested": r.requested_at, "started": r.started_at,
-            "finished": r.finished_at, "progress": run_progress_text(r.progress),
-            "source": counts.get("source"), "translated": counts.get("translated"),
-            "target": counts.get("target"), "why": getattr(r, "update_reason", None) or "",
+            "run": r.id, "what": RUN_KIND_TEXT.get(r.kind, r.kind),
+            "why asked": RUN_REASON_TEXT.get(r.reason, str(r.reason or "")),
+            "status": r.status, "update": update_text(r), "requested": _when(r.requested_at),
+            "duration": took, "labels seen": labels, "model": model, "mean dev F1": f1,
+            "promotion": promotion_text(r, version),
+            "why full or incremental": getattr(r, "update_reason", None) or "",
+            "progress": run_progress_text(r.progress) if r.status == "running" else "",
             "error": r.error or "",
         })
-    return pd.DataFrame(rows, columns=["run", "kind", "update", "status", "reason",
-                                       "requested", "started", "finished", "progress",
-                                       "source", "translated", "target", "why", "error"])
+    return pd.DataFrame(rows, columns=["run", "what", "why asked", "status", "update",
+                                       "requested", "duration", "labels seen", "model",
+                                       "mean dev F1", "promotion", "why full or incremental",
+                                       "progress", "error"])
 
 
 def worker_status(workers: Sequence[Any], now: datetime | None = None,
                   fresh_seconds: float = WORKER_FRESH_SECONDS) -> tuple[bool, str]:
-    """``(healthy, text)`` from worker heartbeat rows."""
-    now = now or datetime.now(UTC)
-    alive = [w for w in workers if (now - w.last_seen).total_seconds() <= fresh_seconds
-             and w.status != "stopped"]
-    if alive:
-        w = alive[0]
-        age = (now - w.last_seen).total_seconds()
-        busy = f", on run {w.current_run_id}" if w.current_run_id else ", idle"
-        return True, f"{len(alive)} worker(s) up; last heartbeat {age:.0f} s ago ({w.host}{busy})"
-    if workers:
-        age = (now - workers[0].last_seen).total_seconds()
-        return False, (f"no worker heartbeat for {age:.0f} s; start one with `concner worker`"
-                       " (or `concner up`)")
-    return False, "no worker has ever started; start one with `concner worker` (or `concner up`)"
+    """``(healthy, text)`` from worker heartbeat rows: :func:`concner.liveness.worker_status`
+    (the one judge of liveness, shared with ``concner project status``)."""
+    from concner.liveness import worker_status as judged_status
+
+    return judged_status(workers, now, timeout_s=fresh_seconds)
 
 
-def load_benchmark(path: str | Path) -> pd.DataFrame | None:
-    """Mean F1 per (system, language) from ``benchmarks/results/quality.json``.
+#: benchmark systems (benchmarks/quality.py SYSTEMS) in words, for the dashboard
+BENCHMARK_SYSTEMS = {
+    "source_only": "source only", "src_tr_ce": "source + translation (CE)",
+    "src_tr_lcl": "+ LCL", "src_tr_tcl": "+ TCL", "concner": "ConCNER (LCL + TCL)",
+    "concner_kd": "ConCNER + KD", "source_only_kd": "source only + KD",
+}
+#: the benchmark systems the F1 curve draws as reference lines
+REFERENCE_SYSTEMS = ("source_only", "concner_kd")
+#: the benchmark's mean over its translated targets (a column of quality.json)
+TRANSLATED_MEAN = "mean (translated)"
 
-    Accepts a list of rows or ``{"results": [...]}`` whose rows carry ``system``,
-    ``lang``/``language`` and ``f1`` (fraction or percent). Returns None when the file does
-    not exist; raises :class:`DataFormatError` when it exists but cannot be read.
-    """
+
+@dataclass
+class Benchmark:
+    """``benchmarks/results/quality.json`` for the dashboard: ``table`` has one row per
+    (system, language) with ``system`` (code), ``name``, ``language``, ``f1`` (mean,
+    percent), ``std`` and ``n`` (seeds); ``verdict`` is the benchmark's one-line reading."""
+
+    table: pd.DataFrame
+    verdict: str = ""
+
+
+def load_benchmark(path: str | Path) -> Benchmark | None:
+    """Read what ``benchmarks/quality.py`` (``write_table``) writes: ``{"table": {system:
+    {column: {"mean", "std", "n"}}}, "columns": [...], "verdict": ...}`` (means in percent;
+    cells without a seed, ``n`` 0, are left out). Returns None when the file does not exist;
+    raises :class:`DataFormatError` when it exists but is not such a file."""
     p = Path(path)
     if not p.is_file():
         return None
@@ -181,31 +284,44 @@ def load_benchmark(path: str | Path) -> pd.DataFrame | None:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"not valid JSON: {exc}", path=str(p)) from None
-    rows = data.get("results", data.get("rows")) if isinstance(data, dict) else data
-    if not isinstance(rows, list):
-        raise DataFormatError("expected a list of result rows (or {\"results\": [...]})",
-                              path=str(p))
-    try:
-        return load_benchmark_rows(rows)
-    except DataFormatError as exc:
-        raise DataFormatError(exc.reason, path=str(p)) from None
-
-
-def load_benchmark_rows(rows: list) -> pd.DataFrame:
-    """Mean F1 (percent) and number of runs per (system, language) from result rows."""
+    if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
+        raise DataFormatError('expected the benchmark table ({"table": {system: {language: '
+                              '{"mean", "std", "n"}}}}); rebuild it with python -m '
+                              "benchmarks.quality --table", path=str(p))
+    columns = list(data.get("columns") or [])
     records = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise DataFormatError(f"row {i} is not an object")
-        lang = row.get("language", row.get("lang"))
-        f1 = row.get("f1")
-        if row.get("system") is None or lang is None or f1 is None:
-            raise DataFormatError(f"row {i} lacks system, lang or f1: {sorted(row)}")
-        records.append({"system": str(row["system"]), "language": str(lang), "f1": float(f1)})
-    if not records:
-        return pd.DataFrame(columns=["system", "language", "f1", "n"])
-    df = pd.DataFrame(records)
-    if df["f1"].max() <= 1.0:
-        df["f1"] = df["f1"] * 100
-    return df.groupby(["system", "language"], as_index=False).agg(
-        f1=("f1", "mean"), n=("f1", "size"))
+    for system, cells in data["table"].items():
+        if not isinstance(cells, dict):
+            raise DataFormatError(f"system {system!r} is not a table of languages", path=str(p))
+        for language in columns or list(cells):
+            cell = cells.get(language)
+            if not isinstance(cell, dict) or not cell.get("n"):
+                continue
+            mean = cell.get("mean")
+            if not isinstance(mean, int | float) or math.isnan(mean):
+                continue
+            std = cell.get("std")
+            records.append({"system": system, "name": BENCHMARK_SYSTEMS.get(system, system),
+                            "language": language, "f1": float(mean),
+                            "std": float(std) if isinstance(std, int | float) else float("nan"),
+                            "n": int(cell["n"])})
+    table = pd.DataFrame(records, columns=["system", "name", "language", "f1", "std", "n"])
+    return Benchmark(table, str(data.get("verdict") or ""))
+
+
+def benchmark_references(bench: Benchmark | None, languages: Sequence[str]) -> pd.DataFrame:
+    """Reference lines for the F1 curve: the benchmark's source-only and ConCNER + KD mean
+    F1 on each of ``languages`` it has; when it has none of them, on its translated mean
+    (``language`` then says so). Columns ``language``, ``system``, ``F1``."""
+    columns = ["language", "system", "F1"]
+    if bench is None or bench.table.empty:
+        return pd.DataFrame(columns=columns)
+    t = bench.table[bench.table["system"].isin(REFERENCE_SYSTEMS)]
+    picked = t[t["language"].isin(list(languages))]
+    if picked.empty:
+        picked = t[t["language"] == TRANSLATED_MEAN].assign(
+            language=f"benchmark {TRANSLATED_MEAN}")
+    out = pd.DataFrame({"language": picked["language"],
+                        "system": "benchmark: " + picked["name"],
+                        "F1": picked["f1"].round(2)})
+    return out.reset_index(drop=True)[columns]
