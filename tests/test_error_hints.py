@@ -70,9 +70,7 @@ def _commands(tmp_path, bad_file, monkeypatch):
 
 @pytest.mark.parametrize("command", [
     "evaluate", "predict", "train", "project import",
-    pytest.param("translate", marks=pytest.mark.xfail(
-        strict=True, reason="concner/commands/translate.py (not this change's) has no "
-                            "--repair-iob and does not render its own hint yet")),
+    "translate",
 ])
 def test_every_cli_hint_names_a_flag_of_its_own_sub_command(command, tmp_path, bad_file,
                                                             monkeypatch, capsys):

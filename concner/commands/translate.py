@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, help="translate only the first N sentences")
     p.add_argument("--config", help="TOML configuration file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--repair-iob", action="store_true",
+                   help="turn stray I-X tags of the input into B-X instead of stopping")
     p.set_defaults(func=run)
 
 
@@ -113,7 +115,7 @@ def run(args) -> int:
     translator, targets = build_translator(args, config)
     if len(targets) > 1 and "{lang}" not in args.out:
         raise ConfigError("with several --target languages, put {lang} in --out")
-    sentences = read_any(args.input, lang)
+    sentences = read_any(args.input, lang, repair_iob=args.repair_iob)
     if args.limit is not None:
         sentences = sentences[:args.limit]
     for target in targets:
