@@ -1,0 +1,56 @@
+"""The source-budget sweep runs end to end in --smoke mode (tiny encoder, a few dozen PAN-X
+sentences), its budgets are nested samples, and a rerun skips the finished cells."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from benchmarks import source_budget
+from benchmarks.common import PANX
+
+
+def test_budgets_are_nested_prefixes_of_one_permutation():
+    if not (PANX / "train-en.tsv").exists():
+        pytest.skip(f"PAN-X data not found at {PANX}")
+    for seed in (1, 2):
+        big = source_budget.permutation_sample(seed, 250, pool=2000)
+        small = source_budget.permutation_sample(seed, 100, pool=2000)
+        assert {s.id for s in small} <= {s.id for s in big}
+        assert [s.id for s in small] == [s.id for s in big[:100]]
+    assert ({s.id for s in source_budget.permutation_sample(1, 100, pool=2000)}
+            != {s.id for s in source_budget.permutation_sample(2, 100, pool=2000)})
+
+
+@pytest.mark.slow
+def test_source_budget_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch, capsys):
+    if not (PANX / "train-en.tsv").exists():
+        pytest.skip(f"PAN-X data not found at {PANX}")
+    if not (PANX.parent / "masakhaner2" / "dev-hau.txt").exists():
+        pytest.skip("MasakhaNER 2.0 data not found beside PAN-X")
+    if (not os.path.exists("/usr/share/dictd/freedict-eng-deu.index")
+            and not os.environ.get("CONCNER_REQUIRE_SERVICES")):
+        pytest.skip("the FreeDict en-de dictionary is not installed (apt-get install dict-freedict-eng-deu)")
+    monkeypatch.setattr(source_budget, "WORK", tmp_path / "work")
+    assert source_budget.main(["--smoke"]) == 0
+    log = tmp_path / "work" / "smoke-budget" / "source_budget_smoke.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    keys = {(r["system"], r["budget"], r["target"], r["seed"]) for r in rows}
+    assert len(keys) == len(rows)  # no cell twice
+    assert ("concner_kd", 8, "de", 1) in keys and ("hf_trainer", 16, "masakhaner", 1) in keys
+    assert ("source_only_kd", 16, "hau", 1) in keys and ("source_only", 8, "zero_shot", 1) in keys
+    # nested: the 8-sentence sample is the start of the 16-sentence one (same seed)
+    first = {(r["system"], r["budget"]): r["first_ids"] for r in rows if r["target"] == "de"}
+    assert first[("src_tr_ce", 8)] == first[("src_tr_ce", 16)][:5]
+    # the shared source-only model is scored on every group, and KD on MasakhaNER text
+    so = {r["target"]: r for r in rows if r["system"] == "source_only" and r["budget"] == 8}
+    assert set(so) == {"in_domain", "zero_shot", "masakhaner"}
+    assert "de" in so["in_domain"]["f1"] and "hau" in so["masakhaner"]["f1"]
+    assert so["zero_shot"]["scored_saved_model"]
+    capsys.readouterr()
+    assert source_budget.main(["--smoke"]) == 0
+    assert f"{len(rows)} of {len(rows)} cells done" in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == len(rows)  # nothing redone
+    assert (tmp_path / "work" / "smoke-budget" / "source_budget_smoke.md").exists()
