@@ -53,6 +53,8 @@ _KILL_WAIT_S = 10.0
 #: port is the way out, not a longer wait.
 _SEARCH_READY_S = 30.0
 _SEARCH_ATTEMPTS = 3
+#: how long a part left running by an earlier run may take to answer before it is replaced
+_ADOPT_WAIT_S = 10.0
 
 
 @dataclass
@@ -170,6 +172,21 @@ def _process_state(pid: int) -> str:
     return f"state {state}, {threads} threads, waiting in {wchan}"
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid`` (from ``/proc``)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
 def _redis_ok(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
@@ -203,12 +220,15 @@ class LocalArgilla:
         self.venv = Path(venv).expanduser().resolve()
         self.start_timeout_s = start_timeout_s
         self.log = log
-        saved = self._read_json(self.folder / "stack.json") or {}
-        if saved and any(self._alive(p) for p in PARTS):
-            self.ports = {k: int(v) for k, v in saved["ports"].items()}
-        else:
-            self.ports = {"server": port, "redis": redis_port, "search": search_port}
+        # before anything asks _alive (which looks here first)
         self._procs: dict[str, subprocess.Popen] = {}
+        self._auto_ports: set[str] = set()
+        self.ports = {"server": port, "redis": redis_port, "search": search_port}
+        saved = self._read_json(self.folder / "stack.json") or {}
+        ports = saved.get("ports") if isinstance(saved.get("ports"), dict) else None
+        if ports and any(self._alive(p) for p in PARTS):  # a running stack keeps its ports
+            with contextlib.suppress(TypeError, ValueError):
+                self.ports = {k: int(ports[k]) for k in self.ports}
 
     @classmethod
     def from_config(cls, services: ServicesConfig, folder: str | None = None, **kw) -> LocalArgilla:
@@ -384,7 +404,7 @@ class LocalArgilla:
             f"{self._log_tail(part)}"
         )
 
-    def _start_part(self, part: str, before_spawn=None) -> None:
+    def _start_part(self, part: str, before_spawn=None, *, may_move: bool = True) -> None:
         """Spawn ``part`` unless it runs, and wait until it answers. The search emulator gets
         up to three tries, each on a fresh automatic port: now and then (under load) it
         starts, prints its banner and never answers, which should not take the stack down."""
@@ -402,7 +422,7 @@ class LocalArgilla:
                     raise
                 self.log(f"argilla: {err}; starting it again (try {attempt + 1} of {attempts})")
                 self._stop_part(part)
-                if part in getattr(self, "_auto_ports", ()):  # a port the user chose stays
+                if may_move and part in self._auto_ports:  # a port the user chose stays
                     self.ports[part] = _free_port()
                 (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
 
@@ -428,8 +448,21 @@ class LocalArgilla:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)
+        self._kill_leftovers(part, proc.pid if proc is not None else self._pid(part))
         self._pidfile(part).unlink(missing_ok=True)
         return pid is not None, clean
+
+    def _kill_leftovers(self, part: str, leader: int | None) -> None:
+        """Kill what a dead ``part`` left in its process group (argilla-server's worker
+        forks a work horse that outlives a SIGKILLed parent). Only processes whose command
+        line says they are ``part`` are signalled: the group id may be someone else's by now."""
+        if leader is None or _pid_alive(leader):
+            return
+        for pid in _group_members(leader):
+            if _is_ours(pid, part):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, _KILL_WAIT_S)
 
     def _log_tail(self, part: str, n: int = 600) -> str:
         try:
@@ -461,6 +494,76 @@ class LocalArgilla:
                  "--password", creds["password"], "--api-key", creds["api_key"],
                  "--role", "owner", "--workspace", WORKSPACE]]
 
+    def _stop_unanswering(self, wait_s: float = _ADOPT_WAIT_S) -> None:
+        """Parts left running by an earlier run (known from their pid files: a `concner up`
+        killed with SIGKILL leaves them) are adopted when they answer; one that does not
+        answer within ``wait_s`` is stopped, so that ``up`` starts it afresh on its port.
+        Of a dead one, what it left in its process group is killed and its pid file goes."""
+        for part in PARTS:
+            if part in self._procs:
+                continue
+            if not self._alive(part):  # dead: what it left in its group, and its pid file
+                if self._pid(part) is not None:
+                    self._kill_leftovers(part, self._pid(part))
+                    self._pidfile(part).unlink(missing_ok=True)
+                continue
+            if part == "worker":  # no port: it is adopted as long as it runs
+                continue
+            deadline = time.monotonic() + wait_s
+            while not self._ready(part) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            if not self._ready(part):
+                self.log(f"argilla: {part} (pid {self._pid(part)}) from an earlier run does not "
+                         f"answer; stopping it")
+                self._stop_part(part, grace_s=2.0)
+
+    # -- supervision (concner up) ----------------------------------------------------------
+    def exited(self) -> dict[str, int | None]:
+        """Parts that were running and have stopped: name -> exit code (``None`` when it is
+        not known: a part adopted from an earlier run is not this process's child)."""
+        out: dict[str, int | None] = {}
+        for part in PARTS:
+            proc = self._procs.get(part)
+            if proc is not None:
+                code = proc.poll()
+                if code is not None:
+                    out[part] = code
+            elif self._pid(part) is not None and not self._alive(part):
+                out[part] = None
+        return out
+
+    def pid_of(self, part: str) -> int | None:
+        return self._owned_pid(part)
+
+    def log_path(self, part: str) -> Path:
+        return self._logfile(part)
+
+    def restart_part(self, part: str) -> None:
+        """Start ``part`` again after it died, on its port, and wait until it answers.
+
+        The search emulator keeps its index in memory, so after a death (never a clean stop)
+        its index is rebuilt from SQLite once it answers. argilla-server and its worker need
+        Redis and the search engine: :class:`ServiceUnavailable` when those do not answer
+        (restart them first). Raises :class:`ServiceUnavailable` when ``part`` does not come
+        up."""
+        self._stop_part(part)  # whatever is left of it, and its pid file
+        if part in ("server", "worker"):
+            for need in ("redis", "search"):
+                if not self._ready(need):
+                    raise ServiceUnavailable(f"Argilla's {part} needs {need}, which does not "
+                                             f"answer on 127.0.0.1:{self.ports[need]}")
+        if part == "search":
+            (self.folder / "run" / "search-clean").unlink(missing_ok=True)
+            self._start_part("search", may_move=False)  # the server knows this port
+            if (self.folder / "argilla.db").exists():
+                self.log("argilla: the search emulator restarted; rebuilding its index")
+                self._run_cli([["search-engine", "reindex"]], "search reindex")
+        elif part == "server":
+            self._spawn("server")
+            self._wait_ready("server")
+        else:
+            self._start_part(part, may_move=False)
+
     # -- public --------------------------------------------------------------------------
     def up(self) -> StackStatus:
         """Start every part that is not running, wait until the server answers.
@@ -475,6 +578,7 @@ class LocalArgilla:
             return current
         for sub in ("run", "logs", "home", "search"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        self._stop_unanswering()
         self._auto_ports = {part for part, port in self.ports.items() if port == 0}
         for part in self._auto_ports:
             self.ports[part] = _free_port()

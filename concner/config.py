@@ -160,7 +160,8 @@ class ServicesConfig:
     keep_versions: int = 3
     #: worker: seconds between heartbeats (worker row and retrain lock)
     heartbeat_seconds: float = 5.0
-    #: a retrain lock whose heartbeat is older than this belongs to a dead worker
+    #: a worker whose heartbeat is older than this is dead (concner.liveness, for the CLI
+    #: and the app), and so is the retrain lock it holds
     lock_stale_seconds: float = 60.0
     #: Huey consumer threads (a retrain occupies one; predictions can use another)
     worker_threads: int = 2
@@ -174,6 +175,16 @@ class ServicesConfig:
 class TranslationConfig:
     """MT backends and label projection (see concner/translation/)."""
 
+    #: `concner up`'s own files: the supervisor state (supervisor.json) and the logs of the
+    #: worker and the app (logs/)
+    run_dir: str = "concner-data/run"
+    #: `concner up` restarts a part that died after supervisor_backoff_s, doubling each time
+    #: it dies again soon, up to supervisor_backoff_max_s; a part that died more than
+    #: supervisor_max_restarts times within supervisor_window_s is given up (the rest stay up)
+    supervisor_backoff_s: float = 1.0
+    supervisor_backoff_max_s: float = 30.0
+    supervisor_max_restarts: int = 5
+    supervisor_window_s: float = 600.0
     cache_path: str = "concner-data/translation-cache.sqlite"
     apertium_batch_size: int = 500  # sentences per apertium process call
     apertium_timeout_s: float = 600.0
@@ -348,6 +359,10 @@ def validate(config: Config) -> None:
          "services.argilla_retries/backoff_s/push_limit", "must be >= 0")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
     tr = config.translation
+    need(0 < s.supervisor_backoff_s <= s.supervisor_backoff_max_s,
+         "services.supervisor_backoff_s", "must be > 0 and <= services.supervisor_backoff_max_s")
+    need(s.supervisor_max_restarts >= 0, "services.supervisor_max_restarts", "must be >= 0")
+    need(s.supervisor_window_s > 0, "services.supervisor_window_s", "must be > 0")
     need(0.0 <= tr.dictionary_share <= 1.0, "translation.dictionary_share", "must be in [0, 1]")
     need(tr.apertium_batch_size >= 1 and tr.hf_batch_size >= 1, "translation.*_batch_size",
          "must be >= 1")

@@ -251,3 +251,71 @@ def test_down_marks_the_search_index_clean_only_when_it_exited_when_asked(tmp_pa
     assert stack.down() == ["search"]
     assert not stack._alive("search") and not stack._pidfile("search").exists()
     assert (stack.folder / "run" / "search-clean").exists() is (not ignores_sigterm)
+
+
+def test_status_with_a_stack_json_left_by_an_earlier_run(tmp_path, capsys):
+    """Every start writes stack.json; reading it back used to ask _alive before the object
+    had its process table (AttributeError '_procs'), so `status`, and any second `up`,
+    crashed once a stack had ever run in the folder."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "stack.json").write_text('{"ports": {"server": 6123, "redis": 6124, '
+                                         '"search": 6125}}')
+    assert main(["argilla", "status", "--folder", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("stopped") == len(PARTS)
+    # nothing runs: the ports asked for, not the saved ones
+    assert LocalArgilla(tmp_path, port=6900).ports["server"] == 6900
+    # a part of the earlier run still runs: its stack keeps the saved ports
+    proc = subprocess.Popen(["sh", "-c", "sleep 60", "argilla_server"], start_new_session=True)
+    try:
+        (tmp_path / "run" / "worker.pid").write_text(str(proc.pid))
+        stack = LocalArgilla(tmp_path, port=6900)
+        assert stack.ports == {"server": 6123, "redis": 6124, "search": 6125}
+        assert main(["argilla", "status", "--folder", str(tmp_path)]) == 1
+        out = capsys.readouterr().out
+        assert f"worker  answering (pid {proc.pid})" in out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _leftover(tmp_path, script: str, cmdline_start: bytes) -> int:
+    """Start ``script`` as a fake worker part whose background child is left behind when
+    the part is SIGKILLed; return the child's pid once it has exec'd ``cmdline_start``."""
+    (tmp_path / "child.pid").unlink(missing_ok=True)
+    lead = subprocess.Popen(["sh", "-c", script + " & echo $! > child.pid; wait", "argilla_server"],
+                            cwd=tmp_path, start_new_session=True)
+    (tmp_path / "run" / "worker.pid").write_text(str(lead.pid))
+    deadline = time.monotonic() + 10
+    child = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            child = int((tmp_path / "child.pid").read_text())
+            if Path(f"/proc/{child}/cmdline").read_bytes().startswith(cmdline_start):
+                break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the fake part's child did not start {cmdline_start!r}")
+    lead.kill()
+    lead.wait()
+    assert alive(child)
+    return child
+
+
+def test_up_kills_what_a_dead_part_left_in_its_process_group(tmp_path):
+    """argilla-server's worker forks a work horse; SIGKILL of the worker alone leaves it
+    running. The next start kills it (it has the part's command line and process group)."""
+    (tmp_path / "run").mkdir()
+    # a child without the part's mark is someone else's (the group id may be reused): kept
+    child = _leftover(tmp_path, "sleep 60", b"sleep")
+    LocalArgilla(tmp_path, port=0)._stop_unanswering(wait_s=0)
+    assert alive(child) and not (tmp_path / "run" / "worker.pid").exists()
+    os.kill(child, 9)
+    # a leftover that is the part: killed
+    child = _leftover(tmp_path, f"{sys.executable} -c 'import time; time.sleep(60)' argilla_server",
+                      sys.executable.encode())
+    LocalArgilla(tmp_path, port=0)._stop_unanswering(wait_s=0)
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)

@@ -185,9 +185,15 @@ def run_import(args) -> int:
     return 0
 
 
-def status(store, name: str) -> dict:
-    """Everything ``status`` prints, as plain data."""
+def status(store, name: str, *, worker_timeout_s: float | None = None) -> dict:
+    """Everything ``status`` prints, as plain data. A worker's ``status`` is what
+    :mod:`concner.liveness` makes of its heartbeat row (``running``, ``dead``, ``silent``,
+    ``stopped``; the app's health block uses the same judge); ``reported`` is what the row
+    itself says. ``worker_timeout_s``: ``services.lock_stale_seconds`` by default."""
+    from concner import liveness
+
     project = store.get_project(name)
+    timeout = liveness.DEFAULT_TIMEOUT_S if worker_timeout_s is None else worker_timeout_s
     runs = store.runs(name, limit=10)
     active = store.active_model_version(name)
     metrics = store.metrics(name)
@@ -210,13 +216,18 @@ def status(store, name: str) -> dict:
             "version": active.version, "path": active.path, "mean_f1": active.mean_f1},
         "metrics": [{"run": m.run_id, "lang": m.language, "f1": m.f1, "support": m.support}
                     for m in metrics if m.run_id == latest_run],
-        "workers": [{"id": w.worker_id, "status": w.status, "last_seen": w.last_seen.isoformat()}
-                    for w in store.workers()[:5]],
+        "workers": [{"id": w.worker_id, "status": judged.state, "alive": judged.alive,
+                     "reported": w.status, "host": w.host, "pid": w.pid,
+                     "last_seen": w.last_seen.isoformat()}
+                    for w in store.workers()[:5]
+                    for judged in [liveness.judge(w, timeout_s=timeout)]],
     }
 
 
 def run_status(args) -> int:
-    info = status(_store(_config(args)), args.name)
+    config = _config(args)
+    info = status(_store(config), args.name,
+                  worker_timeout_s=config.services.lock_stale_seconds)
     if args.json:
         json.dump(info, sys.stdout, indent=2, default=str)
         print()
@@ -244,7 +255,8 @@ def run_status(args) -> int:
               + (f" labels: {counts}" if counts else "")
               + (f"; error: {r['error'].splitlines()[0]}" if r["error"] else ""))
     for w in info["workers"]:
-        print(f"worker {w['id']}: {w['status']}, last seen {w['last_seen']}")
+        said = "" if w["reported"] == w["status"] else f" (its row says {w['reported']})"
+        print(f"worker {w['id']}: {w['status']}{said}, last seen {w['last_seen']}")
     return 0
 
 

@@ -6,7 +6,8 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 
 from concner.errors import ConcnerError
-from concner.ui.views import worker_status
+from concner.liveness import worker_status
+from concner.supervisor import read_state, state_lines, state_path
 
 
 def store_status(store) -> tuple[bool, str]:
@@ -24,14 +25,24 @@ def render(store, config, project=None) -> None:
     ok, text = store_status(store)
     _line("Store", ok, text)
     try:
-        ok, text = worker_status(store.workers())
+        ok, text = worker_status(store.workers(),
+                                 timeout_s=config.services.lock_stale_seconds)
     except ConcnerError as exc:
         ok, text = False, str(exc)
     _line("Queue worker", ok, text)
+    for ok, text in supervisor_lines(config):
+        _line("Supervisor", ok, text)
     status = _cached_argilla_status(config, project)
     _line("Argilla", status.reachable, status.message)
     if status.progress is not None and not status.progress.empty:
         st.dataframe(status.progress, hide_index=True)
+
+
+def supervisor_lines(config) -> list[tuple[bool, str]]:
+    """What ``concner up``'s state file (``<services.run_dir>/supervisor.json``) says is
+    wrong: a part given up ("worker gave up after 6 crashes in 10 min ...: see <log>;
+    restart with `concner up`"), one waiting to be restarted, or ``concner up`` gone."""
+    return state_lines(read_state(state_path(config.services)))
 
 
 #: seconds an Argilla status stays fresh in a session (it reads every record's answers)
