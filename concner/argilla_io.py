@@ -15,6 +15,7 @@ never appears in messages or logs.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import time
@@ -49,6 +50,15 @@ FIELD = "text"
 #: record metadata: the active-learning order of the model that made the suggestion
 ASK_ORDER = "ask_order"
 _PAGE = 1000  # the server's largest page for listing records
+#: the search engine pages with offset + limit; past this many hits the listing is used
+_SEARCH_WINDOW = 9000
+#: the most values one terms filter takes (argilla-server 2.8)
+_TERMS_MAX = 250
+#: push: at most this many changed records are looked up by id; more: one full listing
+_BY_ID_MAX = 2000
+#: any response, so a discarded or reworked answer is seen too ("pending" = none)
+_ANSWERED = {"type": "terms", "values": ["submitted", "discarded", "draft"],
+             "scope": {"entity": "response", "property": "status"}}
 _MAX_BACKOFF_S = 30.0
 #: the cursor keeps responses this close to the server's clock at pull start (see pull)
 _WATERMARK_LAG = timedelta(seconds=2)
@@ -56,6 +66,26 @@ _WATERMARK_LAG = timedelta(seconds=2)
 def _parse_time(value: str) -> datetime:
     t = datetime.fromisoformat(value)
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _load_cursor(cursor: str | None) -> dict:
+    """The state in a cursor :meth:`ArgillaIO.pull` made; ``{}`` for none or another's."""
+    try:
+        state = json.loads(cursor) if cursor else {}
+    except ValueError:
+        state = {}
+    state = state if isinstance(state, dict) else {}
+    state.setdefault("t", None)
+    state.setdefault("seen", [])
+    return state
+
+
+def _digest(record: rg.Record) -> str:
+    """What a pushed record looks like (text, metadata, suggestion), in 12 hex digits."""
+    sug = [[s.value, s.agent, s.score] for s in record.suggestions]
+    blob = json.dumps([record.fields[FIELD], record.metadata.to_dict(), sug], sort_keys=True,
+                      ensure_ascii=False, default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=6).hexdigest()
 
 
 def _ask_order_property() -> rg.IntegerMetadataProperty:
@@ -90,6 +120,10 @@ class ArgillaIO:
         self._client: rg.Argilla | None = None
         self._datasets: dict[str, rg.Dataset] = {}
         self._usernames: dict[str, str] = {}
+        #: what this connection cost: HTTP requests sent, records read from the server
+        self.stats = {"requests": 0, "records_read": 0}
+        #: the time cursor stays this far behind the server's clock (see :meth:`pull`)
+        self.clock_lag = _WATERMARK_LAG
 
     def __repr__(self) -> str:
         return f"ArgillaIO({self.url!r}, workspace={self.workspace!r})"
@@ -135,9 +169,17 @@ class ArgillaIO:
         if self._client is None:
             # the SDK's own transport retries are off: _call does bounded backoff instead
             # (the SDK checks the key when it connects)
+            self.stats["requests"] += 1  # the SDK checks the key when it connects
             self._client = self._call("connecting", rg.Argilla, api_url=self.url,
                                       api_key=self._key, timeout=self.timeout_s, retries=0)
+            http = self._client.api.http_client
+            hooks = http.event_hooks
+            hooks["request"] = [*hooks.get("request", []), self._count_request]
+            http.event_hooks = hooks
         return self._client
+
+    def _count_request(self, _request: httpx.Request) -> None:
+        self.stats["requests"] += 1
 
     def check(self) -> str:
         """Contact the server; returns the username the API key belongs to."""
@@ -237,10 +279,55 @@ class ArgillaIO:
                               f"/api/v1/datasets/{ds_id}/records",
                               params={"offset": offset, "limit": _PAGE,
                                       "include": ["responses", "suggestions"]}).json()["items"]
+            self.stats["records_read"] += len(page)
             yield from page
             if len(page) < _PAGE:
                 return
             offset += len(page)
+
+    def _search(self, name: str, body: dict, offset: int, limit: int,
+                include: Sequence[str] = ("responses",)) -> dict:
+        ds_id = self._dataset(name).id
+        out = self._call(f"searching {name}", self._http, "POST",
+                         f"/api/v1/datasets/{ds_id}/records/search",
+                         params={"offset": offset, "limit": limit, "include": list(include)},
+                         json=body).json()
+        self.stats["records_read"] += len(out["items"])
+        return out
+
+    def iter_answered_records(self, name: str) -> Iterator[dict]:
+        """The records that have any response (submitted, discarded or draft), with their
+        responses, oldest record first: what :meth:`pull` reads instead of every record.
+
+        argilla-server 2.8 indexes neither the responses' timestamps nor a response change
+        in the record's ``updated_at``, so this is the narrowest server-side filter there
+        is. Past :data:`_SEARCH_WINDOW` hits it falls back to the listing."""
+        body = {"filters": {"and": [_ANSWERED]},
+                "sort": [{"scope": {"entity": "record", "property": "inserted_at"},
+                          "order": "asc"}]}
+        offset = 0
+        while True:
+            page = self._search(name, body, offset, _PAGE)
+            if offset == 0 and page["total"] > _SEARCH_WINDOW:
+                yield from (r for r in self.iter_raw_records(name) if r.get("responses"))
+                return
+            yield from (item["record"] for item in page["items"])
+            offset += len(page["items"])
+            if len(page["items"]) < _PAGE or offset >= page["total"]:
+                return
+
+    def records_by_sentence_id(self, name: str, ids: Sequence[str]) -> dict[str, dict]:
+        """Sentence id -> the record's JSON (responses, suggestions), for the ids that
+        exist; one search per :data:`_TERMS_MAX` ids."""
+        out: dict[str, dict] = {}
+        ids = sorted(set(ids))
+        for i in range(0, len(ids), _TERMS_MAX):
+            chunk = ids[i:i + _TERMS_MAX]
+            body = {"filters": {"and": [{"type": "terms", "values": chunk, "scope": {
+                "entity": "record", "property": "external_id"}}]}}
+            page = self._search(name, body, 0, len(chunk), include=("responses", "suggestions"))
+            out.update((item["record"]["external_id"], item["record"]) for item in page["items"])
+        return out
 
     def most_uncertain(self, name: str, limit: int = 20) -> list[str]:
         """Sentence ids of records still pending, most uncertain first: the order annotators
@@ -267,7 +354,8 @@ class ArgillaIO:
     def push(self, name: str, sentences: Sequence[Sentence],
              predictions: Mapping[str, Prediction] | None = None, *, model_version: str | None = None,
              only_existing: bool = False, max_new: int | None = None,
-             on_batch: Callable[[list[str]], None] | None = None) -> PushReport:
+             on_batch: Callable[[list[str]], None] | None = None,
+             memo: dict[str, str] | None = None) -> PushReport:
         """Upsert one record per sentence (id = sentence id), in batches.
 
         ``predictions[sentence.id]`` becomes a span suggestion (``agent`` = model version,
@@ -275,20 +363,41 @@ class ArgillaIO:
         text, metadata and suggestion already match are not sent again. ``on_batch`` gets
         the sentence ids of each batch once the server stored it (so a caller can record
         progress; pushing again is always safe). ``max_new`` caps how many records are
-        created (in the order given); existing records are always brought up to date."""
+        created (in the order given); existing records are always brought up to date.
+
+        ``memo`` (sentence id -> what was pushed, kept by the caller with the sync cursor):
+        records that match it are not read again (a record someone answered since is left
+        alone either way); only the others are looked up, by id, or by one full listing
+        when there are more than :data:`_BY_ID_MAX`. Updated in place. Without it every
+        record of the dataset is read."""
         predictions = predictions or {}
-        existing = {r["external_id"]: r for r in self.iter_raw_records(name)}
         report = PushReport(name)
-        todo: list[rg.Record] = []
+        planned = []
         for sent in sentences:
+            record = self._record(sent, predictions.get(sent.id), model_version)
+            digest = _digest(record)
+            if memo is not None and memo.get(sent.id) == digest:
+                report.unchanged += 1
+                continue
+            planned.append((sent, record, digest))
+        if not planned:
+            return report
+        if memo is None or len(planned) > _BY_ID_MAX:
+            existing = {r["external_id"]: r for r in self.iter_raw_records(name)}
+        else:
+            existing = self.records_by_sentence_id(name, [s.id for s, _, _ in planned])
+        todo: list[rg.Record] = []
+        digests: dict[str, str] = {}
+        for sent, record, digest in planned:
             raw = existing.get(sent.id)
             if raw is None and (only_existing or (max_new is not None and report.created >= max_new)):
                 continue
             if raw is not None and any(x["status"] == "submitted" for x in raw.get("responses") or []):
                 report.skipped_answered += 1
+                if memo is not None:
+                    memo.pop(sent.id, None)
                 continue
-            pred = predictions.get(sent.id)
-            record = self._record(sent, pred, model_version)
+            digests[sent.id] = digest
             if raw is not None and self._same(raw, record):
                 report.unchanged += 1
                 continue
@@ -297,11 +406,16 @@ class ArgillaIO:
             else:
                 report.updated += 1
             todo.append(record)
+        if memo is not None:  # already right; the sent ones once their batch is stored
+            sending = {str(r.id) for r in todo}
+            memo.update((sid, d) for sid, d in digests.items() if sid not in sending)
         ds = self._dataset(name)
         for i in range(0, len(todo), self.batch_size):
             batch = todo[i:i + self.batch_size]
             self._call(f"pushing records {i}-{i + len(batch)} to {name}", ds.records.log, batch,
                        batch_size=len(batch))
+            if memo is not None:
+                memo.update((str(r.id), digests[str(r.id)]) for r in batch)
             if on_batch is not None:
                 on_batch([str(r.id) for r in batch])
         return report
@@ -348,8 +462,40 @@ class ArgillaIO:
             self._usernames.update({u["id"]: u["username"] for u in users})
         return self._usernames.get(user_id, f"user:{user_id}")
 
+    def _server_now(self) -> datetime:
+        """The server's clock (its ``Date`` header, whole seconds, rounded down)."""
+        first = self._call(f"reading the clock of {self.url}", self._http, "GET", "/api/v1/version")
+        return email.utils.parsedate_to_datetime(first.headers["date"]).astimezone(UTC)
+
+    def _activity(self, name: str) -> str | None:
+        """The dataset's ``last_activity_at``: argilla-server 2.8 sets it to its clock in
+        the same transaction as every response created, changed or deleted (not when
+        records are pushed), so an unchanged value means no answer changed."""
+        ds_id = self._dataset(name).id
+        return self._call(f"reading dataset {name}", self._http, "GET",
+                          f"/api/v1/datasets/{ds_id}").json().get("last_activity_at")
+
+    @staticmethod
+    def full_sync_due(cursor: str | None, every_s: float, now: datetime | None = None) -> bool:
+        """Whether the sync from ``cursor`` should read every record (the safety net for
+        what the incremental path cannot see, e.g. records deleted in Argilla): no cursor,
+        an old one without a full read, or the last full read ``every_s`` seconds ago."""
+        state = _load_cursor(cursor)
+        if not state.get("full_at"):
+            return True
+        age = (now or datetime.now(UTC)) - _parse_time(state["full_at"])
+        return age.total_seconds() >= every_s
+
+    @staticmethod
+    def pushed_memo(cursor: str | None, dataset_id: str) -> dict[str, str]:
+        """What :meth:`push` sent to dataset ``dataset_id``, as kept in ``cursor`` (empty
+        for another dataset of that name, e.g. one deleted and made again)."""
+        state = _load_cursor(cursor)
+        return dict(state.get("pushed") or {}) if state.get("ds") == dataset_id else {}
+
     def pull(self, name: str, sentences: Mapping[str, Sentence] | Callable[[list[str]], Mapping[str, Sentence]],
-             since: str | None = None) -> PullResult:
+             since: str | None = None, *, full: bool = False,
+             pushed: Mapping[str, str] | None = None) -> PullResult:
         """Submitted answers newer than cursor ``since`` (all of them when ``None``).
 
         ``sentences`` maps sentence ids to the stored :class:`Sentence` (or is a function
@@ -357,24 +503,46 @@ class ArgillaIO:
         selections snapped to whole tokens and counted. Answers that cannot be converted
         (unknown sentence, changed text, a span on whitespace only) are reported in
         ``problems``. All or nothing: on failure the cursor does not move, so nothing is lost.
+
+        What is read: nothing but the dataset when no answer changed since the cursor
+        (its ``last_activity_at``, see :meth:`_activity`); else the records that have
+        answers (:meth:`iter_answered_records`); every record when ``full``. The cursor
+        (opaque JSON) holds the server-clock time ``t`` up to which every answer was taken,
+        ``clock_lag`` behind the server's clock when the pull started (server times only,
+        so the worker's clock does not matter), the keys (response id @ updated_at) of the
+        answers taken after ``t`` (skipped next time: each version is taken once; an answer
+        changed again has a new ``updated_at`` and is taken again), and the activity mark
+        once it is older than ``clock_lag`` (an answer committed just before the mark was
+        read may not be searchable yet, so a fresh mark is checked again next time).
+        ``pushed`` (or the one in ``since``) is kept in it for :meth:`pushed_memo`.
         """
-        state = json.loads(since) if since else {"t": None, "seen": []}
+        state = _load_cursor(since)
         after = _parse_time(state["t"]) if state.get("t") else None
         seen = set(state.get("seen", []))
-        first = self._call(f"reading the clock of {self.url}", self._http, "GET", "/api/v1/version")
-        server_now = email.utils.parsedate_to_datetime(first.headers["date"]).astimezone(UTC)
-        watermark = server_now - _WATERMARK_LAG
+        ds_id = str(self._dataset(name).id)
+        server_now = self._server_now()
+        activity = self._activity(name)
+        keep = {"ds": ds_id, "full_at": server_now.isoformat() if full else state.get("full_at"),
+                "pushed": dict(pushed if pushed is not None else state.get("pushed") or {})}
+        result = PullResult(name)
+        if (not full and since and state.get("ds") == ds_id and activity is not None
+                and state.get("activity") == activity):
+            result.cursor = json.dumps({**state, **keep})
+            return result
         found: list[tuple[dict, dict, datetime]] = []
-        for raw in self.iter_raw_records(name):
+        records = self.iter_raw_records(name) if full else self.iter_answered_records(name)
+        for raw in records:
             for resp in raw.get("responses") or []:
                 when = _parse_time(resp["updated_at"])
                 key = f"{resp['id']}@{resp['updated_at']}"
                 if resp["status"] != "submitted" or (after is not None and when <= after) or key in seen:
                     continue
                 found.append((raw, resp, when))
+        # an answer changed while the pages were read may have moved a record between pages
+        # (out of the answered set, say): then the time cursor stays where it was
+        moved = self._activity(name) != activity
         lookup = sentences if callable(sentences) else (lambda ids: {i: sentences[i] for i in ids if i in sentences})
         known = lookup(sorted({raw["external_id"] for raw, _, _ in found}))
-        result = PullResult(name)
         for raw, resp, when in sorted(found, key=lambda f: f[2]):
             sid, author = raw["external_id"], self.username(resp["user_id"])
             sent = known.get(sid)
@@ -393,10 +561,14 @@ class ArgillaIO:
             result.annotations.append(PulledAnnotation(sid, sent.lang, tags, author, when, snapped, name))
         # every answer stored at or before the watermark was visible to this listing, so it
         # is accounted for; keep the keys of later ones, which the next pull must skip
-        t = max(watermark, after) if after else watermark
-        newer = sorted({f"{r['id']}@{r['updated_at']}" for _, r, w in found if w > t}
-                       | {k for k in seen if _parse_time(k.split("@", 1)[1]) > t})
-        result.cursor = json.dumps({"t": t.isoformat(), "seen": newer})
+        watermark = server_now - self.clock_lag
+        t = after if moved else (max(watermark, after) if after else watermark)
+        newer = sorted({f"{r['id']}@{r['updated_at']}" for _, r, w in found if t is None or w > t}
+                       | {k for k in seen if t is None or _parse_time(k.split("@", 1)[1]) > t})
+        settled = (activity if activity is not None and not moved
+                   and server_now - _parse_time(activity) > self.clock_lag else None)
+        result.cursor = json.dumps({"t": t.isoformat() if t else None, "seen": newer,
+                                    "activity": settled, **keep})
         return result
 
     # -- people (the app's admin page and the tests) --------------------------------------

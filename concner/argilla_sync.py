@@ -14,6 +14,13 @@ language, correction in each target language):
    annotator's answer (author = Argilla username) together with the new cursor in one
    transaction: a crash or an unreachable server loses nothing and the next sync resumes.
 
+What a sync reads grows with what changed, not with the dataset: the push skips the
+records that match what the cursor says was pushed, and the pull reads nothing when no
+answer changed and only the answered records otherwise (see
+:meth:`~concner.argilla_io.ArgillaIO.pull`). Every ``services.argilla_full_sync_hours``
+one sync reads every record (the safety net: a record deleted in Argilla is pushed again).
+Each dataset's sync logs one INFO line (records read, new or changed answers, seconds).
+
 Listing this module in ``services.sync_modules`` registers :func:`sync_hook` with the
 worker (``concner.tasks.register_sync_hook``).
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -46,6 +54,13 @@ class DatasetSync:
     snapped_spans: int = 0
     cursor: str | None = None
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+    #: answers pulled that equal their author's stored latest version (not stored again)
+    unchanged_answers: int = 0
+    #: what it cost: records read from Argilla, HTTP requests, seconds; a full read or not
+    records_read: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    full: bool = False
 
     @property
     def message(self) -> str:
@@ -77,31 +92,47 @@ def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, 
     return preds, priority, f"v{mv.version}"
 
 
-def _save(store, project: str, dataset: str, annotations, cursor: str) -> None:
-    """Annotations and the dataset's cursor in one transaction."""
-    from concner.store.models import SyncState, utcnow
+def _save(store, project: str, dataset: str, annotations, cursor: str) -> int:
+    """Annotations and the dataset's cursor in one transaction; returns how many were
+    stored. An answer equal to its author's latest stored version from Argilla (submitted
+    again unchanged, or pulled again) is not stored twice."""
+    from concner.store.models import Annotation, SentenceRow, SyncState, utcnow
 
+    stored = 0
     with store.write() as s:
+        project_id = store.get_project(project, s).id
         for ann in annotations:
+            latest = s.scalar(
+                sa.select(Annotation.tags).join(SentenceRow, SentenceRow.id == Annotation.sentence_id)
+                .where(SentenceRow.project_id == project_id,
+                       SentenceRow.external_id == ann.sentence_id,
+                       Annotation.author == ann.author, Annotation.origin == "argilla")
+                .order_by(Annotation.id.desc()).limit(1))
+            if latest is not None and list(latest) == list(ann.tags):
+                continue
             store.add_annotation(project, ann.sentence_id, ann.tags, author=ann.author,
                                  origin="argilla", session=s)
-        project_id = store.get_project(project, s).id
+            stored += 1
         state = s.scalar(sa.select(SyncState).where(SyncState.project_id == project_id,
                                                     SyncState.dataset == dataset))
         if state is None:
             state = SyncState(project_id=project_id, dataset=dataset)
             s.add(state)
         state.cursor, state.last_sync_at, state.status = cursor, utcnow(), "ok"
+    return stored
 
 
 def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schema: LabelSchema,
-                 *, min_submitted: int = 1, push_limit: int = 0,
-                 active: tuple | None = None) -> DatasetSync:
+                 *, min_submitted: int = 1, push_limit: int = 0, active: tuple | None = None,
+                 full_every_s: float = 24 * 3600.0) -> DatasetSync:
     """Sync one dataset; ``push_limit`` caps the records created per sync (0 = all), so a
     20,000-sentence pool does not flood the annotators' queue. Records are pushed in the
     active-learning order (see :func:`_predictions`): the most informative first, then
     sentences without a prediction. ``active``: what :func:`_predictions` gives, read once
-    by :func:`sync_project` for all its datasets (read here when None)."""
+    by :func:`sync_project` for all its datasets (read here when None). Every record is
+    read when the last such sync is ``full_every_s`` seconds old (0: always), else only
+    what changed (module doc)."""
+    started, before = time.perf_counter(), dict(io.stats)
     name = io.ensure_dataset(project, role, lang, schema.entity_types, min_submitted=min_submitted)
     store_role = "source" if role == "source" else "target"
     every = store.sentences(project, role=store_role, lang=lang)
@@ -113,11 +144,17 @@ def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schem
     todo.sort(key=lambda s: (s.meta["db_id"] not in priority,
                              priority.get(s.meta["db_id"], ()), s.id))
     report = DatasetSync(name)
-    pushed = io.push(name, todo, preds, model_version=version, max_new=push_limit or None)
-    report.pushed, report.skipped_answered = pushed.created + pushed.updated, pushed.skipped_answered
     state = store.get_sync_state(project, name)
+    since = state.cursor if state else None
+    report.full = full = ArgillaIO.full_sync_due(since, full_every_s)
+    memo = {} if full else ArgillaIO.pushed_memo(since, io.dataset_id(name))
+    pushed = io.push(name, todo, preds, model_version=version, max_new=push_limit or None,
+                     memo=memo)
+    report.pushed, report.skipped_answered = pushed.created + pushed.updated, pushed.skipped_answered
+    waiting = {s.id for s in todo}  # labelled sentences leave the memo with the pool
+    memo = {sid: d for sid, d in memo.items() if sid in waiting}
     by_id: dict[str, Sentence] = {s.id: s for s in every}
-    pulled = io.pull(name, by_id, since=state.cursor if state else None)
+    pulled = io.pull(name, by_id, since=since, full=full, pushed=memo)
     usable = []
     report.problems = list(pulled.problems)
     for ann in pulled.annotations:
@@ -127,14 +164,23 @@ def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schem
             report.problems.append((ann.sentence_id, ann.author, str(exc)))
             continue
         usable.append(ann)
-    _save(store, project, name, usable, pulled.cursor)
-    report.new_labels, report.cursor = len(usable), pulled.cursor
+    stored = _save(store, project, name, usable, pulled.cursor)
+    report.new_labels, report.cursor = stored, pulled.cursor
+    report.unchanged_answers = len(usable) - stored
     report.snapped_spans = sum(a.snapped_spans for a in usable)
+    report.records_read = io.stats["records_read"] - before["records_read"]
+    report.requests = io.stats["requests"] - before["requests"]
+    report.seconds = time.perf_counter() - started
+    problems = f", {len(report.problems)} answers not usable" if report.problems else ""
+    log.info("argilla sync %s/%s: %d records read (%s), %d new or changed answers, "
+             "%d records pushed, %d HTTP requests, %.2fs%s", project, name, report.records_read,
+             "full" if full else "incremental", report.new_labels, report.pushed,
+             report.requests, report.seconds, problems)
     return report
 
 
 def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1,
-                 push_limit: int = 0) -> list[DatasetSync]:
+                 push_limit: int = 0, full_every_s: float = 24 * 3600.0) -> list[DatasetSync]:
     """Sync the project's source dataset and each target-language dataset (see module doc).
 
     Raises :class:`~concner.errors.ServiceUnavailable` when Argilla cannot be reached after
@@ -144,7 +190,8 @@ def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1,
     plan = [("source", proj.source_lang)] + [("target", lang) for lang in proj.target_langs]
     active = _predictions(store, project)  # every pool's predictions: read once per sync
     return [sync_dataset(store, project, io, role, lang, schema, min_submitted=min_submitted,
-                         push_limit=push_limit, active=active) for role, lang in plan]
+                         push_limit=push_limit, active=active, full_every_s=full_every_s)
+            for role, lang in plan]
 
 
 def sync_hook(store, project: str, config: Config) -> list:
@@ -155,8 +202,8 @@ def sync_hook(store, project: str, config: Config) -> list:
     io = ArgillaIO.from_config(services)
     out = []
     for rep in sync_project(store, project, io, min_submitted=services.argilla_min_submitted,
-                            push_limit=services.argilla_push_limit):
-        log.info("argilla sync %s/%s: %s", project, rep.dataset, rep.message)
+                            push_limit=services.argilla_push_limit,
+                            full_every_s=services.argilla_full_sync_hours * 3600.0):
         out.append(SyncReport(dataset=rep.dataset, n_new=rep.new_labels, cursor=rep.cursor,
                               message=rep.message))
     return out

@@ -152,6 +152,9 @@ class ServicesConfig:
     argilla_batch_size: int = 200
     #: new records pushed per dataset per sync, most uncertain first (0 = no limit)
     argilla_push_limit: int = 500
+    #: hours between syncs that read every record of a dataset (the others read only what
+    #: changed); 0 = read everything on every sync
+    argilla_full_sync_hours: float = 24.0
     #: retries (exponential backoff from argilla_backoff_s) before ServiceUnavailable
     argilla_retries: int = 4
     argilla_backoff_s: float = 1.0
@@ -355,6 +358,7 @@ def validate(config: Config) -> None:
     need(1 <= s.sync_every_minutes <= 59, "services.sync_every_minutes", "must be in [1, 59]")
     need(s.argilla_min_submitted >= 1 and s.argilla_batch_size >= 1,
          "services.argilla_min_submitted/argilla_batch_size", "must be >= 1")
+    need(s.argilla_full_sync_hours >= 0, "services.argilla_full_sync_hours", "must be >= 0")
     need(s.argilla_retries >= 0 and s.argilla_backoff_s >= 0 and s.argilla_push_limit >= 0,
          "services.argilla_retries/backoff_s/push_limit", "must be >= 0")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")

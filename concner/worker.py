@@ -75,6 +75,10 @@ def run_worker(threads: int | None = None) -> int:
     logging.basicConfig(level=os.environ.get("CONCNER_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # one INFO line per dataset per sync (concner.argilla); each HTTP request only at DEBUG
+    http_level = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
+    for name in ("httpx", "httpcore", "argilla"):
+        logging.getLogger(name).setLevel(http_level)
     from concner import tasks
 
     config = tasks.CONFIG

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import stat
+import time
 
 import pytest
 
@@ -337,3 +338,175 @@ def test_sync_project_pushes_pool_and_stores_every_answer(io, tmp_path):
     assert state.status == "ok" and state.cursor == second[1].cursor
     assert [r.new_labels for r in sync_project(store, pname, io)] == [0, 0]
     assert store.annotation_count(pname) == 4  # 3 answers + the dev gold, nothing twice
+
+
+# -- incremental sync (issue 16 item 7): what a sync reads grows with the change ----------
+
+class _Reads:
+    """Counts, independently of ArgillaIO.stats, the HTTP requests a connection sends and
+    the records the server's answers carry (an httpx response hook)."""
+
+    def __init__(self, io: ArgillaIO):
+        self.requests = self.records = 0
+        http = io.client.api.http_client
+        hooks = http.event_hooks
+        hooks["response"] = [*hooks.get("response", []), self._seen]
+        http.event_hooks = hooks
+
+    def _seen(self, response) -> None:
+        self.requests += 1
+        if "/records" in response.request.url.path and response.request.method in ("GET", "POST"):
+            response.read()
+            body = response.json() if response.status_code == 200 else {}
+            self.records += len(body.get("items", [])) if isinstance(body, dict) else 0
+
+    def since(self, mark: tuple[int, int]) -> tuple[int, int]:
+        return self.requests - mark[0], self.records - mark[1]
+
+    @property
+    def mark(self) -> tuple[int, int]:
+        return self.requests, self.records
+
+
+def _sync_project_store(tmp_path, n: int, tag: str):
+    from concner.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    pname = f"Incr {tag} {os.getpid()}"
+    store.create_project(pname, source_lang="en", target_langs=["ar"], entity_types=LABELS,
+                         encoder="tiny")  # its target dataset stays empty
+    _, tokens, gold = TEMPLATES[0]
+    sents = [Sentence.from_tokens(f"{tag}{i:04d}", "en", tokens) for i in range(n)]
+    store.import_sentences(pname, sents, role="source", split="pool")
+    gold_spans = Sentence.from_tokens("x", "en", tokens, gold).spans
+    return store, pname, dataset_name(pname, "source", "en"), gold_spans
+
+
+def _versions(store, pname: str, sid: str, author: str) -> list[list[str]]:
+    import sqlalchemy as sa
+
+    from concner.store.models import Annotation, SentenceRow
+
+    with store.read() as s:
+        return [list(t) for t in s.scalars(
+            sa.select(Annotation.tags).join(SentenceRow, SentenceRow.id == Annotation.sentence_id)
+            .where(SentenceRow.external_id == sid, Annotation.author == author)
+            .order_by(Annotation.id))]
+
+
+def test_a_sync_reads_only_what_changed_and_stores_a_changed_answer_once(stack, tmp_path):
+    from concner.argilla_sync import sync_project
+
+    _, url, key = stack
+    io = ArgillaIO(url, key, retries=2, backoff_s=0.2, batch_size=200)
+    reads = _Reads(io)
+    store, pname, name, gold_spans = _sync_project_store(tmp_path, 400, "c")
+    first = sync_project(store, pname, io)[0]
+    assert first.full and first.pushed == 400
+    ann = io.add_annotator("ann-fixer", "fixer-password-1")
+    ids = io.record_ids(name)
+    answered = ["c0003", "c0100", "c0250"]
+    ann.submit({ids[sid]: gold_spans for sid in answered})
+
+    mark = reads.mark
+    both = sync_project(store, pname, io)  # the source dataset and the empty target one
+    second, requests, records = both[0], *reads.since(mark)
+    assert not second.full and second.new_labels == 3 and second.pushed == 0
+    assert records == sum(r.records_read for r in both) == 3  # the answered ones, not 400
+    assert requests == sum(r.requests for r in both) and requests <= 40  # none per record
+
+    # one answer changed: the new version is stored, exactly once
+    ann.submit({ids["c0100"]: gold_spans[:1]})
+    mark = reads.mark
+    third = sync_project(store, pname, io)[0]
+    assert third.new_labels == 1 and reads.since(mark)[1] == 3
+    from concner.labels import spans_to_tags
+
+    tags_now = spans_to_tags(gold_spans[:1], Sentence.from_tokens("x", "en", TEMPLATES[0][1]).offsets)[0]
+    assert _versions(store, pname, "c0100", "ann-fixer")[-1] == tags_now
+    assert len(_versions(store, pname, "c0100", "ann-fixer")) == 2
+    assert [len(_versions(store, pname, s, "ann-fixer")) for s in ("c0003", "c0250")] == [1, 1]
+
+    # nothing changed since: no record is read at all; the answers stay stored once
+    time.sleep(io.clock_lag.total_seconds() + 1)  # let the activity mark settle
+    sync_project(store, pname, io)
+    mark = reads.mark
+    idle = sync_project(store, pname, io)[0]
+    assert idle.new_labels == 0 and reads.since(mark)[1] == 0 == idle.records_read
+    assert store.annotation_count(pname) == 4
+    # the old path (a full read) for comparison reads every record
+    full = sync_project(store, pname, io, full_every_s=0)[0]
+    assert full.full and full.records_read >= 400 and full.new_labels == 0
+
+
+def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_path):
+    from datetime import timedelta
+
+    from concner.argilla_io import _parse_time
+
+    _, url, key = stack
+    io = ArgillaIO(url, key, retries=2, backoff_s=0.2)
+    store, pname, name, gold_spans = _sync_project_store(tmp_path, 5, "t")
+    sents = {s.id: s for s in store.sentences(pname, role="source")}
+    io.ensure_dataset(pname, "source", "en", LABELS)
+    io.push(name, list(sents.values()))
+    before = io.pull(name, sents).cursor
+    ann = io.add_annotator("ann-fixer", "fixer-password-1")
+    ids = io.record_ids(name)
+    ann.submit({ids["t0000"]: gold_spans})
+    resp = next(r for r in io.iter_raw_records(name) if r["responses"])["responses"][0]
+    when = _parse_time(resp["updated_at"])
+
+    # a cursor whose time is in the same second as the answer, just before it
+    same_second = json.loads(before) | {"t": when.replace(microsecond=0).isoformat(),
+                                        "activity": None}
+    assert [a.sentence_id for a in io.pull(name, sents, json.dumps(same_second)).annotations] \
+        == ["t0000"]
+
+    # a server clock that puts the cursor exactly at the answer's time: that pull takes
+    # it, the next one (cursor t == updated_at) does not take it again
+    io._server_now = lambda: when + io.clock_lag
+    at = io.pull(name, sents, before, full=True)
+    assert [a.sentence_id for a in at.annotations] == ["t0000"]
+    assert json.loads(at.cursor)["t"] == when.isoformat()
+    assert io.pull(name, sents, at.cursor, full=True).annotations == []
+    # the clock said the answer was fresh: its activity mark is checked again next time
+    assert json.loads(at.cursor)["activity"] is None
+    del io._server_now
+    # answered again in the same second as the cursor: taken once more, then not again
+    ann.submit({ids["t0000"]: gold_spans[:1]})
+    again = io.pull(name, sents, at.cursor)
+    assert len(again.annotations) == 1 and again.annotations[0].submitted_at > when
+    assert io.pull(name, sents, again.cursor).annotations == []
+    assert _parse_time(json.loads(again.cursor)["t"]) >= when - timedelta(seconds=5)
+
+
+def test_a_failed_save_moves_neither_cursor_nor_answers(stack, tmp_path):
+    from concner.argilla_sync import sync_project
+
+    _, url, key = stack
+    io = ArgillaIO(url, key, retries=2, backoff_s=0.2)
+    store, pname, name, gold_spans = _sync_project_store(tmp_path, 6, "k")
+    sync_project(store, pname, io)
+    cursor = store.get_sync_state(pname, name).cursor
+    ann = io.add_annotator("ann-fixer", "fixer-password-1")
+    ids = io.record_ids(name)
+    ann.submit({ids[f"k000{i}"]: gold_spans for i in range(4)})
+    real, calls = store.add_annotation, []
+
+    def dies_after_the_first_half(*args, **kw):
+        calls.append(args)
+        if len(calls) > 2:
+            raise RuntimeError("killed while saving")
+        return real(*args, **kw)
+
+    store.add_annotation = dies_after_the_first_half
+    with pytest.raises(RuntimeError, match="killed"):
+        sync_project(store, pname, io)
+    assert len(calls) == 3  # two answers were written inside the transaction
+    assert store.get_sync_state(pname, name).cursor == cursor
+    assert store.annotation_count(pname) == 0
+    store.add_annotation = real
+    assert [r.new_labels for r in sync_project(store, pname, io)] == [4, 0]
+    assert sync_project(store, pname, io)[0].new_labels == 0
+    assert store.annotation_count(pname) == 4

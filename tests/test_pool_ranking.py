@@ -179,17 +179,21 @@ class RecordingIO:
         self.pushed: dict[str, list[str]] = {}
         self.suggested_by: dict[str, str | None] = {}
         self.predictions: dict[str, dict] = {}
+        self.stats = {"requests": 0, "records_read": 0}
+
+    def dataset_id(self, name) -> str:
+        return name
 
     def ensure_dataset(self, project, role, lang, labels, *, min_submitted=1) -> str:
         return f"{project}-{role}-{lang}"
 
-    def push(self, name, sentences, predictions=None, *, model_version=None, max_new=None):
+    def push(self, name, sentences, predictions=None, *, model_version=None, max_new=None, **kw):
         self.pushed[name] = [s.id for s in sentences][:max_new]
         self.suggested_by[name] = model_version
         self.predictions[name] = dict(predictions or {})
         return PushReport(name, created=len(self.pushed[name]))
 
-    def pull(self, name, sentences, since=None) -> PullResult:
+    def pull(self, name, sentences, since=None, **kw) -> PullResult:
         return PullResult(name, cursor="c")
 
 
