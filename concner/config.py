@@ -115,6 +115,9 @@ class TrainingConfig:
     incremental_translations: bool = True
     #: after this many incremental updates in a row, the next retrain is a full one
     full_retrain_every: int = 5
+    #: with a checkpoint folder (the worker's retrains), save the training state after every
+    #: epoch so a killed run resumes at the next epoch (concner/checkpoint.py); false = none
+    checkpoint_every_epoch: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,6 @@ class ServicesConfig:
     sync_modules: tuple[str, ...] = ()
     #: minutes between periodic syncs of every project
     sync_every_minutes: int = 5
-
-
-@dataclass(frozen=True)
-class TranslationConfig:
-    """MT backends and label projection (see concner/translation/)."""
-
     #: `concner up`'s own files: the supervisor state (supervisor.json) and the logs of the
     #: worker and the app (logs/)
     run_dir: str = "concner-data/run"
@@ -188,6 +185,12 @@ class TranslationConfig:
     supervisor_backoff_max_s: float = 30.0
     supervisor_max_restarts: int = 5
     supervisor_window_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    """MT backends and label projection (see concner/translation/)."""
+
     cache_path: str = "concner-data/translation-cache.sqlite"
     apertium_batch_size: int = 500  # sentences per apertium process call
     apertium_timeout_s: float = 600.0
@@ -356,6 +359,10 @@ def validate(config: Config) -> None:
          "must be more than twice services.heartbeat_seconds")
     need(s.worker_threads >= 1, "services.worker_threads", "must be >= 1")
     need(1 <= s.sync_every_minutes <= 59, "services.sync_every_minutes", "must be in [1, 59]")
+    need(0 < s.supervisor_backoff_s <= s.supervisor_backoff_max_s,
+         "services.supervisor_backoff_s", "must be > 0 and <= services.supervisor_backoff_max_s")
+    need(s.supervisor_max_restarts >= 0, "services.supervisor_max_restarts", "must be >= 0")
+    need(s.supervisor_window_s > 0, "services.supervisor_window_s", "must be > 0")
     need(s.argilla_min_submitted >= 1 and s.argilla_batch_size >= 1,
          "services.argilla_min_submitted/argilla_batch_size", "must be >= 1")
     need(s.argilla_full_sync_hours >= 0, "services.argilla_full_sync_hours", "must be >= 0")
@@ -363,10 +370,6 @@ def validate(config: Config) -> None:
          "services.argilla_retries/backoff_s/push_limit", "must be >= 0")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
     tr = config.translation
-    need(0 < s.supervisor_backoff_s <= s.supervisor_backoff_max_s,
-         "services.supervisor_backoff_s", "must be > 0 and <= services.supervisor_backoff_max_s")
-    need(s.supervisor_max_restarts >= 0, "services.supervisor_max_restarts", "must be >= 0")
-    need(s.supervisor_window_s > 0, "services.supervisor_window_s", "must be > 0")
     need(0.0 <= tr.dictionary_share <= 1.0, "translation.dictionary_share", "must be in [0, 1]")
     need(tr.apertium_batch_size >= 1 and tr.hf_batch_size >= 1, "translation.*_batch_size",
          "must be >= 1")
