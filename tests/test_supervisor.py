@@ -17,6 +17,8 @@ from test_app_up import _answers, _free_port
 
 from concner.supervisor import GAVE_UP, RESTARTING, RUNNING, Part, RestartPolicy, state_lines
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def wait_for(cond, timeout: float, what: str, proc=None, interval: float = 0.3):
     """``cond()``'s first truthy value within ``timeout`` s, else fail saying ``what``."""
@@ -49,7 +51,10 @@ def _up_env(tmp_path: Path, **extra) -> dict[str, str]:
         "CONCNER_SERVICES__HEARTBEAT_SECONDS": "1", "CONCNER_SERVICES__LOCK_STALE_SECONDS": "5",
         "CONCNER_SERVICES__SUPERVISOR_BACKOFF_S": "0.5",
         "CONCNER_SERVICES__SUPERVISOR_BACKOFF_MAX_S": "2",
-        "PYTHONUNBUFFERED": "1", **extra})
+        "PYTHONUNBUFFERED": "1",
+        # this checkout's concner, whatever an editable install elsewhere points at
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        **extra})
     env.pop("CONCNER_CONFIG", None)
     return env
 

@@ -94,6 +94,9 @@ def _stop_group(pid: int, grace: float, name: str) -> None:
         print(f"concner up: {name} did not stop in {grace:.0f} s; killing it", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10  # gone, and its port free, before we go on
+        while pid_running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def _tee(stream, log_path: Path) -> None:
@@ -273,7 +276,11 @@ class Supervisor:
         self.save()
 
 
-def clear_previous_run(state_file: Path, *, grace: float = STOP_GRACE_SECONDS) -> dict | None:
+#: an orphan's output pipe is gone with its `concner up`; it may hang on its way out
+ORPHAN_GRACE_SECONDS = 5.0
+
+
+def clear_previous_run(state_file: Path, *, grace: float = ORPHAN_GRACE_SECONDS) -> dict | None:
     """Make room after an earlier ``concner up`` (its state file): refuse when it still runs;
     stop the worker and app it left behind when it was killed. Returns its state."""
     from concner.liveness import pid_running
