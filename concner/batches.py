@@ -139,6 +139,12 @@ class DistillationBatches(_Batches):
             ids = next(self._src_iter)
         return ids
 
+    def skip_source_batches(self, n: int) -> None:
+        """Draw and drop ``n`` source batches: a resumed run continues the source cycle
+        where the interrupted one stopped (it drew one per distillation batch)."""
+        for _ in range(n if self._src_sampler is not None else 0):
+            self._next_source()
+
     def __iter__(self) -> Iterator[Batch]:
         for ids in self.sampler:
             rows = [self.target[i] for i in ids]

@@ -182,7 +182,9 @@ def onednn_linear_works(dtype: torch.dtype) -> bool:
         return False
     try:
         gen = torch.Generator().manual_seed(0)
-        linear = nn.Linear(16, 8)
+        # skip_init: a default init would draw from the global torch RNG, once per process
+        # (this is cached), so the first training run of a process would differ from later ones
+        linear = torch.nn.utils.skip_init(nn.Linear, 16, 8)
         with torch.no_grad():
             linear.weight.copy_(torch.randn(8, 16, generator=gen))
             linear.bias.copy_(torch.randn(8, generator=gen))

@@ -10,12 +10,17 @@ consumer and in tests. A retrain:
    (:func:`concner.incremental.plan_retrain`) and records the plan on the run: its kind,
    why, and the labelled sentences (with label versions) the new model has learnt from,
 4. trains with :func:`concner.training.train` (an update warm-starts from the active
-   model), writing progress and honouring cancel,
+   model), writing progress and honouring cancel, and checkpoints every epoch into the
+   project's resume folder (:func:`resume_dir`): a run re-queued after its worker died or
+   shut down resumes from the last finished epoch when it trains on the same snapshot
+   and config (it says so in its log: "resumed from stage 1 epoch 2 of 3"),
 5. evaluates every target language on its gold dev sentences, one metrics row each,
 6. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion;
    on promotion ``ctx.after_promotion`` runs: the worker queues the pool prediction,
    which scores the pool with ``active.strategy`` and then queues the Argilla sync),
-7. releases the lock and enqueues the coalesced follow-up run, if any.
+7. deletes the resume folder when the run finished (succeeded, failed or cancelled; not
+   when it was interrupted by a shutdown, nor when another worker took its lock over),
+   releases the lock and enqueues the coalesced follow-up run, if any.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Self
 
 from concner.config import Config, config_from_dict
@@ -38,6 +44,8 @@ from concner.store.snapshot import Snapshot, take_snapshot
 
 log = logging.getLogger("concner.worker")
 LOG_TAIL = 30
+#: sub-folder of a project's checkpoint folder holding its retrain's resume checkpoint
+RESUME_DIR = ".resume"
 
 
 class WorkerShutdown(JobCancelled):
@@ -233,6 +241,21 @@ def mean_f1(reports: dict[str, dict]) -> float | None:
     return sum(r["f1"] for r in reports.values()) / len(reports) if reports else None
 
 
+def resume_dir(ctx: JobContext, name: str) -> Path:
+    """Where a retrain of project ``name`` keeps its resume checkpoint: ``.resume/`` in the
+    project's registry folder, or, for a remote registry, under its local cache folder.
+
+    One per project, not per run id: a re-queued run gets a new id (and a shutdown's
+    re-queue may join a run queued meanwhile), and the project's retrain lock lets one
+    retrain run at a time. Which run may resume it is the checkpoint's fingerprint's say
+    (same snapshot, config and starting model), so a run that sees new labels starts
+    fresh."""
+    base = ctx.registry.project_dir(name)
+    if ctx.registry.local:
+        return Path(base) / RESUME_DIR
+    return Path(ctx.registry.cache_dir) / "resume" / base.rstrip("/").rsplit("/", 1)[-1]
+
+
 def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = False) -> str:
     """Run queued retrain ``run_id`` of project ``name``; returns the final status, or
     ``"skipped"`` when the run is not queued or another retrain holds the lock.
@@ -245,8 +268,11 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = Fal
         return "skipped"
     progress = RunProgress(ctx, run_id)
     full = full or store.get_run(run_id).force_full
+    folder = resume_dir(ctx, name)
+    interrupted = []
 
     def requeue() -> str:
+        interrupted.append(True)  # keep the checkpoint: the re-queued run resumes from it
         follow, _ = store.request_run(name, reason="shutdown", full=full)
         return f"interrupted: the worker shut down; re-queued as run {follow}"
 
@@ -254,7 +280,11 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = Fal
         with job_outcome(ctx, run_id, on_shutdown=requeue) as outcome, \
                 LockKeeper(ctx, run_id, progress):
             outcome.status, outcome.model_version_id = _retrain(ctx, name, run_id, progress,
-                                                                full)
+                                                                full, folder)
+        if not interrupted and not progress.lock_lost:  # lock lost: the new owner's folder
+            from concner.checkpoint import clear
+
+            clear(folder)
     finally:
         follow = store.release_retrain(run_id)
         if follow is not None and not ctx.shutdown.is_set():
@@ -277,7 +307,8 @@ def active_model(store: Store, name: str):
                        depth=run.incremental_depth or 0, config=run.config)
 
 
-def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, full: bool):
+def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, full: bool,
+             folder: Path):
     from concner.incremental import plan_retrain
 
     progress.stage("snapshot")
@@ -298,8 +329,8 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, ful
                             base_model_version_id=plan.base_model_version_id,
                             trained_on=snap.label_versions)
     progress.log(f"{plan.kind} retrain: {plan.reason}")
-    result, teacher = (_update(ctx, name, snap, plan, config, progress)
-                       if plan.kind == "incremental" else _full(snap, config, progress))
+    result, teacher = (_update(ctx, name, snap, plan, config, progress, folder)
+                       if plan.kind == "incremental" else _full(snap, config, progress, folder))
     progress.stage("evaluate")
     reports = evaluate_dev(result.bundle, snap, result.dev_metrics,
                            batch_size=config.training.eval_batch_size,
@@ -317,19 +348,22 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, ful
     return "succeeded", published.version.id
 
 
-def _full(snap: Snapshot, config: Config, progress: RunProgress):
-    """A fresh model on every labelled sentence; returns ``(TrainResult, teacher)``."""
+def _full(snap: Snapshot, config: Config, progress: RunProgress, folder: Path):
+    """A fresh model on every labelled sentence, checkpointed into ``folder`` (resumed from
+    it when it holds this run's checkpoint); returns ``(TrainResult, teacher)``."""
     from concner.active.ranking import needs_teacher
     from concner.training import train
 
     result = train(config, build_train_data(snap), callback=progress,
-                   keep_teacher=needs_teacher(config.active))
+                   keep_teacher=needs_teacher(config.active), resume_dir=folder,
+                   notify=progress.log)
     return result, result.teacher
 
 
 def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
-            progress: RunProgress):
-    """An incremental update of the plan's base model; returns ``(TrainResult, teacher)``.
+            progress: RunProgress, folder: Path):
+    """An incremental update of the plan's base model, checkpointed into ``folder`` like
+    :func:`_full`; returns ``(TrainResult, teacher)``.
     The teacher/student strategy keeps the base model's stage-1 teacher (an update does
     not distil, so it makes no new one)."""
     from concner.active.ranking import needs_teacher
@@ -349,7 +383,8 @@ def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
     progress.log(f"update: {len(plan.new_ids)} new + {len(plan.replay_ids)} replayed labelled "
                  f"sentences, {len(data.translations or [])} translations, "
                  f"{inc.training.epochs} epochs from v{base.version}, no distillation")
-    return train(inc, data, init=init, callback=progress), teacher
+    return train(inc, data, init=init, callback=progress, resume_dir=folder,
+                 notify=progress.log), teacher
 
 
 def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:

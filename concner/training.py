@@ -28,13 +28,23 @@ own learning rate), warmup + linear decay, gradient clipping, bf16 autocast on C
 repeatable; the caller's RNG state is left untouched), dev evaluation after each epoch
 with the best epoch's weights kept in memory and restored at the end, and a progress
 callback: raising :class:`~concner.errors.JobCancelled` from it stops training (the
-exception propagates to the caller; nothing is written).
+exception propagates to the caller; nothing is written but the checkpoint below).
+
+Resuming. With ``train(..., resume_dir=DIR)`` (and ``training.checkpoint_every_epoch``), the
+end of every epoch of both stages writes a checkpoint into DIR (:mod:`concner.checkpoint`:
+weights, optimizer, LR schedule, RNG states, stage/epoch/step, the data order's position,
+the best epoch so far and its weights, the stage-1 teacher during stage 2), and a run that
+finds a valid checkpoint of the same config, data and starting model there continues with
+the next epoch: on a CPU it ends with the same weights and history as a run that was never
+interrupted. The caller deletes DIR when it no longer wants to resume
+(:func:`concner.checkpoint.clear`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -43,6 +53,14 @@ from dataclasses import dataclass, field
 import torch
 
 from concner.batches import DistillationBatches, Stage1Batches, pair_translations, teacher_logits
+from concner.checkpoint import (
+    TEACHER,
+    CheckpointDir,
+    Resumed,
+    fingerprint,
+    rng_state,
+    set_rng_state,
+)
 from concner.config import Config
 from concner.encoding import Collator, Encoded, encode_sentences
 from concner.errors import ConfigError, DataFormatError
@@ -117,7 +135,9 @@ class TrainResult:
     ``dev_metrics``: language -> :func:`concner.evaluation.evaluate` report of the
     returned model; ``n_truncated``: training sentences cut at ``model.max_length``;
     ``teacher``: the stage-1 model distillation started from (eval mode), when
-    ``train(..., keep_teacher=True)`` and stage 2 ran, else None."""
+    ``train(..., keep_teacher=True)`` and stage 2 ran, else None; ``resumed``: where a
+    resumed run picked up (``"stage 1 epoch 2 of 3"``: the last epoch it did not redo), or
+    None for a run that started fresh."""
 
     bundle: NerBundle
     history: list[dict]
@@ -125,15 +145,23 @@ class TrainResult:
     seconds: float
     n_truncated: int
     teacher: NerBundle | None = None
+    resumed: str | None = None
 
 
 def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
-          callback: ProgressCallback | None = None, keep_teacher: bool = False) -> TrainResult:
+          callback: ProgressCallback | None = None, keep_teacher: bool = False,
+          resume_dir: str | os.PathLike | None = None,
+          notify: Callable[[str], None] | None = None) -> TrainResult:
     """Run stage 1 (``training.epochs`` epochs) and, when ``loss.kd``, stage 2
     (``training.kd_epochs`` epochs). ``init=None`` builds a fresh model from
     ``model.encoder``; ``init`` given continues from a copy of it (warm start; the
     caller's bundle is not modified). ``keep_teacher``: also return a copy of the stage-1
-    model as ``TrainResult.teacher`` when stage 2 runs (the teacher/student strategy)."""
+    model as ``TrainResult.teacher`` when stage 2 runs (the teacher/student strategy).
+    ``resume_dir``: checkpoint after every epoch into this folder and resume from the
+    checkpoint found there (see the module doc); a resumed run also restores the python
+    and numpy RNG states of the interrupted one. ``notify(line)`` hears what happened to
+    a checkpoint found there (``"resumed from stage 1 epoch 2 of 3"``, or why it was not
+    resumed)."""
     started = time.perf_counter()
     tc = config.training
     device = resolve_device(tc.device)
@@ -146,12 +174,16 @@ def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
             torch.manual_seed(tc.seed)
             runner = _Runner(config, data, init, callback, device)
             runner.keep_teacher = keep_teacher
+            if resume_dir is not None and tc.checkpoint_every_epoch:
+                runner.use_checkpoints(resume_dir, notify)
             runner.run()
     finally:
         torch.set_num_threads(previous_threads)
     runner.bundle.model.eval()
+    resumed = runner.resumed.describe() if runner.resumed is not None else None
     return TrainResult(runner.bundle, runner.history, runner.best_reports,
-                       time.perf_counter() - started, runner.n_truncated, runner.teacher)
+                       time.perf_counter() - started, runner.n_truncated, runner.teacher,
+                       resumed)
 
 
 class _Runner:
@@ -178,6 +210,9 @@ class _Runner:
         self.best_reports: dict[str, dict] = {}
         self.n_truncated = 0
         self.keep_teacher, self.teacher = False, None
+        self.ckpt: CheckpointDir | None = None
+        self.resumed: Resumed | None = None
+        self._prior_truncated = 0  # n_truncated before the current stage encoded its data
         empty = [lang for lang, sentences in data.dev.items() if not sentences]
         if empty:
             log.info("no dev sentences for %s: not evaluated", ", ".join(empty))
@@ -218,19 +253,81 @@ class _Runner:
         self.n_truncated += truncated
         return encoded
 
+    # -- checkpoints --------------------------------------------------------------------
+    def use_checkpoints(self, folder: str | os.PathLike,
+                        notify: Callable[[str], None] | None) -> None:
+        """Checkpoint into ``folder``; pick up the checkpoint there when it is this run's
+        (same config, data and starting weights), else start fresh (and clear it)."""
+        data = self.data
+        groups = {"source": data.source, "translations": data.translations,
+                  "unlabelled_target": data.unlabelled_target,
+                  **{f"dev:{lang}": sentences for lang, sentences in self.dev.items()}}
+        fp = fingerprint(self.config.to_dict(), groups, data.pairs,
+                         self.bundle.model.state_dict())
+        self.ckpt = CheckpointDir(folder, fp)
+        self.resumed = self.ckpt.load()
+        if self.resumed is not None:
+            line = f"resumed from {self.resumed.describe()}"
+            log.info("%s (checkpoint %s)", line, folder)
+        elif self.ckpt.reason is not None:
+            line = self.ckpt.reason
+            self.ckpt.clear()
+        else:
+            return
+        if notify is not None:
+            notify(line)
+
+    def _save_checkpoint(self, stage: str, epoch: int, epochs: int, step: int, optimizer,
+                         scheduler, best: dict, batches) -> None:
+        """The end of ``epoch``: everything the next epoch needs (see concner.checkpoint)."""
+        source_draws = step if stage == "kd" and getattr(batches, "source", None) else 0
+        meta = {"stage": stage, "epoch": epoch, "epochs": epochs, "step": step,
+                "best_score": best["score"] if best["score"] > float("-inf") else None,
+                "best_file": best["file"], "best_reports": self.best_reports,
+                "history": self.history, "prior_truncated": self._prior_truncated,
+                "teacher_file": TEACHER if stage == "kd" else None,
+                # the batch order is a function of (seed, epoch): the next epoch's is known;
+                # distillation's source batches cycle on, one drawn per step
+                "data_order": {"seed": batches.sampler.seed, "next_epoch": epoch + 1,
+                               "source_draws": source_draws}}
+        state = {"model": self.bundle.model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "scaler": None,  # bf16 needs no scaler
+                 "rng": rng_state(self.device), "generator": self.generator.get_state()}
+        self.ckpt.save_state(state, meta)
+
+    def _resume_loop(self, resume: Resumed, optimizer, scheduler, batches) -> dict:
+        """Load a checkpoint's state into the model, optimizer, schedule, RNGs and data
+        order; returns the loop's ``{"epoch", "step", "best"}`` to continue from."""
+        state, meta = resume.state, resume.meta
+        self.bundle.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        self.history = meta["history"]
+        self.best_reports = meta["best_reports"]
+        score = meta["best_score"]
+        best = {"score": float("-inf") if score is None else score, "file": meta["best_file"],
+                "state": self.ckpt.load_weights(meta["best_file"]) if meta["best_file"] else None}
+        if meta["data_order"]["source_draws"]:
+            batches.skip_source_batches(meta["data_order"]["source_draws"])
+        self.generator.set_state(state["generator"])
+        set_rng_state(state["rng"], self.device)
+        return {"epoch": meta["epoch"], "step": meta["step"], "best": best}
+
     # -- the run ------------------------------------------------------------------------
     def run(self) -> None:
-        if self.tc.epochs > 0:
-            self._stage1()
+        resume = self.resumed
+        if self.tc.epochs > 0 and (resume is None or resume.stage == "stage1"):
+            self._stage1(resume)
         if self.lc.kd and self.tc.kd_epochs > 0 and self.data.unlabelled_target:
-            self._stage2()
+            self._stage2(resume if resume is not None and resume.stage == "kd" else None)
         missing = [lang for lang in self.dev if lang not in self.best_reports]
         if missing:  # languages not needed for selection are evaluated once, at the end
             reports, _ = self._evaluate(missing, score=False)
             merged = {**self.best_reports, **reports}
             self.best_reports = {lang: merged[lang] for lang in self.dev}
 
-    def _stage1(self) -> None:
+    def _stage1(self, resume: Resumed | None = None) -> None:
+        self._prior_truncated = self.n_truncated
         source = self._encode(self.data.source)
         translations, pairs = None, []
         if self.lc.use_translation and self.data.translations:
@@ -238,7 +335,7 @@ class _Runner:
             translations = self._encode(list(self.data.translations))
         batches = Stage1Batches(source, translations, pairs, self.tc.batch_size, self.tc.seed,
                                 self.collate, self.device)
-        self._loop("stage1", batches, self._stage1_loss, self.tc.epochs)
+        self._loop("stage1", batches, self._stage1_loss, self.tc.epochs, resume)
 
     def _stage1_loss(self, batch: dict[str, torch.Tensor]):
         model, lc = self.bundle.model, self.lc
@@ -272,8 +369,15 @@ class _Runner:
                  cap, len(pool))
         return [pool[i] for i in keep]
 
-    def _stage2(self) -> None:
+    def _stage2(self, resume: Resumed | None = None) -> None:
+        if resume is not None:  # stage 1 was not redone: its count comes from the checkpoint
+            self.n_truncated = resume.meta["prior_truncated"]
+        self._prior_truncated = self.n_truncated
         target = self._encode(self.kd_sentences(), labelled=False)
+        if resume is not None:  # the teacher: the stage-1 model stage 2 started from
+            restore(self.bundle.model, self.ckpt.load_weights(resume.meta["teacher_file"]))
+        elif self.ckpt is not None:
+            self.ckpt.save_weights(TEACHER, snapshot(self.bundle.model))
         if self.keep_teacher:  # for the teacher/student active-learning strategy
             self.teacher = self.bundle.clone()
             self.teacher.model.eval()
@@ -283,7 +387,7 @@ class _Runner:
         batches = DistillationBatches(target, teacher, source, self.tc.batch_size,
                                       self.tc.seed + 1, self.collate, self.device)
         self.best_reports = {}  # the best distillation epoch is kept, not the teacher
-        self._loop("kd", batches, self._kd_loss, self.tc.kd_epochs)
+        self._loop("kd", batches, self._kd_loss, self.tc.kd_epochs, resume)
 
     def _kd_loss(self, batch: dict[str, torch.Tensor]):
         model, lc = self.bundle.model, self.lc
@@ -304,14 +408,19 @@ class _Runner:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _loop(self, stage: str, batches, loss_fn, epochs: int) -> None:
+    def _loop(self, stage: str, batches, loss_fn, epochs: int,
+              resume: Resumed | None = None) -> None:
         model = self.bundle.model
         optimizer = make_optimizer(model, self.tc, self.device)
         total_steps = epochs * len(batches)
         scheduler = linear_schedule(optimizer, total_steps, self.tc.warmup_ratio)
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        best_state, best_score, step = None, float("-inf"), 0
-        for epoch in range(1, epochs + 1):
+        best = {"score": float("-inf"), "file": None, "state": None}
+        done, step = 0, 0
+        if resume is not None:
+            at = self._resume_loop(resume, optimizer, scheduler, batches)
+            done, step, best = at["epoch"], at["step"], at["best"]
+        for epoch in range(done + 1, epochs + 1):
             model.train()
             batches.set_epoch(epoch)
             t_epoch = time.perf_counter()
@@ -357,12 +466,19 @@ class _Runner:
                 record["score"] = score
                 self._emit(ProgressEvent("eval", epoch, step, total_steps, None, {},
                                          {**record["dev"], "score": score}))
-                if score > best_score:
-                    best_score, best_state, self.best_reports = score, snapshot(model), reports
+                if score > best["score"]:
+                    best = {"score": score, "state": snapshot(model),
+                            "file": f"best-{stage}-{epoch}.pt"}
+                    self.best_reports = reports
+                    if self.ckpt is not None:  # before the checkpoint that names it
+                        self.ckpt.save_weights(best["file"], best["state"])
             record["seconds"] = round(time.perf_counter() - t_epoch, 3)
             self.history.append(record)
-        if best_state is not None:
-            restore(model, best_state)
+            if self.ckpt is not None:
+                self._save_checkpoint(stage, epoch, epochs, step, optimizer, scheduler, best,
+                                      batches)
+        if best["state"] is not None:
+            restore(model, best["state"])
             kept = max((r for r in self.history if r["stage"] == stage and "score" in r),
                        key=lambda r: r["score"])
             log.info("%s: keeping epoch %d (dev score %.4f)", stage, kept["epoch"], kept["score"])
