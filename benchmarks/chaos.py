@@ -457,7 +457,8 @@ def retrain_outcome(store, run_id: int) -> dict:
         rid = next((r.id for r in runs.values() if r.retry_of == rid), None)
     last = chain[-1] if chain else None
     logs = " ".join(" ".join(map(str, (r.progress or {}).get("log") or [])) for r in chain)
-    resumed = bool(re.search(r"resum", logs, re.IGNORECASE)) and not re.search(r"cannot be resumed", logs)
+    # concner/training.py logs "resumed from stage 1 epoch 2 of 3" (and says why when not)
+    resumed = bool(re.search(r"\bresumed from\b", logs, re.IGNORECASE))
     return {"run_id": run_id, "chain": [(r.id, r.status) for r in chain],
             "finished": last is not None and last.status == "succeeded",
             "status": None if last is None else last.status, "resumed": resumed,

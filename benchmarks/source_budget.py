@@ -627,6 +627,13 @@ NOTES = [
      "seeds of fewer languages. The first source-only row (budget 100, seed 1) was re-scored "
      "from its saved model after a bug dropped its target scores (trained in 88 s); rows "
      "marked `scored_saved_model` are not in the time table."), "",
+    ("Caveat on the smallest budgets: the epoch count is the product default at every budget, "
+     "so 100 sentences get 5 x 7 = 35 optimiser steps, and stage 1 is still rising at its last "
+     "epoch (ConCNER, budget 100, seed 1: English dev F1 0.0, 0.0, 34.9, 42.9, 46.5 by epoch). "
+     "KD then adds 2 epochs of training, so at 100 labels part of what KD adds may be more "
+     "steps rather than distillation; the Trainer recipe (linear decay to 0 over the same 35 "
+     "steps, no epoch selection) has barely left all-O. A step-matched variant (more epochs at "
+     "small budgets) is the obvious follow-up and is not in this queue."), "",
     ("Resume (finished cells are skipped): `HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false "
      "nohup python -m benchmarks.source_budget --threads 1 > benchmarks/work/source_budget.log "
      "2>&1 &` (needs models/e5-small; the trimmed encoder and translations are rebuilt under "

@@ -88,13 +88,15 @@ def one_size(stack_url: str, key: str, work: Path, n: int, repeats: int) -> dict
         print(f"n={n} round {r} {path}: {runs[path][-1]}", flush=True)
     row = {"records": n, "changed_per_sync": len(changed)}
     for path, rs in runs.items():
-        assert all(x["answers"] == len(changed) for x in rs), (path, rs)
+        # an answer equal to the author's stored one (left by an interrupted run) is not
+        # stored again, so a round may store fewer; never more
+        assert all(0 < x["answers"] <= len(changed) for x in rs), (path, rs)
         assert all(x["full"] == (path == "full") for x in rs), (path, rs)
         row[path] = {"median_s": round(statistics.median(x["seconds"] for x in rs), 3),
                      "runs_s": [round(x["seconds"], 3) for x in rs],
                      "requests": statistics.median(x["requests"] for x in rs),
                      "records_read": statistics.median(x["records_read"] for x in rs),
-                     "answers_stored": rs[0]["answers"]}
+                     "answers_stored": [x["answers"] for x in rs]}
     return row
 
 
