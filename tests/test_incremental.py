@@ -395,7 +395,7 @@ def test_the_app_shows_the_kind_of_each_retrain():
                 "requested_at": None, "started_at": None, "finished_at": None,
                 "progress": None, "label_counts": {}, "error": None, "update_kind": None,
                 "update_reason": None, "force_full": False, "n_new_labels": None,
-                "n_replay": None}
+                "n_replay": None, "model_version_id": None}
         return SimpleNamespace(**{**base, **kw})
 
     inc = run(update_kind="incremental", n_new_labels=12, n_replay=200,
@@ -406,4 +406,4 @@ def test_the_app_shows_the_kind_of_each_retrain():
     assert update_text(run(kind="predict", update_kind="full")) == ""
     frame = runs_frame([inc, run(id=2, update_kind="full", update_reason="forced")])
     assert list(frame["update"]) == ["incremental: 12 new + 200 replayed", "full"]
-    assert list(frame["why"]) == ["12 new <= 200", "forced"]
+    assert list(frame["why full or incremental"]) == ["12 new <= 200", "forced"]
