@@ -80,6 +80,24 @@ class Project(Base):
     encoder: Mapped[str] = mapped_column(sa.String(1000))
     training_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: whether new labels queue a retrain by themselves (the Overview's switch)
+    auto_retrain: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    #: a pinned model version: promotion never replaces it while set (rollback = pin)
+    pinned_version_id: Mapped[int | None] = mapped_column()
+
+
+class ImportBatch(Base):
+    """One import of sentences (a file or a paste), so it can be shown and undone as a unit."""
+
+    __tablename__ = "import_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"))
+    source_name: Mapped[str] = mapped_column(sa.String(1000))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    split: Mapped[str] = mapped_column(sa.String(16))
+    lang: Mapped[str | None] = mapped_column(sa.String(16))
+    n_sentences: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SentenceRow(Base):
@@ -102,6 +120,9 @@ class SentenceRow(Base):
     text: Mapped[str] = mapped_column(sa.Text)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the import that brought this sentence (none for sentences stored before revision 0006)
+    import_batch_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("import_batches.id", ondelete="SET NULL"), index=True)
 
 
 class Annotation(Base):
