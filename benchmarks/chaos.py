@@ -327,6 +327,10 @@ class Annotators:
         self.record_ids = self._record_ids()
 
     def _record_ids(self) -> dict[str, str]:
+        # the dataset is created by the first sync that has records for it, which may come
+        # after the first model: until then there is nothing to annotate
+        if not self.owner.dataset_exists(self.dataset):
+            return {}
         return {sid: rid for sid, rid in self.owner.record_ids(self.dataset).items()
                 if sid in self.sentences}
 
