@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from concner.config import ServicesConfig
-from concner.errors import ConfigError, ServiceUnavailable
+from concner.errors import ConfigError, DependencyDown, ServiceUnavailable
 
 #: What the server's virtualenv holds (OFFLINE.md: click<8.2, and requests for the SDK).
 VENV_REQUIREMENTS = ("argilla-server==2.8.0", "argilla==2.8.0", "requests", "click<8.2",
@@ -544,14 +544,15 @@ class LocalArgilla:
         The search emulator keeps its index in memory, so after a death (never a clean stop)
         its index is rebuilt from SQLite once it answers. argilla-server and its worker need
         Redis and the search engine: :class:`ServiceUnavailable` when those do not answer
-        (restart them first). Raises :class:`ServiceUnavailable` when ``part`` does not come
-        up."""
+        (restart them first): :class:`DependencyDown` then, before anything is started. Raises
+        :class:`ServiceUnavailable` when ``part`` does not come up."""
         self._stop_part(part)  # whatever is left of it, and its pid file
         if part in ("server", "worker"):
             for need in ("redis", "search"):
                 if not self._ready(need):
-                    raise ServiceUnavailable(f"Argilla's {part} needs {need}, which does not "
-                                             f"answer on 127.0.0.1:{self.ports[need]}")
+                    raise DependencyDown(f"Argilla's {part} needs {need}, which does not "
+                                         f"answer on 127.0.0.1:{self.ports[need]}",
+                                         part=part, needs=need)
         if part == "search":
             (self.folder / "run" / "search-clean").unlink(missing_ok=True)
             self._start_part("search", may_move=False)  # the server knows this port

@@ -82,6 +82,15 @@ class ServiceUnavailable(ConcnerError):
     """An outside service (Argilla, the queue, the database, an MT engine) cannot be reached."""
 
 
+class DependencyDown(ServiceUnavailable):
+    """A part cannot start because a part it needs does not answer (that one must come back
+    first); ``concner up`` then waits for it instead of counting a crash."""
+
+    def __init__(self, message: str, *, part: str, needs: str):
+        super().__init__(message)
+        self.part, self.needs = part, needs
+
+
 class ModelError(ConcnerError):
     """A model folder is missing, incomplete or incompatible."""
 

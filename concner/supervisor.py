@@ -98,6 +98,14 @@ class Part:
             self.message = (f"{self.name} died ({describe_exit(code)}); restarting in "
                             f"{wait:.0f} s")
 
+    def waits_for(self, needs: str, policy: RestartPolicy, now: float | None = None) -> None:
+        """It cannot start yet because ``needs`` (another part) does not answer: try again
+        after the first backoff. Not a death: a part whose dependency is down is not
+        crash-looping, and is not given up for it."""
+        now = time.monotonic() if now is None else now
+        self.state, self.next_try = RESTARTING, now + policy.backoff_s
+        self.message = f"{self.name} waits for {needs} to answer before it restarts"
+
     def due(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         return self.state == RESTARTING and self.next_try is not None and now >= self.next_try

@@ -222,3 +222,58 @@ def test_restart_policy_backs_off_exponentially_and_gives_up_after_the_window_fi
              "parts": {"worker": part.to_dict(), "app": Part("app").to_dict()}}
     assert state_lines(state) == [(False, part.message)]
     assert state_lines({**state, "status": "stopped"}) == []
+
+
+class _ArgillaWithSearchDown:
+    """A stand-in for a started LocalArgilla whose search emulator stays down: its rq
+    worker died once, and restarting it raises DependencyDown until ``search_back``."""
+
+    folder = Path("/x/argilla")
+
+    def __init__(self):
+        self.search_back, self.restarts, self.worker_dead = False, 0, True
+
+    def exited(self):
+        return {"worker": -9} if self.worker_dead else {}
+
+    def restart_part(self, part):
+        from concner.errors import DependencyDown
+
+        assert part == "worker"
+        if not self.search_back:
+            raise DependencyDown("Argilla's worker needs search", part=part, needs="search")
+        self.restarts, self.worker_dead = self.restarts + 1, False
+
+    def pid_of(self, part):
+        return 4242
+
+    def log_path(self, part):
+        return Path(f"/x/{part}.log")
+
+
+def test_a_part_waiting_for_a_dead_dependency_is_not_given_up_and_restarts_when_it_is_back(
+        tmp_path):
+    """The long chaos soak gave up Argilla's rq worker after one real death, because each
+    restart refused while search was down counted as a crash."""
+    from concner.commands.up import Supervisor
+
+    policy = RestartPolicy(backoff_s=0.01, backoff_max_s=0.02, max_restarts=2, window_s=600.0)
+    logs: list[str] = []
+    sup = Supervisor(policy, tmp_path / "supervisor.json", log=logs.append)
+    launcher = _ArgillaWithSearchDown()
+    sup.adopt_argilla(launcher)
+    sup.poll()
+    launcher.worker_dead = False  # its death was noticed once; from now on it only waits
+    for _ in range(10):  # many more tries than max_restarts
+        time.sleep(0.012)
+        sup.poll()
+    part = sup.parts["argilla worker"]
+    assert part.state == RESTARTING and len(part.deaths) == 1, part
+    assert "waits for search" in part.message
+    assert sum("waits for search" in line for line in logs) == 1, logs  # said once, not per try
+    saved = json.loads((tmp_path / "supervisor.json").read_text())
+    assert saved["parts"]["argilla worker"]["state"] == RESTARTING
+    launcher.search_back = True
+    time.sleep(0.012)
+    sup.poll()
+    assert launcher.restarts == 1 and part.state == RUNNING and part.pid == 4242

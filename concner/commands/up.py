@@ -34,7 +34,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from concner.errors import ConcnerError, ServiceUnavailable
+from concner.errors import ConcnerError, DependencyDown, ServiceUnavailable
 from concner.supervisor import (
     GAVE_UP,
     RUNNING,
@@ -227,6 +227,10 @@ class Supervisor:
                 continue
             try:
                 self.launcher.restart_part(part_name)
+            except DependencyDown as exc:
+                if not part.message.startswith(f"{part.name} waits for"):
+                    self.log(f"concner up: {part.name} waits for {exc.needs} to answer")
+                part.waits_for(exc.needs, self.policy, time.monotonic())
             except ServiceUnavailable as exc:
                 self._died(part, None, time.monotonic(), why=str(exc).splitlines()[0][:300])
             else:
