@@ -355,3 +355,74 @@ def test_worker_sigkilled_after_epoch_1_is_requeued_and_resumes(tmp_path, encode
     assert store.get_run(recovered.queued_run_id).retry_of == doomed
     assert "resumed from stage 1 epoch 1 of 3" in _log(store, recovered.queued_run_id)
     assert not folder.exists()
+
+
+def _train_cli(config: Path, out: Path, *extra: str) -> subprocess.Popen:
+    script = "import sys; from concner.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", script, "train", "--config", str(config), "--out", str(out),
+            "--quiet", *extra]
+    with open(f"{out}.log", "w") as err:
+        return subprocess.Popen(argv, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=err)
+
+
+def test_concner_train_sigkilled_after_epoch_1_resumes_when_rerun(encoder, tmp_path):
+    """``concner train`` rerun after a SIGKILL resumes from OUT/.resume and makes the model
+    an uninterrupted run of the same config makes; the checkpoint goes once it is saved."""
+    from safetensors.torch import load_file
+
+    from concner.corpus import write_conll
+    from concner.model import WEIGHTS_FILE
+
+    write_conll(make_sentences("src", 240, "en", seed=1), tmp_path / "train-en.tsv")
+    write_conll(make_sentences("dev", 16, "en", seed=4), tmp_path / "dev-en.tsv")
+    config = tmp_path / "run.toml"
+    config.write_text(f"""
+[data]
+source_lang = "en"
+target_langs = []
+[model]
+encoder = "{encoder}"
+max_length = 32
+window_stride = 4
+projection_dim = 16
+[loss]
+kd = false
+use_translation = false
+[training]
+epochs = 3
+batch_size = 4
+num_threads = 1
+device = "cpu"
+learning_rate = 3e-3
+head_learning_rate = 1e-2
+seed = 7
+[paths]
+train = "{tmp_path}/train-{{lang}}.tsv"
+dev = {{ en = "{tmp_path}/dev-en.tsv" }}
+""", encoding="utf-8")
+    reference = tmp_path / "reference"
+    done = _train_cli(config, reference)
+    assert done.wait(300) == 0, Path(f"{reference}.log").read_text()[-2000:]
+
+    out = tmp_path / "model"
+    proc = _train_cli(config, out)
+    checkpoint = out / ".resume" / CHECKPOINT
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert checkpoint.is_file(), Path(f"{out}.log").read_text()[-2000:]
+    _sigkill(proc, lambda: Path(f"{out}.log").read_text()[-2000:])
+    assert not (out / WEIGHTS_FILE).exists()  # killed before the model was saved
+
+    rerun = _train_cli(config, out)
+    assert rerun.wait(300) == 0, Path(f"{out}.log").read_text()[-2000:]
+    log = Path(f"{out}.log").read_text()
+    assert "checkpoint: resumed from stage 1 epoch" in log, log[-2000:]
+    assert not (out / ".resume").exists()
+    got, want = load_file(out / WEIGHTS_FILE), load_file(reference / WEIGHTS_FILE)
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    history = [{k: v for k, v in h.items() if k not in ("seconds", "timing")}
+               for h in json.loads((out / "metrics.json").read_text())["history"]]
+    assert history == [{k: v for k, v in h.items() if k not in ("seconds", "timing")}
+                       for h in json.loads((reference / "metrics.json").read_text())["history"]]

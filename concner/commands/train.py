@@ -61,7 +61,16 @@ def register(subparsers) -> None:
     p.add_argument("--config", required=True, help="TOML config file (see configs/example.toml)")
     p.add_argument("--out", help="output folder for the model (default: [paths] out)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore the checkpoint a killed run left in OUT/.resume and start over "
+                        "(by default a rerun with the same config and data resumes from it)")
     p.set_defaults(func=run_train)
+
+
+#: where ``concner train`` keeps its per-epoch checkpoint inside the output folder (while
+#: ``training.checkpoint_every_epoch``); a killed run rerun with the same config and data
+#: resumes from it, and it is removed once the model is saved
+RESUME_FOLDER = ".resume"
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -216,12 +225,19 @@ def run_train(args) -> int:
     log.info("source %d sentences, translations %d, unlabelled %d, dev %s",
              len(data.source), len(data.translations or []), len(data.unlabelled_target),
              {lang: len(s) for lang, s in data.dev.items()})
+    from concner import checkpoint
+
+    resume = Path(out) / RESUME_FOLDER
+    if args.fresh:
+        checkpoint.clear(resume)
     bars = _Bars(args.quiet)
     try:
-        result = train(config, data, callback=bars)
+        result = train(config, data, callback=bars, resume_dir=resume,
+                       notify=lambda line: log.info("checkpoint: %s", line))
     finally:
         bars.close()
     result.bundle.save(out)
+    checkpoint.clear(resume)  # the model is saved: nothing left to resume
     metrics = _metrics(config, result, seen, args)
     Path(out, "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False),
                                          encoding="utf-8")
