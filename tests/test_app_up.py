@@ -3,6 +3,7 @@ where to open it, and Ctrl-C (SIGINT) stops everything it started."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -42,7 +43,8 @@ def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
                CONCNER_SERVICES__QUEUE_PATH=str(tmp_path / "queue.db"),
                CONCNER_SERVICES__CHECKPOINTS=str(tmp_path / "models"),
                CONCNER_SERVICES__HEARTBEAT_SECONDS="1", CONCNER_SERVICES__LOCK_STALE_SECONDS="5",
-               PYTHONUNBUFFERED="1")
+               CONCNER_SERVICES__RUN_DIR=str(tmp_path / "run"),
+               PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))  # this checkout's concner
     env.pop("CONCNER_CONFIG", None)
     # if anything below fails, `concner up`, its worker and its app (each in a session of
     # its own) are stopped all the same: SIGTERM, then SIGKILL after 30 s
@@ -60,6 +62,11 @@ def test_up_starts_app_and_worker_and_ctrl_c_stops_both(tmp_path):
             assert time.monotonic() < deadline, "the worker did not beat in 120 s"
             time.sleep(0.5)
         worker_pid = store.workers()[0].pid
+        state = json.loads((tmp_path / "run" / "supervisor.json").read_text())
+        app_argv = Path(f"/proc/{state['parts']['app']['pid']}/cmdline").read_bytes().split(b"\0")
+        # started outside the repository, where .streamlit/config.toml is not read: the
+        # Deploy/Rerun developer menu stays hidden all the same
+        assert app_argv[app_argv.index(b"--client.toolbarMode") + 1] == b"minimal", app_argv
         started = scope.remaining()
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         out, _ = proc.communicate(timeout=60)

@@ -403,6 +403,9 @@ def run(args) -> int:
             "--server.address", args.host, "--server.port", str(args.port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.maxUploadSize", str(config.data.max_upload_mb),
+            # as .streamlit/config.toml, which streamlit reads only when started in the
+            # repository root: no Deploy/Rerun developer menu from any directory
+            "--client.toolbarMode", "minimal",
         ], env, logs / "app.log")
         supervisor.status = RUNNING
         supervisor.save()
