@@ -3,6 +3,11 @@
 The app reads its configuration from the TOML file named by ``CONCNER_CONFIG`` (if any)
 plus ``CONCNER_<SECTION>__<FIELD>`` overrides, exactly as the worker does, so both see
 the same store and queue. The store is one cached object per database URL.
+
+The current project lives in the session AND in the address (``?project=NAME``): a
+reload, a bookmark or a shared link opens the same project, and every page run writes it
+back (page switches keep it). An address that names an unknown project selects none and
+says so, so nothing is imported into a project the user did not pick.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from concner.config import Config, load_config
 
 CONFIG_ENV = "CONCNER_CONFIG"
 _PROJECT_KEY = "concner_project"
+#: the query parameter (``st.query_params``) that names the current project
+PROJECT_PARAM = "project"
+_PICKER_KEY = "project_select"
 
 
 def get_config() -> Config:
@@ -39,19 +47,56 @@ def current_project_name() -> str | None:
 
 
 def set_current_project(name: str | None) -> None:
+    """Make ``name`` the current project of the session and of the address (None: none)."""
     st.session_state[_PROJECT_KEY] = name
+    if name:
+        if st.query_params.get(PROJECT_PARAM) != name:
+            st.query_params[PROJECT_PARAM] = name
+    elif PROJECT_PARAM in st.query_params:
+        del st.query_params[PROJECT_PARAM]
+
+
+def unknown_project_text(store, wanted: str) -> str:
+    """Why the address's project is not selected: the store's own "no project named"
+    message plus what to do."""
+    from concner.store import ProjectNotFound
+
+    try:
+        store.get_project(wanted)
+    except ProjectNotFound as exc:
+        return (f"The address names project {wanted!r} (?{PROJECT_PARAM}={wanted}), but {exc}."
+                " Pick a project in the sidebar's Project box.")
+    return ""
+
+
+def _picked() -> None:
+    set_current_project(st.session_state.get(_PICKER_KEY))
 
 
 def project_picker(store) -> str | None:
-    """Sidebar select box of the store's projects; returns the chosen name (or None)."""
+    """Sidebar select box of the store's projects; returns the chosen name (or None).
+
+    The address's ``?project=`` wins when it differs from the session's project (a
+    reload, a link); a project the store does not have selects none, with a message."""
     names = [p.name for p in store.list_projects()]
     if not names:
         st.sidebar.caption("No project yet: create one on the Overview page.")
         set_current_project(None)
         return None
     current = current_project_name()
+    wanted = st.query_params.get(PROJECT_PARAM)
+    if wanted is not None and wanted != current:
+        st.session_state.pop(_PICKER_KEY, None)  # the box shows the address's project
+        if wanted not in names:
+            st.sidebar.error(unknown_project_text(store, wanted))
+            st.session_state[_PROJECT_KEY] = None  # the address keeps the name: say it again
+            st.sidebar.selectbox("Project", names, index=None, key=_PICKER_KEY,
+                                 on_change=_picked, placeholder="Pick a project")
+            return None
+        current = wanted
     index = names.index(current) if current in names else 0
-    chosen = st.sidebar.selectbox("Project", names, index=index, key="project_select")
+    chosen = st.sidebar.selectbox("Project", names, index=index, key=_PICKER_KEY,
+                                  on_change=_picked)
     set_current_project(chosen)
     return chosen
 
