@@ -21,6 +21,8 @@ from concner.errors import ConfigError
 DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
 #: values of ``model.inference_precision`` (see concner/precision.py)
 INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
+#: values of ``services.promote_rule`` (see concner/promotion.py)
+PROMOTE_RULES = ("mean", "every_language")
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,13 @@ class ServicesConfig:
     argilla_retries: int = 4
     argilla_backoff_s: float = 1.0
     retrain_min_new_labels: int = 50
-    promote_tolerance: float = 0.5  # F1 points
+    #: when a new model version replaces the active one (concner/promotion.py; shown on the
+    #: Models page): "mean" = its mean target dev F1 is at most promote_tolerance F1 points
+    #: below the active version's; "every_language" = that, and no target language's dev
+    #: F1 drops by more than promote_tolerance points
+    promote_rule: str = "mean"
+    #: F1 points a new version may lose against the active one and still be promoted
+    promote_tolerance: float = 0.5
     keep_versions: int = 3
     #: worker: seconds between heartbeats (worker row and retrain lock)
     heartbeat_seconds: float = 5.0
@@ -353,6 +361,10 @@ def validate(config: Config) -> None:
     need(a.batch_size >= 1 and a.mc_passes >= 1, "active.batch_size/mc_passes", "must be >= 1")
     need(a.diversity_order_limit >= 0, "active.diversity_order_limit", "must be >= 0")
     need(s.retrain_min_new_labels >= 1, "services.retrain_min_new_labels", "must be >= 1")
+    need(s.promote_rule in PROMOTE_RULES, "services.promote_rule",
+         f"must be one of {', '.join(PROMOTE_RULES)}, got {s.promote_rule!r}")
+    need(0 <= s.promote_tolerance <= 100, "services.promote_tolerance",
+         "must be in [0, 100] (F1 points)")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
     need(s.heartbeat_seconds > 0, "services.heartbeat_seconds", "must be > 0")
     need(s.lock_stale_seconds > 2 * s.heartbeat_seconds, "services.lock_stale_seconds",

@@ -10,10 +10,11 @@ SHA-256) exists; the manifest is always written last.
 - remote: the bundle is saved locally, uploaded under the version's key prefix, and the
   manifest uploaded last; loaders ignore versions without a manifest.
 
-A new version is promoted (made active) when there is no active version, or its mean
-target F1 is not worse than the active one's by more than ``services.promote_tolerance``
-F1 points. The last ``services.keep_versions`` versions are kept, and never the active one
-is deleted. The database row of a version is written only after its files are complete.
+A new version is promoted (made active) when there is no active version, or it passes
+the promotion rule against the active one (:class:`concner.promotion.PromotionRule`:
+``services.promote_rule`` and ``services.promote_tolerance``), unless the active version
+is pinned (:meth:`ModelRegistry.pin`; a rollback is a pin of an older version). The last
+``services.keep_versions`` versions are kept, and never the active one is deleted. The database row of a version is written only after its files are complete.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from concner.errors import ModelError
+from concner.promotion import PromotionRule, Scores
 from concner.store.models import ModelVersion
 
 MANIFEST = "MANIFEST.json"
@@ -67,11 +69,12 @@ class ModelRegistry:
     """Versions of one store's projects under ``root`` (see module doc)."""
 
     def __init__(self, store, root: str, *, keep_versions: int = 3,
-                 promote_tolerance: float = 0.5, cache_dir: str | None = None):
+                 promote_tolerance: float = 0.5, promote_rule: str = "mean",
+                 cache_dir: str | None = None):
         self.store = store
         self.root = str(root).rstrip("/")
         self.keep_versions = keep_versions
-        self.promote_tolerance = promote_tolerance
+        self.rule = PromotionRule(promote_rule, promote_tolerance)
         self.local = is_local(self.root)
         self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "concner-model-cache")
 
@@ -79,7 +82,7 @@ class ModelRegistry:
     def from_config(cls, store, config) -> ModelRegistry:
         s = config.services
         return cls(store, s.checkpoints, keep_versions=s.keep_versions,
-                   promote_tolerance=s.promote_tolerance)
+                   promote_tolerance=s.promote_tolerance, promote_rule=s.promote_rule)
 
     # -- locations ---------------------------------------------------------------------
     def project_dir(self, name: str) -> str:
@@ -95,10 +98,11 @@ class ModelRegistry:
 
     # -- publishing --------------------------------------------------------------------
     def publish(self, name: str, bundle, *, run_id: int | None, mean_f1: float | None,
-                teacher=None) -> Published:
+                teacher=None, f1_by_lang: dict[str, float] | None = None) -> Published:
         """Write ``bundle`` as the next version, record it, promote it if it passes the gate,
         and prune old versions. ``teacher`` (the stage-1 model of a distilled ``bundle``)
-        is saved in the version's ``teacher/`` folder (see :meth:`load_teacher`)."""
+        is saved in the version's ``teacher/`` folder (see :meth:`load_teacher`).
+        ``f1_by_lang`` (target language -> dev F1) feeds the ``every_language`` rule."""
         version = self.store.next_model_version(name)
         url = f"{self.project_dir(name)}/v{version:04d}"
         if self.local:
@@ -107,27 +111,33 @@ class ModelRegistry:
             self._write_remote(bundle, url, teacher)
         mv = self.store.add_model_version(name, run_id=run_id, path=url, mean_f1=mean_f1,
                                           version=version)
-        promote, reason = self.should_promote(name, mean_f1)
+        promote, reason = self.should_promote(name, mean_f1, f1_by_lang)
         if promote:
             self.store.activate_model_version(mv.id)
             mv = self.store.get_model_version(mv.id)
         self.prune(name)
         return Published(mv, promote, reason)
 
-    def should_promote(self, name: str, mean_f1: float | None) -> tuple[bool, str]:
+    def should_promote(self, name: str, mean_f1: float | None,
+                       f1_by_lang: dict[str, float] | None = None) -> tuple[bool, str]:
+        """``(promote, reason in words)`` for a new version with these dev F1 scores."""
         active = self.store.active_model_version(name)
         if active is None:
-            return True, "no active model yet"
-        if mean_f1 is None:
-            return False, "the new model has no dev F1 (no gold dev sentences) to compare"
-        if active.mean_f1 is None:
-            return True, f"the active v{active.version} has no dev F1"
-        floor = active.mean_f1 - self.promote_tolerance / 100.0
-        if mean_f1 >= floor:
-            return True, (f"mean F1 {100 * mean_f1:.2f} >= active v{active.version} "
-                          f"{100 * active.mean_f1:.2f} - {self.promote_tolerance} points")
-        return False, (f"mean F1 {100 * mean_f1:.2f} is worse than active v{active.version} "
-                       f"{100 * active.mean_f1:.2f} by more than {self.promote_tolerance} points")
+            decision = self.rule.decide(Scores(mean_f1, f1_by_lang or {}), None)
+            return decision.promote, decision.reason
+        pinned = self.store.get_project(name).pinned_version_id
+        decision = self.rule.decide(
+            Scores(mean_f1, f1_by_lang or {}), self.version_scores(name, active),
+            active_version=active.version,
+            pinned_version=active.version if pinned == active.id else None)
+        return decision.promote, decision.reason
+
+    def version_scores(self, name: str, mv: ModelVersion) -> Scores:
+        """The stored dev F1 of version ``mv``: its mean and, per language, the newest
+        metrics row (a later evaluation supersedes the one made when it was trained)."""
+        by_lang = {m.language: m.f1 for m in self.store.metrics(name)
+                   if m.model_version_id == mv.id and m.split == "dev"}
+        return Scores(mv.mean_f1, by_lang)
 
     def _write_local(self, bundle, final: Path, teacher=None) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)

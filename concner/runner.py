@@ -338,8 +338,10 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, ful
     progress._write(force=True)  # last chance to honour a cancel before publishing
     progress.stage("publish")
     published = ctx.registry.publish(name, result.bundle, run_id=run_id, mean_f1=mean_f1(reports),
-                                     teacher=teacher)
+                                     teacher=teacher,
+                                     f1_by_lang={lang: r["f1"] for lang, r in reports.items()})
     ctx.store.add_metrics(run_id, "dev", reports, model_version_id=published.version.id)
+    progress.state["promotion"] = published.reason  # the decision, for the Models page
     progress.log(f"model v{published.version.version}: "
                  f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
     if published.promoted:

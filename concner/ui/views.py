@@ -181,13 +181,14 @@ def _when(value: datetime | None) -> str:
 
 def promotion_text(run: Any, version: Any | None) -> str:
     """What the registry decided about the model a retrain made: ``promoted (active)``,
-    ``promoted``, ``not promoted: <why>`` (the why from the run's log line); "" when the
-    run made no model."""
+    ``promoted``, ``not promoted: <why>`` (the why the run recorded, or its log line for
+    older runs); "" when the run made no model."""
     if getattr(run, "kind", None) != "retrain" or version is None:
         return ""
-    why = ""
+    progress = getattr(run, "progress", None) or {}
+    why = str(progress.get("promotion") or "")
     prefix = f"model v{version.version}: "
-    for line in reversed((getattr(run, "progress", None) or {}).get("log") or []):
+    for line in [] if why else reversed(progress.get("log") or []):
         if line.startswith(prefix) and "(" in line:
             why = line[line.index("(") + 1:].rstrip(")")
             break
