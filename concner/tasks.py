@@ -185,12 +185,17 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
     worker died (stale lock), apply the retrain policy to every project, and re-enqueue
     queued runs of every kind that have waited longer than ``services.lock_stale_seconds``
     without a worker taking them (all of them at ``startup``)."""
+    from concner.liveness import judge_all
     from concner.runner import maybe_request_retrain
 
     ctx = ctx or context()
     store, services = ctx.store, ctx.config.services
     enqueue: dict[int, str] = {}
-    recovered = store.recover_stale(services.lock_stale_seconds)
+    # one liveness judge (concner.liveness): a worker SIGKILLed on this host is known dead
+    # at once by its pid, without waiting lock_stale_seconds for its heartbeat to go stale
+    judged = judge_all(store.workers(), timeout_s=services.lock_stale_seconds)
+    dead = {w.worker_id for w in judged if w.state == "dead"}
+    recovered = store.recover_stale(services.lock_stale_seconds, dead_owners=dead)
     for rec in recovered:
         log.warning("run %s of %s lost its worker; re-queued as run %s", rec.lost_run_id,
                     rec.project, rec.queued_run_id)
@@ -203,7 +208,11 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
         enqueue[run_id] = project
     for run_id, project in enqueue.items():
         ctx.enqueue_retrain(project, run_id)
-    jobs = store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
+    lost = {w.worker_id for w in judged if not w.alive}
+    jobs = store.recover_orphaned_jobs(lost)
+    for project, run_id, kind, _ in jobs:
+        log.warning("%s run of %s lost its worker; re-queued as run %s", kind, project, run_id)
+    jobs += store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
     for project, run_id, kind, model_version_id in jobs:
         _requeue(kind, project, run_id, model_version_id)
     return {"recovered": len(recovered), "enqueued": len(enqueue) + len(jobs)}

@@ -222,3 +222,52 @@ def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
             tasks._resources.pop("ctx", None)
         else:
             tasks._resources["ctx"] = saved_ctx
+
+
+def test_a_sigkilled_workers_jobs_are_requeued_at_once_by_its_dead_pid(store, tmp_path, encoder):
+    """A worker killed with SIGKILL leaves a fresh heartbeat row that says ``running``: the
+    tick knows it dead by its pid (concner.liveness), so its retrain is re-run and its pool
+    prediction is re-queued now, not after ``lock_stale_seconds`` (60 s by default)."""
+    import signal
+    import socket
+    import subprocess
+
+    from concner import tasks
+
+    make_project(store, "p", encoder, n_pool=6)
+    ctx = _ctx(store, tmp_path)
+    ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
+    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
+    tasks._resources["ctx"] = ctx
+    tasks.huey.immediate = True
+    try:
+        run, _ = tasks.request_retrain(store, "p")
+        assert store.get_run(run).status == "succeeded"
+        victim = subprocess.Popen(["sleep", "60"])
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        dead = f"{socket.gethostname()}:{victim.pid}:dead01"
+        store.beat_worker(dead, host=socket.gethostname(), pid=victim.pid)  # fresh, "running"
+        lost_retrain, _ = store.request_run("p")
+        assert store.acquire_retrain(lost_retrain, dead)
+        tasks.huey.immediate = False  # queue the predict run without running it
+        pred = tasks.request_predict(store, "p")
+        assert store.start_run(pred, dead)
+        tasks.huey.immediate = True
+        assert ctx.config.services.lock_stale_seconds >= 30  # nothing is stale by age
+        assert tasks.tick(ctx)["recovered"] == 1
+        assert "died (its process is gone)" in store.get_run(lost_retrain).error
+        lost_pred = store.get_run(pred)
+        assert lost_pred.status == "failed" and "re-queued as run" in lost_pred.error
+        (again,) = [r for r in store.runs("p", kind="predict") if r.retry_of == pred]
+        assert store.get_run(again.id).status == "succeeded", store.get_run(again.id).error
+        assert store.runs("p", kind="retrain")[0].retry_of == lost_retrain
+        assert store.runs("p", kind="retrain")[0].status == "succeeded"
+        assert tasks.tick(ctx)["recovered"] == 0  # once only
+        assert len([r for r in store.runs("p", kind="predict") if r.retry_of == pred]) == 1
+    finally:
+        tasks.huey.immediate = saved_mode
+        if saved_ctx is None:
+            tasks._resources.pop("ctx", None)
+        else:
+            tasks._resources["ctx"] = saved_ctx

@@ -10,7 +10,7 @@ coalesces into. Lock changes are compare-and-set updates inside write transactio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,20 +129,28 @@ class RunRepository:
             lock.run_id = lock.owner = lock.acquired_at = lock.heartbeat_at = None
             return lock.queued_run_id
 
-    def recover_stale(self, stale_seconds: float) -> list[Recovered]:
-        """Fail retrains whose lock heartbeat is older than ``stale_seconds`` (their worker
-        died) and queue a follow-up for each (unless one is queued already)."""
+    def recover_stale(self, stale_seconds: float,
+                      dead_owners: Collection[str] = ()) -> list[Recovered]:
+        """Fail retrains whose lock heartbeat is older than ``stale_seconds``, or whose
+        owner is in ``dead_owners`` (workers known dead: their process on this host is gone,
+        so there is no need to wait for the heartbeat to go stale), and queue a follow-up
+        for each (unless one is queued already)."""
         cutoff = utcnow() - timedelta(seconds=stale_seconds)
         out = []
+        lost_lock = RetrainLock.heartbeat_at < cutoff
+        if dead_owners:
+            lost_lock = sa.or_(lost_lock, RetrainLock.owner.in_(list(dead_owners)))
         with self.write() as s:
             locks = s.scalars(sa.select(RetrainLock).where(
-                RetrainLock.run_id.is_not(None), RetrainLock.heartbeat_at < cutoff)
+                RetrainLock.run_id.is_not(None), lost_lock)
                 .with_for_update()).all()
             for lock in locks:
                 lost = s.get(Run, lock.run_id)
                 if lost is not None and lost.status == "running":
                     lost.status, lost.finished_at = "failed", utcnow()
-                    lost.error = (f"worker {lost.worker_id} stopped sending heartbeats (last at "
+                    lost.error = (f"worker {lost.worker_id} died (its process is gone); the "
+                                  "run was re-queued" if lock.owner in dead_owners else
+                                  f"worker {lost.worker_id} stopped sending heartbeats (last at "
                                   f"{lock.heartbeat_at.isoformat()}); the run was re-queued")
                 if lock.queued_run_id is None:
                     follow = Run(project_id=lock.project_id, kind="retrain", reason="recovery",
@@ -154,6 +162,32 @@ class RunRepository:
                 name = s.scalar(sa.select(Project.name).where(Project.id == lock.project_id))
                 out.append(Recovered(name, lock.run_id, lock.queued_run_id))
                 lock.run_id = lock.owner = lock.acquired_at = lock.heartbeat_at = None
+        return out
+
+    def recover_orphaned_jobs(self, lost_owners: Collection[str]
+                              ) -> list[tuple[str, int, str, int | None]]:
+        """Predict, evaluate and translate runs still ``running`` under a worker in
+        ``lost_owners`` (dead, silent or stopped: nobody will finish them) are failed and
+        queued again as a new run each (``retry_of`` names the lost one). Returns
+        ``(project, new run id, kind, model_version_id)`` to enqueue."""
+        if not lost_owners:
+            return []
+        out = []
+        with self.write() as s:
+            lost = s.scalars(sa.select(Run).where(
+                Run.kind != "retrain", Run.status == "running",
+                Run.worker_id.in_(list(lost_owners))).with_for_update()).all()
+            for run in lost:
+                again = Run(project_id=run.project_id, kind=run.kind, reason="recovery",
+                            retry_of=run.id, config=run.config,
+                            model_version_id=run.model_version_id)
+                s.add(again)
+                s.flush()
+                run.status, run.finished_at = "failed", utcnow()
+                run.error = (f"worker {run.worker_id} died while running it; re-queued as "
+                             f"run {again.id}")
+                name = s.scalar(sa.select(Project.name).where(Project.id == run.project_id))
+                out.append((name, again.id, run.kind, run.model_version_id))
         return out
 
     def pending_retrains(self, older_than: float = 0.0) -> list[tuple[str, int]]:
