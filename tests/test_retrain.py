@@ -4,6 +4,7 @@ URLs), and the Huey jobs (run in immediate mode)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 
@@ -39,6 +40,25 @@ def _ctx(store, tmp_path, **services) -> JobContext:
                                          keep_versions=config.services.keep_versions,
                                          promote_tolerance=config.services.promote_tolerance),
                       config, "test-worker")
+
+@contextlib.contextmanager
+def _immediate_jobs(ctx: JobContext):
+    """Run huey jobs in-process (immediate mode) with ``ctx`` as their context."""
+    from concner import tasks
+
+    ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
+    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
+    tasks._resources["ctx"] = ctx
+    tasks.huey.immediate = True
+    try:
+        yield
+    finally:
+        tasks.huey.immediate = saved_mode
+        if saved_ctx is None:
+            tasks._resources.pop("ctx", None)
+        else:
+            tasks._resources["ctx"] = saved_ctx
+
 
 
 def _label_pool(store, name: str, n: int, rng: random.Random) -> None:
@@ -190,11 +210,7 @@ def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
 
     make_project(store, "p", encoder, n_pool=15)
     ctx = _ctx(store, tmp_path)
-    ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
-    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
-    tasks._resources["ctx"] = ctx
-    tasks.huey.immediate = True
-    try:
+    with _immediate_jobs(ctx):
         run, created = tasks.request_retrain(store, "p")
         assert created and store.get_run(run).status == "succeeded"
         mv = store.active_model_version("p")
@@ -216,12 +232,6 @@ def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
         assert store.get_run(lost).status == "failed"
         assert store.runs("p", kind="retrain")[0].status == "succeeded"
         assert store.runs("p", kind="retrain")[0].retry_of == lost
-    finally:
-        tasks.huey.immediate = saved_mode
-        if saved_ctx is None:
-            tasks._resources.pop("ctx", None)
-        else:
-            tasks._resources["ctx"] = saved_ctx
 
 
 def test_a_sigkilled_workers_jobs_are_requeued_at_once_by_its_dead_pid(store, tmp_path, encoder):
@@ -236,11 +246,7 @@ def test_a_sigkilled_workers_jobs_are_requeued_at_once_by_its_dead_pid(store, tm
 
     make_project(store, "p", encoder, n_pool=6)
     ctx = _ctx(store, tmp_path)
-    ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
-    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
-    tasks._resources["ctx"] = ctx
-    tasks.huey.immediate = True
-    try:
+    with _immediate_jobs(ctx):
         run, _ = tasks.request_retrain(store, "p")
         assert store.get_run(run).status == "succeeded"
         victim = subprocess.Popen(["sleep", "60"])
@@ -265,9 +271,3 @@ def test_a_sigkilled_workers_jobs_are_requeued_at_once_by_its_dead_pid(store, tm
         assert store.runs("p", kind="retrain")[0].status == "succeeded"
         assert tasks.tick(ctx)["recovered"] == 0  # once only
         assert len([r for r in store.runs("p", kind="predict") if r.retry_of == pred]) == 1
-    finally:
-        tasks.huey.immediate = saved_mode
-        if saved_ctx is None:
-            tasks._resources.pop("ctx", None)
-        else:
-            tasks._resources["ctx"] = saved_ctx
