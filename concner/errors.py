@@ -95,5 +95,10 @@ class ModelError(ConcnerError):
     """A model folder is missing, incomplete or incompatible."""
 
 
+class ModelVersionError(ModelError):
+    """A model version cannot be pinned or rolled back to (unknown, or its files were
+    pruned); the message names the versions that can."""
+
+
 class JobCancelled(ConcnerError):
     """A running job was asked to stop (raised from a progress callback)."""

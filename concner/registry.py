@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from concner.errors import ModelError
+from concner.errors import ModelError, ModelVersionError
 from concner.promotion import PromotionRule, Scores
 from concner.store.models import ModelVersion
 
@@ -138,6 +138,57 @@ class ModelRegistry:
         by_lang = {m.language: m.f1 for m in self.store.metrics(name)
                    if m.model_version_id == mv.id and m.split == "dev"}
         return Scores(mv.mean_f1, by_lang)
+
+    # -- pinning -----------------------------------------------------------------------
+    def pinned(self, name: str) -> ModelVersion | None:
+        """The pinned version of project ``name`` (it is the active one), or None."""
+        pinned_id = self.store.get_project(name).pinned_version_id
+        return None if pinned_id is None else self.store.get_model_version(pinned_id)
+
+    def find_version(self, name: str, version: int) -> ModelVersion:
+        """Version number ``version`` of project ``name``, with its files still there."""
+        versions = self.store.model_versions(name, include_deleted=True)
+        kept = ", ".join(f"v{v.version}" for v in versions if v.deleted_at is None) or "none"
+        mv = next((v for v in versions if v.version == version), None)
+        if mv is None:
+            raise ModelVersionError(f"project {name!r} has no model v{version}; its versions "
+                                    f"with files: {kept}")
+        if mv.deleted_at is not None:
+            raise ModelVersionError(f"v{version} of {name!r} was pruned (services.keep_versions"
+                                    f" = {self.keep_versions}): its files are gone; pick one "
+                                    f"of {kept}")
+        return mv
+
+    def pin(self, name: str, version: int) -> ModelVersion:
+        """Make ``version`` the active model of ``name`` and keep it active: while it is
+        pinned, new versions are stored and evaluated but never promoted."""
+        mv = self.find_version(name, version)
+        self.local_folder(mv)  # refuses an incomplete checkpoint before it becomes active
+        self.store.activate_model_version(mv.id, pin=True)
+        return self.store.get_model_version(mv.id)
+
+    def rollback(self, name: str, version: int | None = None) -> ModelVersion:
+        """Pin an older version than the active one: ``version``, or by default the newest
+        older version whose files are kept."""
+        active = self.store.active_model_version(name)
+        if active is None:
+            raise ModelVersionError(f"project {name!r} has no active model to roll back from")
+        older = [v for v in self.store.model_versions(name) if v.version < active.version]
+        if version is None:
+            if not older:
+                raise ModelVersionError(f"no version older than the active v{active.version} "
+                                        f"of {name!r} is kept to roll back to")
+            version = older[-1].version
+        elif version >= active.version:
+            raise ModelVersionError(f"v{version} is not older than the active "
+                                    f"v{active.version}; to make it active, pin it")
+        return self.pin(name, version)
+
+    def unpin(self, name: str) -> ModelVersion | None:
+        """Return ``name`` to the promotion rule: the pinned version stays active until a
+        new version passes the rule. Returns the version that was pinned (None: none)."""
+        was = self.store.unpin_model_version(name)
+        return None if was is None else self.store.get_model_version(was)
 
     def _write_local(self, bundle, final: Path, teacher=None) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -173,3 +173,27 @@ def open_store(kind: str, tmp_path: Path):
     finally:
         st.close()
         cleanup()
+
+
+def publish_evaluated(store, registry, name: str, bundle, f1_by_lang: dict[str, float], *,
+                      mean: float | None = None, label_counts: dict | None = None,
+                      per_label: dict | None = None):
+    """Publish ``bundle`` as the model of a finished retrain of ``name`` with dev metrics
+    per language (F1 fractions), as the runner does but without training; the mean defaults
+    to the languages' mean. Returns the registry's ``Published``."""
+    run_id, _ = store.request_run(name)
+    assert store.acquire_retrain(run_id, "test")
+    store.record_snapshot(run_id, label_counts=label_counts or {}, config={}, seed=0)
+    if mean is None and f1_by_lang:
+        mean = sum(f1_by_lang.values()) / len(f1_by_lang)
+    pub = registry.publish(name, bundle, run_id=run_id, mean_f1=mean, f1_by_lang=f1_by_lang)
+    store.add_metrics(run_id, "dev", {
+        lang: {"precision": f1, "recall": f1, "f1": f1, "support": 10,
+               "per_label": (per_label or {}).get(lang, {})}
+        for lang, f1 in f1_by_lang.items()}, model_version_id=pub.version.id)
+    decided = "promoted" if pub.promoted else "not promoted"
+    store.update_progress(run_id, {"stage": "done", "promotion": pub.reason,
+                                   "log": [f"model v{pub.version.version}: {decided}"]})
+    store.finish_run(run_id, "succeeded", model_version_id=pub.version.id)
+    store.release_retrain(run_id)
+    return pub

@@ -79,6 +79,7 @@ def test_the_rule_described_in_words_names_its_settings():
 
 
 def test_the_registry_compares_with_the_stored_per_language_f1_of_the_active(tmp_path):
+    from storekit import publish_evaluated
     from tiny import make_tiny_bundle
 
     from concner.registry import ModelRegistry
@@ -92,17 +93,8 @@ def test_the_registry_compares_with_the_stored_per_language_f1_of_the_active(tmp
     bundle = make_tiny_bundle(tmp_path)
 
     def publish(scores: Scores):
-        run_id, _ = store.request_run("p")
-        assert store.acquire_retrain(run_id, "test")
-        store.record_snapshot(run_id, label_counts={}, config={}, seed=0)
-        pub = registry.publish("p", bundle, run_id=run_id, mean_f1=scores.mean,
-                               f1_by_lang=dict(scores.by_lang))
-        store.add_metrics(run_id, "dev", {
-            lang: {"precision": f1, "recall": f1, "f1": f1, "support": 10}
-            for lang, f1 in scores.by_lang.items()}, model_version_id=pub.version.id)
-        store.finish_run(run_id, "succeeded", model_version_id=pub.version.id)
-        store.release_retrain(run_id)
-        return pub
+        return publish_evaluated(store, registry, "p", bundle, dict(scores.by_lang),
+                                 mean=scores.mean)
 
     assert publish(V2).promoted
     third = publish(V3)

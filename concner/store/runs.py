@@ -400,15 +400,28 @@ class RunRepository:
                 ModelVersion.project_id == self.get_project(name, s).id))
         return (top or 0) + 1
 
-    def activate_model_version(self, model_version_id: int) -> None:
-        """Make one version the active one (and mark it promoted) in one transaction."""
+    def activate_model_version(self, model_version_id: int, *, pin: bool = False) -> None:
+        """Make one version the active one (and mark it promoted) in one transaction;
+        ``pin=True`` also pins it (``projects.pinned_version_id``: promotion never replaces
+        a pinned version)."""
         with self.write() as s:
             mv = s.get(ModelVersion, model_version_id, with_for_update=True)
+            if mv is None:
+                raise ConfigError(f"there is no model version with id {model_version_id}")
             s.execute(sa.update(ModelVersion).where(ModelVersion.project_id == mv.project_id,
                                                     ModelVersion.active.is_(True))
                       .values(active=False))
             s.flush()
             mv.active = mv.promoted = True
+            if pin:
+                s.get(Project, mv.project_id).pinned_version_id = mv.id
+
+    def unpin_model_version(self, name: str) -> int | None:
+        """Clear project ``name``'s pin; returns the id of the version that was pinned."""
+        with self.write() as s:
+            project = self.get_project(name, s)
+            was, project.pinned_version_id = project.pinned_version_id, None
+            return was
 
     def active_model_version(self, name: str) -> ModelVersion | None:
         with self.read() as s:
