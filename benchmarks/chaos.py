@@ -135,6 +135,8 @@ def write_config(folder: Path, ports: dict) -> Path:
         "sync_modules": ["concner.argilla_sync"],
         "sync_every_minutes": 1,
         "retrain_min_new_labels": 10,
+        # ready for automatic retraining with its 30 source labels (concner/readiness.py)
+        "auto_retrain_min_source_labels": 10,
         "heartbeat_seconds": 1.0,
         "lock_stale_seconds": 6.0,
         "worker_threads": 2,
@@ -161,6 +163,7 @@ warmup_ratio = 0.0
 
 [loss]
 kd = false
+use_translation = false
 
 [model]
 max_length = 32

@@ -164,6 +164,10 @@ class ServicesConfig:
     argilla_retries: int = 4
     argilla_backoff_s: float = 1.0
     retrain_min_new_labels: int = 50
+    #: automatic retraining waits until a project has this many labelled source sentences
+    #: (and target text, translations, a dev set: concner/readiness.py); on-demand retrains
+    #: do not wait
+    auto_retrain_min_source_labels: int = 100
     #: when a new model version replaces the active one (concner/promotion.py; shown on the
     #: Models page): "mean" = its mean target dev F1 is at most promote_tolerance F1 points
     #: below the active version's; "every_language" = that, and no target language's dev
@@ -365,6 +369,8 @@ def validate(config: Config) -> None:
          f"must be one of {', '.join(PROMOTE_RULES)}, got {s.promote_rule!r}")
     need(0 <= s.promote_tolerance <= 100, "services.promote_tolerance",
          "must be in [0, 100] (F1 points)")
+    need(s.auto_retrain_min_source_labels >= 1, "services.auto_retrain_min_source_labels",
+         "must be >= 1")
     need(s.keep_versions >= 1, "services.keep_versions", "must be >= 1")
     need(s.heartbeat_seconds > 0, "services.heartbeat_seconds", "must be > 0")
     need(s.lock_stale_seconds > 2 * s.heartbeat_seconds, "services.lock_stale_seconds",

@@ -182,11 +182,13 @@ def run_sync(store, project: str, config: Config) -> list[dict]:
 
 def tick(ctx=None, *, startup: bool = False) -> dict:
     """Housekeeping the worker runs on every heartbeat: fail and re-queue retrains whose
-    worker died (stale lock), apply the retrain policy to every project, and re-enqueue
-    queued runs of every kind that have waited longer than ``services.lock_stale_seconds``
-    without a worker taking them (all of them at ``startup``)."""
+    worker died (stale lock), apply the automatic-retraining rule to every project (its
+    switch, its readiness and the new-labels policy: :mod:`concner.autoretrain`), and
+    re-enqueue queued runs of every kind that have waited longer than
+    ``services.lock_stale_seconds`` without a worker taking them (all of them at
+    ``startup``)."""
+    from concner.autoretrain import auto_retrain
     from concner.liveness import judge_all
-    from concner.runner import maybe_request_retrain
 
     ctx = ctx or context()
     store, services = ctx.store, ctx.config.services
@@ -201,7 +203,7 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
                     rec.project, rec.queued_run_id)
         enqueue[rec.queued_run_id] = rec.project
     for project in store.list_projects():
-        run_id = maybe_request_retrain(store, project.name, services.retrain_min_new_labels)
+        run_id = auto_retrain(store, project.name, ctx.config)  # switch + readiness + policy
         if run_id is not None:
             enqueue[run_id] = project.name
     for project, run_id in store.pending_retrains(0 if startup else services.lock_stale_seconds):

@@ -1,5 +1,6 @@
 """Overview: create or pick a project; health of the store, queue and Argilla; counts;
-the active model; deleting the project (admin, confirmed by typing its name)."""
+the active model; the readiness checklist and the automatic-retraining switch; deleting
+the project (admin, confirmed by typing its name)."""
 
 import streamlit as st
 
@@ -13,6 +14,7 @@ from concner.ui.context import (
     get_store,
     set_current_project,
 )
+from concner.ui.overview import render_training_controls
 from concner.ui.views import count_summary, per_language_counts
 
 ensure_navigation()
@@ -77,6 +79,8 @@ else:
                f"(created {active.created_at:%Y-%m-%d %H:%M} UTC)")
 with st.expander("Sentences per role, split and language"):
     st.dataframe(per_language_counts(counts), hide_index=True)
+
+render_training_controls(store, config, name)
 
 st.subheader("Services")
 health.render(store, config, project)

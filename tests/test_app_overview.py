@@ -47,3 +47,28 @@ def test_invalid_project_shows_error_and_creates_nothing(store):
     no_exception(at)
     assert any("also listed as a target" in e.value for e in at.error)
     assert not store.list_projects()
+
+
+def test_readiness_checklist_and_the_automatic_retraining_switch(store):
+    from storekit import make_sentences
+
+    store.create_project("demo", source_lang="en", target_langs=["de"],
+                         entity_types=["PER", "ORG", "LOC"], encoder="enc")
+    store.import_sentences("demo", make_sentences("src", 5, "en", seed=1), role="source",
+                           split="train")
+    at = open_page(project="demo")
+    no_exception(at)
+    text = markdown_text(at)
+    assert "⬜ **Labelled source sentences**: 5 en (at least 100 needed" in text
+    assert "⬜ **Target dev set**" in text and 'tab "Gold target dev data"' in text
+    assert "⬜ **Unlabelled de text**: 0 de sentences" in text
+    (switch,) = [t for t in at.toggle if t.label == "Automatic retraining"]
+    assert switch.value is True
+    assert any("waits until the project is ready" in i.value for i in at.info)
+    switch.set_value(False).run()
+    no_exception(at)
+    assert store.get_project("demo").auto_retrain is False
+    assert any("Automatic retraining is off" in i.value for i in at.info)
+    at.run()  # a rerun keeps the stored state
+    (switch,) = [t for t in at.toggle if t.label == "Automatic retraining"]
+    assert switch.value is False and store.get_project("demo").auto_retrain is False

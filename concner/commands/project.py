@@ -8,6 +8,7 @@
           [--translations FILE] [--cache PATH | --no-cache]
   concner project next NAME [--side target|source] [--lang L] [--n 20] [--json]
   concner project retrain NAME          (queue a retrain now; coalesces with a queued one)
+  concner project auto-retrain NAME on|off   (may the worker retrain it by itself?)
   concner project cancel RUN_ID
   concner project delete NAME [--yes]
 
@@ -83,6 +84,12 @@ def register(subparsers) -> None:
     r = sub.add_parser("retrain", help="queue a retrain now")
     r.add_argument("name")
     r.set_defaults(func=run_retrain)
+
+    a = sub.add_parser("auto-retrain", help="switch automatic retraining on or off (without "
+                                             "on/off: show it and the readiness checklist)")
+    a.add_argument("name")
+    a.add_argument("state", nargs="?", choices=["on", "off"])
+    a.set_defaults(func=run_auto_retrain)
 
     k = sub.add_parser("cancel", help="cancel a queued or running job")
     k.add_argument("run_id", type=int)
@@ -226,8 +233,15 @@ def status(store, name: str, *, worker_timeout_s: float | None = None) -> dict:
 
 def run_status(args) -> int:
     config = _config(args)
-    info = status(_store(config), args.name,
-                  worker_timeout_s=config.services.lock_stale_seconds)
+    from concner.readiness import project_readiness
+
+    store = _store(config)
+    info = status(store, args.name, worker_timeout_s=config.services.lock_stale_seconds)
+    readiness = project_readiness(store, args.name, config)
+    info["auto_retrain"] = store.get_project(args.name).auto_retrain
+    info["readiness"] = {"ready": readiness.ready, "requirements": [
+        {"key": r.key, "title": r.title, "met": r.met, "have": r.have, "todo": r.todo}
+        for r in readiness.requirements]}
     if args.json:
         json.dump(info, sys.stdout, indent=2, default=str)
         print()
@@ -240,6 +254,7 @@ def run_status(args) -> int:
               f"sentences, {row['labelled']:>7} labelled")
     print(f"  annotation versions: {info['counts']['annotations']}; translation links: "
           f"{info['counts']['translation_links'] or 'none'}")
+    print_readiness(readiness, info["auto_retrain"])
     am = info["active_model"]
     if am is None:
         print("active model: none")
@@ -315,9 +330,45 @@ def run_retrain(args) -> int:
     from concner import tasks
 
     _config(args)
-    run_id, created = tasks.request_retrain(_store(tasks.CONFIG), args.name)
+    store = _store(tasks.CONFIG)
+    run_id, created = tasks.request_retrain(store, args.name)
+    warn_not_ready(store, args.name, tasks.CONFIG)
     print(f"retrain run {run_id} {'queued' if created else 'already queued (coalesced)'}")
     return 0
+
+
+def print_readiness(readiness, auto_on: bool, file=None) -> None:
+    """The readiness checklist (``concner project status`` and ``auto-retrain``)."""
+    state = "on" if auto_on else "off"
+    when = ("the worker retrains when new labels arrive" if readiness.ready
+            else "waiting until the project is ready") if auto_on else "retrain on demand only"
+    print(f"automatic retraining: {state} ({when})", file=file)
+    for req in readiness.requirements:
+        print(f"  [{'x' if req.met else ' '}] {req.title}: {req.have}", file=file)
+        if not req.met:
+            print(f"      next: {req.cli}", file=file)
+
+
+def run_auto_retrain(args) -> int:
+    from concner.readiness import project_readiness
+
+    config = _config(args)
+    store = _store(config)
+    if args.state is not None:
+        store.set_auto_retrain(args.name, args.state == "on")
+    print_readiness(project_readiness(store, args.name, config),
+                    store.get_project(args.name).auto_retrain)
+    return 0
+
+
+def warn_not_ready(store, name: str, config) -> None:
+    """On stderr: what is missing when an on-demand retrain is asked of a project that is
+    not ready (it runs anyway)."""
+    from concner.readiness import project_readiness
+
+    warning = project_readiness(store, name, config).on_demand_warning("cli")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def run_cancel(args) -> int:

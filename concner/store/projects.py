@@ -110,6 +110,12 @@ class ProjectRepository:
         with self.write() as s:
             self.get_project(name, s).training_config = dict(training_config)
 
+    def set_auto_retrain(self, name: str, on: bool) -> None:
+        """Switch automatic retraining of project ``name`` on or off (on-demand retrains
+        run either way)."""
+        with self.write() as s:
+            self.get_project(name, s).auto_retrain = bool(on)
+
     # -- sentences and labels ----------------------------------------------------------
     def import_sentences(self, name: str, sentences: Sequence[Sentence], *, role: str,
                          split: str, author: str = "import", origin: str = "import",

@@ -63,6 +63,19 @@ class TranslationRepository:
             sa.or_(TranslationLink.status.in_(USABLE), TranslationLink.backend == backend))
         return set(s.scalars(q))
 
+    def usable_translations_by_lang(self, name: str) -> dict[str, int]:
+        """``{target language: number of source sentences with a usable (ok/repaired)
+        translation into it}`` (languages without one are left out)."""
+        with self.read() as s:
+            project = self.get_project(name, s)
+            link_lang = sa.func.coalesce(TranslationLink.lang, SentenceRow.lang)
+            rows = s.execute(sa.select(
+                link_lang, sa.func.count(sa.distinct(TranslationLink.source_sentence_id)))
+                .outerjoin(SentenceRow, SentenceRow.id == TranslationLink.translation_sentence_id)
+                .where(TranslationLink.project_id == project.id,
+                       TranslationLink.status.in_(USABLE)).group_by(link_lang)).all()
+        return {lang: int(n) for lang, n in rows if lang}
+
     def import_translation_pairs(self, name: str, pairs: Sequence[Any], *, backend: str,
                                  target_lang: str) -> ImportReport:
         """Import :class:`~concner.translation.base.ProjectedPair` results of ``backend`` in

@@ -37,7 +37,19 @@ def start_retrain(store, project: str, *, full: bool = False) -> int | None:
     else:
         st.info(f"A retrain is already queued (run {run_id}); this request joins it"
                 + (" and makes it a full one." if full else "."))
+    warn_not_ready(store, project)
     return run_id
+
+
+def warn_not_ready(store, project: str) -> None:
+    """A warning naming what is missing when the project is not ready for training (an
+    on-demand retrain runs anyway; see :mod:`concner.readiness`)."""
+    from concner.readiness import project_readiness
+    from concner.ui.context import get_config
+
+    warning = project_readiness(store, project, get_config()).on_demand_warning("app")
+    if warning:
+        st.warning(warning[0].upper() + warning[1:])
 
 
 def follow_run(kind: str, run_id: int) -> None:
