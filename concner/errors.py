@@ -78,6 +78,10 @@ class DataFormatError(ConcnerError):
                           controls=controls)
 
 
+class ImportBatchNotFound(ConcnerError):
+    """An import batch id that the project does not have (see ``concner project imports``)."""
+
+
 class ServiceUnavailable(ConcnerError):
     """An outside service (Argilla, the queue, the database, an MT engine) cannot be reached."""
 

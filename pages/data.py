@@ -3,6 +3,7 @@
 import streamlit as st
 
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
+from concner.ui.imports import imports_panel
 from concner.ui.translate import translation_panel
 from concner.ui.uploads import REPAIR_LABEL, import_dataset, import_uploads
 
@@ -51,7 +52,8 @@ for tab, (kind, (_tab, title, langs, types)) in zip(tabs, KINDS.items()):
                 option = c3.checkbox("Already tokenised (split on spaces)", key=f"pretok-{kind}")
             else:
                 option = c3.checkbox(REPAIR_LABEL, key=f"repair-{kind}")
-            if st.form_submit_button("Import files", type="primary"):
+            if st.form_submit_button(f"Import files into project '{project.name}'",
+                                     type="primary"):
                 if not files:
                     st.warning("Choose at least one file.")
                 else:
@@ -81,7 +83,7 @@ for tab, (kind, (_tab, title, langs, types)) in zip(tabs, KINDS.items()):
                 limit = c4.number_input("Max sentences", min_value=0, value=0,
                                         key=f"hf-limit-{kind}", help="0 = all")
                 hf_repair = c5.checkbox(REPAIR_LABEL, key=f"hf-repair-{kind}")
-                if st.form_submit_button("Import dataset"):
+                if st.form_submit_button(f"Import dataset into project '{project.name}'"):
                     with st.spinner("Loading ..."):
                         report, errors = import_dataset(
                             store, project.name, source.strip(), kind=kind, lang=hf_lang,
@@ -91,3 +93,8 @@ for tab, (kind, (_tab, title, langs, types)) in zip(tabs, KINDS.items()):
 
 with tabs[-1]:
     translation_panel(store, config, project)
+
+st.subheader("Imports")
+st.caption("Every import, newest first. Deleting one removes its sentences with their labels, "
+           "corrections, translations and predictions (what goes is shown first).")
+imports_panel(store, project.name)

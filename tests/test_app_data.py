@@ -39,7 +39,7 @@ def _import_dataset(folder):
     at = open_page("data", project="demo")
     tab = _tab(at, 0)
     tab.text_input[0].input(str(folder))
-    next(b for b in tab.button if b.label == "Import dataset").click()
+    next(b for b in tab.button if b.label == "Import dataset into project 'demo'").click()
     at.run()
     no_exception(at)
     return at
@@ -104,7 +104,7 @@ def test_datasets_form_repairs_stray_tags_with_its_own_checkbox(store, tmp_path)
     boxes = [c for c in _tab(at, 0).checkbox if c.label == REPAIR_LABEL]
     assert len(boxes) == 2  # the upload form's and the datasets form's
     boxes[1].check()
-    next(b for b in _tab(at, 0).button if b.label == "Import dataset").click()
+    next(b for b in _tab(at, 0).button if b.label == "Import dataset into project 'demo'").click()
     at.run()
     no_exception(at)
     assert [s.tags for s in store.sentences("demo", role="source")] == [["O", "B-LOC"]]
@@ -172,7 +172,7 @@ def test_source_from_a_datasets_folder(store, tmp_path):
     # a split that is not there: the error names it and nothing more is imported
     tab = _tab(at, 0)
     tab.text_input[1].input("validation")
-    next(b for b in tab.button if b.label == "Import dataset").click()
+    next(b for b in tab.button if b.label == "Import dataset into project 'demo'").click()
     at.run()
     assert "no split 'validation'" in at.error[0].value
     assert len(store.sentences("demo", role="source")) == 2

@@ -56,6 +56,7 @@ def _rows_of(store: Store, project_id: int) -> dict[str, int]:
     run reference (independently of the deletion code)."""
     q = {
         "sentences": "SELECT count(*) FROM sentences WHERE project_id = :p",
+        "import_batches": "SELECT count(*) FROM import_batches WHERE project_id = :p",
         "annotations": "SELECT count(*) FROM annotations a JOIN sentences s ON a.sentence_id "
                        "= s.id WHERE s.project_id = :p",
         "translation_links": "SELECT count(*) FROM translation_links WHERE project_id = :p",
@@ -79,7 +80,7 @@ def test_delete_project_removes_its_rows_and_checkpoints_only(folder):
     demo = store.get_project("demo").id
     other = store.get_project("other").id
     owned = _rows_of(store, demo)
-    assert all(owned[t] > 0 for t in ("sentences", "annotations", "translation_links", "runs",
+    assert all(owned[t] > 0 for t in ("sentences", "import_batches", "annotations", "translation_links", "runs",
                                       "metrics", "model_versions", "predictions"))
     other_before = _rows_of(store, other)
     total_before = _rows(store)

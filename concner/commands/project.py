@@ -11,6 +11,8 @@
   concner project auto-retrain NAME on|off   (may the worker retrain it by itself?)
   concner project cancel RUN_ID
   concner project delete NAME [--yes]
+  concner project imports NAME [--json]
+  concner project unimport NAME IMPORT_ID [--yes]   (delete the sentences of one import)
 
 ``translate`` runs here and now (a recorded run, the job the worker runs for the app): the
 labelled source sentences without a usable translation into each target language (default:
@@ -127,6 +129,10 @@ def register(subparsers) -> None:
     d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     d.set_defaults(func=run_delete)
 
+    from concner.commands import project_imports
+
+    project_imports.add_actions(sub)
+
 
 def _config(args):
     if args.config:
@@ -187,8 +193,11 @@ def run_import(args) -> int:
         sentences = corpus.read_any(args.file, args.lang, fmt=fmt, schema=schema,
                                     repair_iob=args.repair_iob)
     report = store.import_sentences(args.name, sentences, role=args.role, split=args.split,
-                                    author=args.author, backend=args.backend)
-    print(f"imported into {args.name!r} ({args.role}/{args.split}): {report.summary()}")
+                                    author=args.author, backend=args.backend,
+                                    source_name=os.path.basename(args.file))
+    print(f"imported into {args.name!r} ({args.role}/{args.split}): {report.summary()}"
+          + (f" as import {report.batch_id} (undo: concner project unimport {args.name} "
+             f"{report.batch_id})" if report.batch_id is not None else ""))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 ``Store(url)`` migrates the schema (Alembic, :func:`upgrade_database`) and offers the
 repository methods of :mod:`concner.store.projects`, :mod:`concner.store.runs` and
-:mod:`concner.store.translations` (and :mod:`concner.store.admin`);
+:mod:`concner.store.translations`, :mod:`concner.store.imports` (and
+:mod:`concner.store.admin`);
 :mod:`concner.store.snapshot` turns a project into training data at one point in time.
 """
 
@@ -17,17 +18,18 @@ from concner.store.db import (
     make_engine,
     upgrade_database,
 )
+from concner.store.imports import ImportBatchInfo, ImportDeletion, ImportRepository
 from concner.store.projects import ImportReport, ProjectRepository, row_to_sentence
 from concner.store.runs import Recovered, RunRepository
 from concner.store.translations import TranslationRepository
 
 
-class Store(ProjectRepository, RunRepository, TranslationRepository, AdminRepository,
-            StoreBase):
+class Store(ProjectRepository, ImportRepository, RunRepository, TranslationRepository,
+            AdminRepository, StoreBase):
     """All store operations; each method is one short transaction."""
 
 
 __all__ = [
-    "CurrentLabel", "ImportReport", "ProjectNotFound", "Recovered", "Store", "StoreConflict",
+    "CurrentLabel", "ImportBatchInfo", "ImportDeletion", "ImportReport", "ProjectNotFound", "Recovered", "Store", "StoreConflict",
     "current_label", "make_engine", "row_to_sentence", "upgrade_database",
 ]

@@ -13,6 +13,7 @@ from concner.store.db import StoreConflict
 from concner.store.models import (
     ACTIVE_RUN_STATUSES,
     Annotation,
+    ImportBatch,
     Metric,
     ModelVersion,
     PredictionRow,
@@ -61,6 +62,7 @@ class AdminRepository:
                     TranslationLink.project_id == pid)),
                 ("annotations", sa.delete(Annotation).where(Annotation.sentence_id.in_(sentences))),
                 ("sentences", sa.delete(SentenceRow).where(SentenceRow.project_id == pid)),
+                ("import_batches", sa.delete(ImportBatch).where(ImportBatch.project_id == pid)),
                 ("sync_state", sa.delete(SyncState).where(SyncState.project_id == pid)),
                 ("projects", sa.delete(Project).where(Project.id == pid)),
             ]

@@ -27,6 +27,7 @@ from concner.store.models import (
     ROLES,
     SPLITS,
     Annotation,
+    ImportBatch,
     PredictionRow,
     Project,
     RetrainLock,
@@ -44,6 +45,8 @@ class ImportReport:
     sentences: int = 0
     labelled: int = 0
     links: Counter = field(default_factory=Counter)
+    #: the import batch the sentences were stamped with (None when nothing was imported)
+    batch_id: int | None = None
 
     def summary(self) -> str:
         links = ", ".join(f"{k} {v}" for k, v in sorted(self.links.items()))
@@ -59,6 +62,12 @@ def row_to_sentence(row: SentenceRow, tags: Sequence[str] | None = None,
     return Sentence(row.external_id, row.lang, list(row.tokens),
                     None if tags is None else list(tags), row.text,
                     [tuple(o) for o in row.offsets], meta)
+
+
+def _one_lang(sentences: Sequence[Sentence]) -> str | None:
+    """The language of an import's sentences, or None when they mix languages."""
+    langs = {x.lang for x in sentences}
+    return langs.pop() if len(langs) == 1 else None
 
 
 def _where(sent: Sentence) -> dict:
@@ -119,8 +128,10 @@ class ProjectRepository:
     # -- sentences and labels ----------------------------------------------------------
     def import_sentences(self, name: str, sentences: Sequence[Sentence], *, role: str,
                          split: str, author: str = "import", origin: str = "import",
-                         backend: str = "import") -> ImportReport:
-        """Add sentences (and their tags as annotations) in ONE transaction.
+                         backend: str = "import", source_name: str = "import") -> ImportReport:
+        """Add sentences (and their tags as annotations) in ONE transaction, as one import
+        batch named ``source_name`` (the file or dataset they came from; see
+        :mod:`concner.store.imports` to list and undo imports).
 
         Translations (``role="translation"``) are linked to their source sentence by
         ``meta["source_id"]`` (or, failing that, the same id), with the projection status
@@ -159,8 +170,17 @@ class ProjectRepository:
                         raise DataFormatError(
                             f"translation {sent.id!r} names source sentence {src!r}, which is "
                             "not in the project; import the source sentences first", **_where(sent))
+            batch = None
+            if sentences:
+                batch = ImportBatch(project_id=project.id, source_name=source_name[:1000],
+                                    role=role, split=split, n_sentences=len(sentences),
+                                    lang=_one_lang(sentences))
+                s.add(batch)
+                s.flush()
+                report.batch_id = batch.id
             rows = [SentenceRow(project_id=project.id, external_id=x.id, lang=x.lang, role=role,
-                                split=split, tokens=list(x.tokens),
+                                split=split, import_batch_id=None if batch is None else batch.id,
+                                tokens=list(x.tokens),
                                 offsets=[list(o) for o in x.offsets], text=x.text,
                                 meta={k: v for k, v in x.meta.items() if k != "db_id"})
                     for x in sentences]

@@ -168,7 +168,8 @@ def import_uploads(store, project: str, files, *, kind: str, lang: str, max_mb: 
         return None, errors, []
     sentences = [s for p in parsed for s in p.sentences]
     try:
-        report = store.import_sentences(project, sentences, role=role, split=split)
+        report = store.import_sentences(project, sentences, role=role, split=split,
+                                        source_name=", ".join(p.name for p in parsed))
     except ConcnerError as exc:
         errors.add(parsed[0].name if len(parsed) == 1 else "upload", exc)
         return None, errors, []
@@ -193,7 +194,8 @@ def import_dataset(store, project: str, source: str, *, kind: str, lang: str, sp
     try:
         sentences = corpus.read_hf(source, lang, split=split, config_name=config_name or None,
                                    schema=schema, repair_iob=repair_iob, limit=limit)
-        report = store.import_sentences(project, sentences, role=role, split=store_split)
+        report = store.import_sentences(project, sentences, role=role, split=store_split,
+                                        source_name=f"{source} ({split})")
     except ConcnerError as exc:
         errors.add(source, exc)
         return None, errors
