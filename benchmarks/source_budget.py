@@ -58,6 +58,9 @@ BUDGET_SYSTEMS: dict[str, tuple[str | None, dict]] = {
     "source_only": ("source_only", {}),
     "source_only_kd": ("source_only_kd", {}),
     "concner_kd_t2": ("concner_kd", {"loss": {"kd_temperature": 2.0}}),
+    # issue 19 part 2, variant (a): LCL on the classifier's logits at T = 0.9, weighted 1:1
+    # with CE (GKLMIP's 0.5/0.5; the factor 2 on the whole loss is what AdamW normalises away)
+    "concner_lcl_logits": ("concner", {"loss": {"lcl_on": "logits", "lambda_lcl": 1.0}}),
 }
 LABELS = {
     "source_only": "source only",
@@ -67,13 +70,25 @@ LABELS = {
     "source_only_kd": "source only + KD",
     "hf_trainer": "HF Trainer (plain recipe)",
     "concner_kd_t2": "ConCNER + KD, T = 2",
+    "concner_lcl_logits": "ConCNER, LCL on logits",
 }
 #: one model scored on every target (a cell per target group; the first trains and saves)
 SHARED = ("source_only", "hf_trainer")
 #: systems that need translations: in-domain targets only
-TRANSLATED_ONLY = ("src_tr_ce", "concner", "concner_kd", "concner_kd_t2")
+TRANSLATED_ONLY = ("src_tr_ce", "concner", "concner_kd", "concner_kd_t2", "concner_lcl_logits")
 #: product defaults (quality.py's BASE freezes embeddings and decodes by argmax)
 PRODUCT = {"model": {"freeze_embeddings": False, "decoding": "viterbi"}}
+#: the tuning slice (issue 19 part 2): system -> (budgets, seeds) it runs at, in-domain only;
+#: each of its cells comes right after the main systems' cells of the same budget, language
+#: and seed, so the baselines it is compared with (and its teachers) are there
+SLICE: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "concner_lcl_logits": ((100, 1000), (1,)),
+}
+
+
+def is_main(system: str) -> bool:
+    """A system of the full grid (not a variant on the tuning slice or at the queue's end)."""
+    return system != "concner_kd_t2" and system not in SLICE
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -183,7 +198,8 @@ class SourceBudget:
     def cells(self):
         """(system, budget, target, seed) in the order that answers the goal first."""
         a = self.args
-        systems = [s for s in a.systems if s != "concner_kd_t2"]
+        systems = [s for s in a.systems if is_main(s)]
+        sliced = [s for s in a.systems if s in SLICE]
 
         def in_domain(budgets):
             for budget in budgets:
@@ -193,6 +209,9 @@ class SourceBudget:
                             if system in SHARED:
                                 yield system, budget, "in_domain", seed
                             else:
+                                yield system, budget, lang, seed
+                        for system in sliced:
+                            if budget in SLICE[system][0] and seed in SLICE[system][1]:
                                 yield system, budget, lang, seed
 
         def elsewhere(group, langs):
@@ -518,7 +537,7 @@ def _status(rows, args, seconds) -> dict:
               if not (c[0] in SHARED and (c[0], c[1], "in_domain", c[3]) in keys))
     complete = {f"b{b}": [lang for lang in args.in_domain
                           if all((s, b, "in_domain" if s in SHARED else lang, seed) in keys
-                                 for s in args.systems if s != "concner_kd_t2"
+                                 for s in args.systems if is_main(s)
                                  for seed in args.seeds)]
                 for b in args.budgets}
     md = ["## Status", "",

@@ -23,6 +23,8 @@ DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
 INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
 #: values of ``services.promote_rule`` (see concner/promotion.py)
 PROMOTE_RULES = ("mean", "every_language")
+#: values of ``loss.lcl_on`` (what the label contrastive loss contrasts; concner/training.py)
+LCL_INPUTS = ("projection", "logits")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,12 @@ class LossConfig:
     temperature_tcl: float = 0.05
     #: cap on O anchors in LCL, as a multiple of the entity tokens in the batch
     lcl_o_anchor_ratio: float = 1.0
+    #: what LCL contrasts (first sub-words; O tokens as in either case: capped anchors):
+    #: "projection" = the token representations through the projection head, at
+    #: temperature_lcl; "logits" = the classifier's per-token logits, at
+    #: temperature_lcl_logits (GKLMIP's cross-lingual ABSA code; issue 19 variant (a))
+    lcl_on: str = "projection"
+    temperature_lcl_logits: float = 0.9
     #: stage 2 (distillation on unlabelled target text) is part of the method: on by default
     #: (+1.0 F1 on the translated mean over ConCNER without it, 3 seeds,
     #: benchmarks/results/quality.md);
@@ -342,8 +350,10 @@ def validate(config: Config) -> None:
     need(m.inference_precision in INFERENCE_PRECISIONS, "model.inference_precision",
          f"must be one of {', '.join(INFERENCE_PRECISIONS)}, got {m.inference_precision!r}")
     need(lo.lambda_lcl >= 0 and lo.lambda_tcl >= 0 and lo.lambda_src >= 0, "loss.lambda_*", "must be >= 0")
-    need(lo.temperature_lcl > 0 and lo.temperature_tcl > 0 and lo.kd_temperature > 0,
-         "loss.temperature_*", "must be > 0")
+    need(lo.temperature_lcl > 0 and lo.temperature_tcl > 0 and lo.kd_temperature > 0
+         and lo.temperature_lcl_logits > 0, "loss.temperature_*", "must be > 0")
+    need(lo.lcl_on in LCL_INPUTS, "loss.lcl_on",
+         f"must be one of {', '.join(LCL_INPUTS)}, got {lo.lcl_on!r}")
     need(lo.kd_loss in ("kl", "mse"), "loss.kd_loss", "must be 'kl' or 'mse'")
     need(lo.lcl_o_anchor_ratio >= 0, "loss.lcl_o_anchor_ratio", "must be >= 0")
     need(t.epochs >= 0 and t.kd_epochs >= 0, "training.epochs", "must be >= 0")

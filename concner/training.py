@@ -4,6 +4,8 @@ and stage 2 (knowledge distillation on unlabelled target text).
 Every baseline of METHOD.md is this code with flags (:class:`~concner.config.LossConfig`):
 ``use_translation=false`` trains on the source only; ``lambda_lcl = 0`` / ``lambda_tcl = 0``
 switch a contrastive term off (it is then not computed at all); ``kd = true`` adds stage 2.
+``lcl_on = "logits"`` contrasts the classifier's per-token logits instead of the projection
+head's output (same loss function, same O-anchor cap, at ``temperature_lcl_logits``).
 A project that has no translations (or no unlabelled target text) yet still trains: with a
 logged warning, stage 1 runs on the source only (or stage 2 is skipped); the history's
 loss terms show what ran. (``concner train`` refuses such a config instead.)
@@ -345,8 +347,11 @@ class _Runner:
         total, parts = ce, {"ce": ce}
         if lc.lambda_lcl > 0:
             keep = labels != -100
-            reps = model.project(out.token_repr[keep])
-            lcl = label_contrastive(reps, labels[keep], temperature=lc.temperature_lcl,
+            if lc.lcl_on == "logits":
+                reps, temperature = out.logits[keep], lc.temperature_lcl_logits
+            else:
+                reps, temperature = model.project(out.token_repr[keep]), lc.temperature_lcl
+            lcl = label_contrastive(reps, labels[keep], temperature=temperature,
                                     o_label_id=self.schema.tag_to_id[OUTSIDE],
                                     o_anchor_ratio=lc.lcl_o_anchor_ratio,
                                     generator=self.generator)
