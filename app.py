@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
     st.Page("pages/dashboard.py", title="Dashboard", icon=":material/monitoring:"),
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+    st.Page("pages/models.py", title="Models", icon=":material/deployed_code:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]
 

@@ -65,6 +65,16 @@ def is_local(url: str) -> bool:
     return fsspec.utils.get_protocol(str(url)) in ("file", "local")
 
 
+def rollback_target(versions) -> ModelVersion | None:
+    """The version a rollback without a version number makes active: the newest one older
+    than the active version whose files are kept (None: there is none)."""
+    active = next((v for v in versions if v.active), None)
+    if active is None:
+        return None
+    older = [v for v in versions if v.version < active.version and v.deleted_at is None]
+    return max(older, key=lambda v: v.version) if older else None
+
+
 class ModelRegistry:
     """Versions of one store's projects under ``root`` (see module doc)."""
 
@@ -173,12 +183,12 @@ class ModelRegistry:
         active = self.store.active_model_version(name)
         if active is None:
             raise ModelVersionError(f"project {name!r} has no active model to roll back from")
-        older = [v for v in self.store.model_versions(name) if v.version < active.version]
         if version is None:
-            if not older:
+            previous = rollback_target(self.store.model_versions(name, include_deleted=True))
+            if previous is None:
                 raise ModelVersionError(f"no version older than the active v{active.version} "
                                         f"of {name!r} is kept to roll back to")
-            version = older[-1].version
+            version = previous.version
         elif version >= active.version:
             raise ModelVersionError(f"v{version} is not older than the active "
                                     f"v{active.version}; to make it active, pin it")

@@ -402,8 +402,8 @@ class RunRepository:
 
     def activate_model_version(self, model_version_id: int, *, pin: bool = False) -> None:
         """Make one version the active one (and mark it promoted) in one transaction;
-        ``pin=True`` also pins it (``projects.pinned_version_id``: promotion never replaces
-        a pinned version)."""
+        ``pin=True`` pins it instead of marking it promoted (``projects.pinned_version_id``:
+        promotion never replaces a pinned version)."""
         with self.write() as s:
             mv = s.get(ModelVersion, model_version_id, with_for_update=True)
             if mv is None:
@@ -412,9 +412,11 @@ class RunRepository:
                                                     ModelVersion.active.is_(True))
                       .values(active=False))
             s.flush()
-            mv.active = mv.promoted = True
-            if pin:
+            mv.active = True
+            if pin:  # the user's choice, not the rule's: ``promoted`` keeps the rule's verdict
                 s.get(Project, mv.project_id).pinned_version_id = mv.id
+            else:
+                mv.promoted = True
 
     def unpin_model_version(self, name: str) -> int | None:
         """Clear project ``name``'s pin; returns the id of the version that was pinned."""
