@@ -500,7 +500,10 @@ def write_table(rows: list[dict], args) -> dict:
            "status": {k: v for k, v in status.items() if k != "md"},
            "table": summary, "seconds_median": {f"{s}/{b}": statistics.median(v)
                                                 for (s, b), v in seconds.items()},
-           "provenance": prov, "rows": len(rows)}
+           "provenance": prov, "rows": len(rows),
+           # what the app's dashboard names the lines and charts by (it does not import this)
+           "labels": {s: LABELS[s] for s in systems},
+           "group_titles": GROUP_TITLES}
     (results / f"{stem}.json").write_text(json.dumps(out, indent=2, default=str))
     (results / f"{stem}.md").write_text("\n".join(md + NOTES))
     return out

@@ -1,12 +1,13 @@
 """Dashboard: F1 against label count per target language, per-label F1 of the active model,
-the runs with live progress, and the benchmark comparison when its results exist."""
+the runs with live progress, and the benchmark comparisons (systems at 1,000 source labels;
+the source-label budget curves, with the project's own points) when their results exist."""
 
 from pathlib import Path
 
 import streamlit as st
 
 from concner.errors import ConcnerError
-from concner.ui import charts
+from concner.ui import budget_curves, charts
 from concner.ui.context import ensure_navigation, get_store, require_project
 from concner.ui.views import (
     benchmark_references,
@@ -83,3 +84,29 @@ else:
         st.caption(bench.verdict)
     st.altair_chart(charts.benchmark_chart(bench.table), width="stretch")
     st.dataframe(bench.table.drop(columns=["system"]), hide_index=True)
+
+st.subheader("ConCNER against the baselines: source-label budget")
+try:
+    curves = budget_curves.load_budget_curves(budget_curves.RESULTS_FILE)
+except ConcnerError as exc:
+    curves = None
+    st.error(str(exc))
+else:
+    if curves is None:
+        st.info(budget_curves.missing_text(budget_curves.RESULTS_FILE))
+if curves is not None:
+    if curves.progress_text():
+        st.caption(curves.progress_text())
+    own = budget_curves.project_points(
+        metrics_frame(store.metrics(project.name),
+                      store.model_versions(project.name, include_deleted=True)),
+        project.target_langs)
+    for group in curves.groups:
+        points = curves.group_points(group)
+        if points.empty:
+            st.info(f"{curves.title(group)}: no finished point yet.")
+            continue
+        in_domain = group == budget_curves.IN_DOMAIN
+        st.altair_chart(charts.budget_chart(
+            points, curves.title(group), own if in_domain else None,
+            note=budget_curves.IN_DOMAIN_NOTE if in_domain else ""), width="stretch")

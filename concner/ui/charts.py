@@ -104,3 +104,52 @@ def benchmark_chart(results: pd.DataFrame):
                  alt.Tooltip("f1:Q", format=".1f", title="F1"),
                  alt.Tooltip("std:Q", format=".1f"), alt.Tooltip("n:Q", title="seeds")],
     ).properties(height=300)
+
+
+#: the source-budget charts' x axis (the benchmark's budgets and a project's own count)
+BUDGET_AXIS = "English (source-language) labelled sentences"
+PROJECT_SERIES = "this project (mean target dev F1 per model version)"
+
+
+def budget_chart(points: pd.DataFrame, title: str, project: pd.DataFrame | None = None,
+                 note: str = ""):
+    """Dev F1 (percent) against source labels for one target group of the source-budget
+    benchmark: a line per system (``name``) through its budgets with the seed spread
+    (``low``..``high``) shaded (:func:`concner.ui.budget_curves.load_budget_curves` points).
+    ``project``: the project's own points (:func:`concner.ui.budget_curves.project_points`),
+    drawn as a black dashed line on the same axes; ``note`` goes under the title. Log label
+    axis, ticks at the budgets (and at the project's smallest and largest count)."""
+    import altair as alt
+
+    ticks = set(points["budget"].astype(int))
+    if project is not None and not project.empty:
+        ticks |= {int(project["n_source"].min()), int(project["n_source"].max())}
+    x_axis = alt.Axis(values=sorted(ticks), format=COUNT_FORMAT, title=BUDGET_AXIS)
+    x_scale = alt.Scale(type="log")
+    y_scale = alt.Scale(domain=[0, 100])
+    y_axis = alt.Axis(format=F1_FORMAT, title="dev F1 (%, mean over the group's languages)")
+    systems = list(dict.fromkeys(points["name"]))
+    color = alt.Color("name:N", title="system", sort=systems)
+    base = alt.Chart(points).encode(x=alt.X("budget:Q", scale=x_scale, axis=x_axis),
+                                    color=color)
+    band = base.mark_area(opacity=0.15).encode(
+        y=alt.Y("low:Q", scale=y_scale, axis=y_axis), y2="high:Q")
+    tooltip = [alt.Tooltip("name:N", title="system"),
+               alt.Tooltip("budget:Q", title="source labels", format="d"),
+               alt.Tooltip("F1:Q", format=".1f"), alt.Tooltip("std:Q", format=".1f"),
+               alt.Tooltip("seeds:Q", format="d")]
+    means = base.encode(y=alt.Y("F1:Q", scale=y_scale, axis=y_axis), tooltip=tooltip)
+    chart = band + means.mark_line() + means.mark_point(filled=True, size=50)
+    if project is not None and not project.empty:
+        own = alt.Chart(project.assign(series=PROJECT_SERIES)).encode(
+            x=alt.X("n_source:Q", scale=x_scale, axis=x_axis),
+            y=alt.Y("F1:Q", scale=y_scale, axis=y_axis),
+            order="n_source:Q",
+            shape=alt.Shape("series:N", title="", scale=alt.Scale(range=["diamond"])),
+            tooltip=[alt.Tooltip("version:N", title="model"),
+                     alt.Tooltip("n_source:Q", title="source labels", format="d"),
+                     alt.Tooltip("F1:Q", format=".1f"), alt.Tooltip("languages:N")])
+        chart = (chart + own.mark_line(color="black", strokeDash=[4, 3])
+                 + own.mark_point(color="black", filled=True, size=90))
+    return chart.properties(title=alt.TitleParams(title, subtitle=note) if note else title,
+                            height=300)

@@ -273,22 +273,35 @@ class Benchmark:
     verdict: str = ""
 
 
+def read_results_table(path: Path, shape: str, command: str,
+                       shown: str | None = None) -> dict | None:
+    """A benchmark's results JSON with a ``"table"`` object; None when the file does not
+    exist. Otherwise a :class:`DataFormatError` naming the file (as ``shown``), the expected
+    ``shape`` and the ``command`` that rebuilds it."""
+    if not path.is_file():
+        return None
+    shown = shown or str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"not valid JSON ({exc}); rebuild it with `{command}`",
+                              path=shown) from None
+    if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
+        raise DataFormatError(f"expected the benchmark table ({shape}); rebuild it with "
+                              f"`{command}`", path=shown)
+    return data
+
+
 def load_benchmark(path: str | Path) -> Benchmark | None:
     """Read what ``benchmarks/quality.py`` (``write_table``) writes: ``{"table": {system:
     {column: {"mean", "std", "n"}}}, "columns": [...], "verdict": ...}`` (means in percent;
     cells without a seed, ``n`` 0, are left out). Returns None when the file does not exist;
     raises :class:`DataFormatError` when it exists but is not such a file."""
     p = Path(path)
-    if not p.is_file():
+    data = read_results_table(p, '{"table": {system: {language: {"mean", "std", "n"}}}}',
+                              "python -m benchmarks.quality --table")
+    if data is None:
         return None
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"not valid JSON: {exc}", path=str(p)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
-        raise DataFormatError('expected the benchmark table ({"table": {system: {language: '
-                              '{"mean", "std", "n"}}}}); rebuild it with python -m '
-                              "benchmarks.quality --table", path=str(p))
     columns = list(data.get("columns") or [])
     records = []
     for system, cells in data["table"].items():
