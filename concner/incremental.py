@@ -49,6 +49,7 @@ __all__ = [
     "RetrainPlan",
     "build_incremental_data",
     "config_changes",
+    "data_changes",
     "incremental_config",
     "plan_retrain",
     "sample_replay",
@@ -85,6 +86,8 @@ class ActiveModel:
             from, or None when unknown (a model trained before incremental updates).
         depth: incremental updates in a row it went through (0: a full retrain made it).
         config: the configuration it was trained with (``Config.to_dict()``), or None.
+        label_counts: the label counts of its snapshot (``Snapshot.label_counts``), to say
+            what else changed since it when no label is new.
     """
 
     model_version_id: int
@@ -92,6 +95,8 @@ class ActiveModel:
     trained_on: Mapping[int, int] | None
     depth: int = 0
     config: Mapping | None = None
+    #: the ``label_counts`` of the snapshot it was trained on (None when unknown)
+    label_counts: Mapping | None = None
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,46 @@ def sample_replay(old_ids: Iterable[int], size: int, seed: int, salt: int = 0) -
     return tuple(sorted(random.Random(f"replay:{seed}:{salt}").sample(pool, size)))
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}"
+
+
+def data_changes(before: Mapping | None, now: Mapping | None) -> list[str]:
+    """What changed in a project's data besides its labelled training sentences, in words,
+    between two snapshots' ``label_counts`` (translations, gold dev sentences per
+    language, unlabelled target sentences); empty when nothing did or a side is unknown."""
+    if not before or not now:
+        return []
+    out = []
+    old_tr, new_tr = int(before.get("translated", 0)), int(now.get("translated", 0))
+    if new_tr != old_tr:
+        out.append(f"{_count(abs(new_tr - old_tr), 'translations')} "
+                   f"{'more' if new_tr > old_tr else 'fewer'} ({old_tr:,} to {new_tr:,})")
+    old_dev, new_dev = dict(before.get("dev_by_lang") or {}), dict(now.get("dev_by_lang") or {})
+    dev = [f"{lang} {old_dev.get(lang, 0):,} to {new_dev.get(lang, 0):,}"
+           for lang in sorted(old_dev.keys() | new_dev.keys())
+           if old_dev.get(lang, 0) != new_dev.get(lang, 0)]
+    if dev:
+        out.append("gold dev sentences " + ", ".join(dev))
+    old_un, new_un = int(before.get("unlabelled", 0)), int(now.get("unlabelled", 0))
+    if new_un != old_un:
+        out.append(f"unlabelled target sentences {old_un:,} to {new_un:,}")
+    return out
+
+
+def _nothing_new(name: str, changes: list[str]) -> str:
+    """Why a retrain with no new training label is a full one, saying what did change."""
+    if changes:
+        return (f"no labelled training sentence is new or corrected since {name}, but "
+                f"{'; '.join(changes)}: an update trains on new labels only, so a full "
+                "retrain takes these in")
+    return (f"no labelled training sentence is new or corrected since {name}, and its "
+            "translations, dev and unlabelled sentences are as they were: a full retrain "
+            "repeats its training")
+
+
 def plan_retrain(labelled: Mapping[int, int], active: ActiveModel | None, config: Config, *,
-                 force_full: bool = False) -> RetrainPlan:
+                 force_full: bool = False, label_counts: Mapping | None = None) -> RetrainPlan:
     """Decide how to retrain.
 
     Args:
@@ -179,6 +222,8 @@ def plan_retrain(labelled: Mapping[int, int], active: ActiveModel | None, config
             ``full_retrain_every``, ``seed``; its model-shaping settings are compared
             with the active model's).
         force_full: a full retrain was asked for.
+        label_counts: the snapshot's ``label_counts``; with the active model's, the reason
+            for a full retrain without new labels says what else changed.
 
     Returns:
         a :class:`RetrainPlan`; the same inputs always give the same plan.
@@ -217,7 +262,7 @@ def plan_retrain(labelled: Mapping[int, int], active: ActiveModel | None, config
         return full(f"{len(gone)} sentences {name} learnt from are no longer labelled "
                     f"training data (e.g. id {gone[0]}); an update cannot unlearn them")
     if not new:
-        return full(f"no new or corrected labels since {name}")
+        return full(_nothing_new(name, data_changes(active.label_counts, label_counts)))
     if len(new) > tc.incremental_max_new_labels:
         return full(f"{len(new)} new or corrected labelled sentences > "
                     f"training.incremental_max_new_labels = {tc.incremental_max_new_labels}")

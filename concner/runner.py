@@ -304,7 +304,8 @@ def active_model(store: Store, name: str):
     if run is None or run.update_kind is None:  # trained before incremental updates
         return ActiveModel(mv.id, mv.version, None)
     return ActiveModel(mv.id, mv.version, store.trained_on(run.id),
-                       depth=run.incremental_depth or 0, config=run.config)
+                       depth=run.incremental_depth or 0, config=run.config,
+                       label_counts=run.label_counts)
 
 
 def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, full: bool,
@@ -323,7 +324,7 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, ful
         raise ConcnerError(f"project {name!r} has no labelled sentences to train on; import "
                            "labelled source sentences (concner project import) first")
     plan = plan_retrain(snap.label_versions, active_model(ctx.store, name), config,
-                        force_full=full)
+                        force_full=full, label_counts=snap.label_counts)
     ctx.store.record_update(run_id, kind=plan.kind, reason=plan.reason, new=len(plan.new_ids),
                             replay=len(plan.replay_ids), depth=plan.depth,
                             base_model_version_id=plan.base_model_version_id,

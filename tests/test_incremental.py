@@ -86,7 +86,8 @@ def test_switched_off_forced_and_nothing_new_give_full_retrains():
     on = _config()
     assert "asked for" in plan_retrain(now, _active(OLD, on), on, force_full=True).reason
     plan = plan_retrain(OLD, _active(OLD, on), on)
-    assert plan.kind == "full" and plan.new_ids == () and "no new" in plan.reason
+    assert plan.kind == "full" and plan.new_ids == ()
+    assert "no labelled training sentence is new or corrected" in plan.reason
 
 
 def test_unknown_history_removed_sentences_and_changed_settings_give_full_retrains():

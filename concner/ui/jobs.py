@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from concner.errors import ConcnerError
-from concner.ui.views import progress_fraction, run_progress_text, update_text
+from concner.ui.views import progress_fraction, run_progress_text, run_reason_text, update_text
 
 LIVE_SECONDS = 2
 
@@ -107,6 +107,7 @@ def render_run(run, *, log_lines: int = 12, key: str = "run") -> None:
     update = update_text(run)
     st.markdown(f"**Run {run.id}** ({run.kind}{', ' + update if update else ''}) · status "
                 f"**{run.status}**" + (f" · {text}" if text else ""))
+    st.caption(f"Why asked: {run_reason_text(run)}")
     if getattr(run, "update_reason", None):
         st.caption(f"Why {run.update_kind}: {run.update_reason}")
     fraction = progress_fraction(run.progress)

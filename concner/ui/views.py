@@ -157,8 +157,18 @@ def update_text(run: Any) -> str:
 #: run kinds and the reasons runs were asked for, in words (store codes -> text)
 RUN_KIND_TEXT = {"retrain": "retrain", "evaluate": "evaluation", "predict": "pool prediction",
              "translate": "translation"}
-RUN_REASON_TEXT = {"on_demand": "asked for", "new_labels": "new labels arrived",
-               "recovery": "re-run: its worker died", "shutdown": "re-run: worker stopped"}
+RUN_REASON_TEXT = {"on_demand": "asked for",
+                   "new_labels": "automatic: enough new label versions arrived (on any "
+                                 "sentence: training, dev or translated)",
+                   "recovery": "re-run: its worker died", "shutdown": "re-run: worker stopped"}
+
+
+def run_reason_text(run: Any) -> str:
+    """Why a run exists, in words (what triggered it; a forced full retrain says so)."""
+    text = RUN_REASON_TEXT.get(run.reason, str(run.reason or ""))
+    if getattr(run, "kind", None) == "retrain" and getattr(run, "force_full", False):
+        text += ", as a full retrain"
+    return text
 
 
 def duration_text(seconds: float | None) -> str:
@@ -228,7 +238,7 @@ def runs_frame(runs: Sequence[Any], versions: Sequence[Any] = (),
                       f"translated / {counts.get('target', 0)} target")
         rows.append({
             "run": r.id, "what": RUN_KIND_TEXT.get(r.kind, r.kind),
-            "why asked": RUN_REASON_TEXT.get(r.reason, str(r.reason or "")),
+            "why asked": run_reason_text(r),
             "status": r.status, "update": update_text(r), "requested": _when(r.requested_at),
             "duration": took, "labels seen": labels, "model": model, "mean dev F1": f1,
             "promotion": promotion_text(r, version),
