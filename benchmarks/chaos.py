@@ -637,8 +637,11 @@ def _kill_loop(stack: Stack, rng: random.Random, duration: float, kills: int,
             order.extend(rng.sample(PARTS, len(PARTS)))
         part = order[len(out)]
         if part == "worker" and rng.random() < 0.7:
-            # kill the worker while it trains, when there is a retrain to catch
-            _wait_training(stack, 20)
+            # kill the worker while a full retrain trains past its first checkpoint, so the
+            # re-queued run has something to resume (ask for one when none runs)
+            if not _wait_training(stack, 5):
+                _request_retrain(stack, rng, requested, result, log, full=True)
+            _wait_training(stack, 90)
         pid = stack.pid(part)
         if pid is None:
             out.append({"part": part, "pid": None, "recovered": False, "recovery_s": None,
@@ -664,21 +667,28 @@ def _kill_loop(stack: Stack, rng: random.Random, duration: float, kills: int,
     return out
 
 
-def _wait_training(stack: Stack, timeout: float) -> None:
+def _wait_training(stack: Stack, timeout: float, min_epoch: int = 2) -> bool:
+    """Wait until a retrain trains its epoch ``min_epoch`` or later of a training stage (its
+    epoch-1 checkpoint is on disk), then a little more; False when none does in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if any(r.status == "running" for r in stack.store.runs(PROJECT, kind="retrain", limit=5)):
-                time.sleep(random.uniform(0.5, 2.0))
-                return
+            for r in stack.store.runs(PROJECT, kind="retrain", limit=5):
+                progress = r.progress or {}
+                if (r.status == "running" and progress.get("stage") in ("stage1", "kd")
+                        and (progress.get("epoch") or 0) >= min_epoch):
+                    time.sleep(random.uniform(0.2, 1.0))
+                    return True
         except Exception as exc:  # noqa: BLE001 (a locked SQLite file: look again)
             stack.log(f"chaos: reading runs failed ({exc}); trying again")
-        time.sleep(0.3)
+        time.sleep(0.2)
+    return False
 
 
 def _request_retrain(stack: Stack, rng: random.Random, requested: list[int], result: dict,
-                     log) -> None:
-    argv = ["retrain", PROJECT] + (["--full"] if rng.random() < 0.5 else [])
+                     log, full: bool | None = None) -> None:
+    full = rng.random() < 0.5 if full is None else full
+    argv = ["retrain", PROJECT] + (["--full"] if full else [])
     try:
         done = stack.cli(*argv, timeout=60)
     except subprocess.TimeoutExpired:
