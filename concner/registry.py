@@ -143,11 +143,13 @@ class ModelRegistry:
         return decision.promote, decision.reason
 
     def version_scores(self, name: str, mv: ModelVersion) -> Scores:
-        """The stored dev F1 of version ``mv``: its mean and, per language, the newest
-        metrics row (a later evaluation supersedes the one made when it was trained)."""
+        """The stored dev F1 of version ``mv``: per language the newest metrics row (a later
+        evaluation on the current dev sets supersedes the one made when it was trained),
+        and their mean (the version's recorded mean when it has no per-language rows)."""
         by_lang = {m.language: m.f1 for m in self.store.metrics(name)
                    if m.model_version_id == mv.id and m.split == "dev"}
-        return Scores(mv.mean_f1, by_lang)
+        mean = sum(by_lang.values()) / len(by_lang) if by_lang else mv.mean_f1
+        return Scores(mean, by_lang)
 
     # -- pinning -----------------------------------------------------------------------
     def pinned(self, name: str) -> ModelVersion | None:

@@ -100,3 +100,30 @@ def test_the_registry_compares_with_the_stored_per_language_f1_of_the_active(tmp
     third = publish(V3)
     assert not third.promoted and third.reason.startswith("de dropped 0.90 points")
     assert store.active_model_version("p").version == 1
+
+
+def test_a_later_evaluation_of_the_active_version_is_what_a_new_one_is_compared_with(tmp_path):
+    """The active v1 was trained when only es had dev sentences; evaluated again once de
+    got a dev set, its mean over es and de is what the next version must match."""
+    from storekit import publish_evaluated
+    from tiny import make_tiny_bundle
+
+    from concner.registry import ModelRegistry
+    from concner.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_project("p", source_lang="en", target_langs=["es", "de"],
+                         entity_types=["PER", "ORG", "LOC"], encoder="enc")
+    registry = ModelRegistry(store, str(tmp_path / "models"), promote_tolerance=0.5)
+    bundle = make_tiny_bundle(tmp_path)
+    v1 = publish_evaluated(store, registry, "p", bundle, {"es": 0.70}).version
+    run_id, _ = store.request_run("p", kind="evaluate", model_version_id=v1.id)
+    store.add_metrics(run_id, "dev", {lang: {"precision": f1, "recall": f1, "f1": f1,
+                                             "support": 10}
+                                      for lang, f1 in {"es": 0.70, "de": 0.50}.items()},
+                      model_version_id=v1.id)
+    scores = registry.version_scores("p", v1)
+    assert scores.by_lang == {"es": 0.70, "de": 0.50}
+    assert scores.mean == pytest.approx(0.60) and v1.mean_f1 == pytest.approx(0.70)
+    v2 = publish_evaluated(store, registry, "p", bundle, {"es": 0.69, "de": 0.52})
+    assert v2.promoted and "against the active v1's 60.00" in v2.reason
