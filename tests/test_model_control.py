@@ -102,8 +102,8 @@ def test_the_command_line_pins_rolls_back_and_unpins(setup, tmp_path):
            "CONCNER_SERVICES__QUEUE_PATH": str(tmp_path / "queue.db")}
     env.pop("CONCNER_CONFIG", None)
 
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "concner.cli", "model", *args],
+    def cli(*args, group="model"):
+        return subprocess.run([sys.executable, "-m", "concner.cli", group, *args],
                               check=False, capture_output=True, text=True, env=env,
                               timeout=120)
 
@@ -115,6 +115,8 @@ def test_the_command_line_pins_rolls_back_and_unpins(setup, tmp_path):
     listed = cli("versions", "p")
     assert "v1\tactive, pinned" in listed.stdout and "A new model version becomes active" \
         in listed.stdout
+    status = cli("status", "p", group="project")
+    assert "active model: v1 (mean dev F1 60.00, pinned: concner model unpin" in status.stdout
     wrong = cli("pin", "p", "v7")
     assert wrong.returncode == 2 and "no model v7; its versions with files: v1, v2" in \
         wrong.stderr + wrong.stdout

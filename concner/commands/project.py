@@ -229,7 +229,8 @@ def status(store, name: str, *, worker_timeout_s: float | None = None) -> dict:
                   "step": (r.progress or {}).get("step"), "total": (r.progress or {}).get("total"),
                   "error": r.error} for r in runs],
         "active_model": None if active is None else {
-            "version": active.version, "path": active.path, "mean_f1": active.mean_f1},
+            "version": active.version, "path": active.path, "mean_f1": active.mean_f1,
+            "pinned": project.pinned_version_id == active.id},
         "metrics": [{"run": m.run_id, "lang": m.language, "f1": m.f1, "support": m.support}
                     for m in metrics if m.run_id == latest_run],
         "workers": [{"id": w.worker_id, "status": judged.state, "alive": judged.alive,
@@ -269,7 +270,9 @@ def run_status(args) -> int:
         print("active model: none")
     else:
         f1 = "n/a" if am["mean_f1"] is None else f"{100 * am['mean_f1']:.2f}"
-        print(f"active model: v{am['version']} (mean dev F1 {f1}) at {am['path']}")
+        pinned = ", pinned: concner model unpin to return to the promotion rule" \
+            if am["pinned"] else ""
+        print(f"active model: v{am['version']} (mean dev F1 {f1}{pinned}) at {am['path']}")
     for m in info["metrics"]:
         print(f"  run {m['run']} {m['lang']}: F1 {100 * m['f1']:.2f} (support {m['support']})")
     for r in info["runs"]:
