@@ -7,7 +7,8 @@ and the ``CONCNER_*`` environment.
 
 Jobs: ``retrain(project, run_id, full=False)`` (``full=True`` forces a full retrain
 instead of an incremental update), ``predict_pool(project, run_id)``,
-``evaluate(project, run_id, model_version_id)``, ``translate(project, run_id)`` and
+``evaluate(project, run_id, model_version_id)`` (``None``: every stored version),
+``translate(project, run_id)`` and
 ``sync(project)``; the ``request_*``
 functions create the run row first (the truth lives in the store, the queue message only
 wakes a worker) and are what the app and the CLI call. ``sync`` calls the hooks registered
@@ -15,7 +16,8 @@ with :func:`register_sync_hook` (the Argilla integration registers one); without
 records that no sync source is configured. A promotion queues ``predict_pool``, and a
 finished prediction queues ``sync`` (so Argilla gets the new model's suggestions in the
 new active-learning order). A periodic task syncs every project, applies
-the retrain policy, and re-queues work whose worker died.
+the retrain policy, evaluates every stored model version when a dev set arrived or changed
+(:mod:`concner.dev_refresh`), and re-queues work whose worker died.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def predict_pool(project: str, run_id: int) -> str:
 
 
 @huey.task(name="evaluate")
-def evaluate(project: str, run_id: int, model_version_id: int) -> str:
+def evaluate(project: str, run_id: int, model_version_id: int | None) -> str:
     from concner.runner import execute_evaluate
 
     return execute_evaluate(context(), project, run_id, model_version_id)
@@ -188,11 +190,13 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
     ``services.lock_stale_seconds`` without a worker taking them (all of them at
     ``startup``)."""
     from concner.autoretrain import auto_retrain
+    from concner.dev_refresh import maybe_request_dev_evaluation
     from concner.liveness import judge_all
 
     ctx = ctx or context()
     store, services = ctx.store, ctx.config.services
     enqueue: dict[int, str] = {}
+    dev_evaluations = 0
     # one liveness judge (concner.liveness): a worker SIGKILLed on this host is known dead
     # at once by its pid, without waiting lock_stale_seconds for its heartbeat to go stale
     judged = judge_all(store.workers(), timeout_s=services.lock_stale_seconds)
@@ -210,6 +214,11 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
         enqueue[run_id] = project
     for run_id, project in enqueue.items():
         ctx.enqueue_retrain(project, run_id)
+    for project in store.list_projects():  # a new or changed dev set: score every version
+        run_id = maybe_request_dev_evaluation(store, project.name)
+        if run_id is not None:
+            _enqueue(evaluate, project.name, run_id, None)
+            dev_evaluations += 1
     lost = {w.worker_id for w in judged if not w.alive}
     jobs = store.recover_orphaned_jobs(lost)
     for project, run_id, kind, _ in jobs:
@@ -217,7 +226,8 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
     jobs += store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
     for project, run_id, kind, model_version_id in jobs:
         _requeue(kind, project, run_id, model_version_id)
-    return {"recovered": len(recovered), "enqueued": len(enqueue) + len(jobs)}
+    return {"recovered": len(recovered),
+            "enqueued": len(enqueue) + len(jobs) + dev_evaluations}
 
 
 def _requeue(kind: str, project: str, run_id: int, model_version_id: int | None) -> None:
@@ -258,9 +268,16 @@ def request_predict(store, project: str) -> int:
     return run_id
 
 
-def request_evaluate(store, project: str, model_version_id: int) -> int:
-    run_id, _ = store.request_run(project, kind="evaluate", model_version_id=model_version_id)
-    _enqueue(evaluate, project, run_id, model_version_id)
+def request_evaluate(store, project: str, model_version_id: int | None) -> int:
+    """Queue an evaluation of one model version (``None``: of every stored version) on the
+    current dev sets; joins one already queued for the same version(s). Returns its id."""
+    config = None
+    if model_version_id is None:
+        dev = store.dev_set(project)
+        config = {"dev_fingerprint": dev.fingerprint, "dev_by_lang": dev.counts}
+    run_id, created = store.request_evaluation(project, model_version_id, config=config)
+    if created:
+        _enqueue(evaluate, project, run_id, model_version_id)
     return run_id
 
 

@@ -1,5 +1,6 @@
 """Overview: create or pick a project; health of the store, queue and Argilla; counts;
-the active model; the readiness checklist and the automatic-retraining switch; deleting
+the active model; the readiness checklist and the automatic-retraining switch; model
+versions with the dev set their F1 is on, and evaluating them again; deleting
 the project (admin, confirmed by typing its name)."""
 
 import streamlit as st
@@ -14,6 +15,7 @@ from concner.ui.context import (
     get_store,
     set_current_project,
 )
+from concner.ui.evaluations import render_versions
 from concner.ui.overview import render_training_controls
 from concner.ui.views import count_summary, per_language_counts
 
@@ -81,6 +83,7 @@ with st.expander("Sentences per role, split and language"):
     st.dataframe(per_language_counts(counts), hide_index=True)
 
 render_training_controls(store, config, name)
+render_versions(store, name)
 
 st.subheader("Services")
 health.render(store, config, project)

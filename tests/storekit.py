@@ -197,3 +197,18 @@ def publish_evaluated(store, registry, name: str, bundle, f1_by_lang: dict[str, 
     store.finish_run(run_id, "succeeded", model_version_id=pub.version.id)
     store.release_retrain(run_id)
     return pub
+
+
+def env_store(tmp_path: Path, monkeypatch):
+    """A fresh SQLite store that the CLI and ``concner.tasks`` (its ``CONFIG``) also use,
+    through the ``CONCNER_*`` environment of this test."""
+    from concner import tasks
+    from concner.config import load_config
+    from concner.store import Store
+
+    url = f"sqlite:///{Path(tmp_path) / 'store.db'}"
+    monkeypatch.setenv("CONCNER_SERVICES__DATABASE_URL", url)
+    monkeypatch.setenv("CONCNER_SERVICES__CHECKPOINTS", str(Path(tmp_path) / "models"))
+    monkeypatch.delenv("CONCNER_CONFIG", raising=False)
+    monkeypatch.setattr(tasks, "CONFIG", load_config())
+    return Store(url)

@@ -72,3 +72,39 @@ def test_readiness_checklist_and_the_automatic_retraining_switch(store):
     at.run()  # a rerun keeps the stored state
     (switch,) = [t for t in at.toggle if t.label == "Automatic retraining"]
     assert switch.value is False and store.get_project("demo").auto_retrain is False
+
+
+def test_model_versions_show_their_dev_set_and_can_be_evaluated_again(tmp_path, monkeypatch):
+    from appkit import trained_store, use_store
+    from storekit import make_sentences
+
+    from concner import tasks
+
+    store = trained_store(tmp_path, targets=("de",))
+    use_store(monkeypatch, tmp_path)
+    queued = []
+    monkeypatch.setattr(tasks, "_enqueue", lambda task, *args: queued.append((task.name, *args)))
+    at = open_page(project="demo")
+    no_exception(at)
+    (table,) = [d.value for d in at.dataframe if "scored on" in d.value.columns]
+    assert list(table["version"]) == ["v1"] and list(table["active"]) == ["active"]
+    assert table["scored on"][0] == "current dev set (8 de)"
+
+    store.import_sentences("demo", make_sentences("new-dev-", 3, "de", seed=40), role="target",
+                           split="dev")
+    at.run()
+    (table,) = [d.value for d in at.dataframe if "scored on" in d.value.columns]
+    assert table["scored on"][0] == "older dev set (8 de; now 11 de)"
+    assert any("not scored on the current dev set" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Evaluate every version").click()
+    at.run()
+    no_exception(at)
+    (run,) = store.runs("demo", kind="evaluate")
+    assert run.model_version_id is None and run.status == "queued"
+    assert queued == [("evaluate", "demo", run.id, None)]
+    assert any(f"queued as run {run.id}" in s.value for s in at.success)
+    next(b for b in at.button
+         if b.label == "Evaluate this version on the current dev sets").click()
+    at.run()
+    (one,) = [r for r in store.runs("demo", kind="evaluate") if r.id != run.id]
+    assert one.model_version_id == store.active_model_version("demo").id

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 
 import pytest
-from storekit import make_sentences
+from storekit import env_store, make_sentences
 
 from concner import tasks
 from concner.cli import main
@@ -15,7 +15,6 @@ from concner.config import load_config
 from concner.readiness import ProjectFacts, check, project_readiness
 from concner.registry import ModelRegistry
 from concner.runner import JobContext
-from concner.store import Store
 
 N_SOURCE = 120  # above the default services.auto_retrain_min_source_labels (100)
 
@@ -81,11 +80,7 @@ def test_a_min_source_labels_setting_is_validated():
 # -- the automatic trigger --------------------------------------------------------------
 @pytest.fixture()
 def store(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("CONCNER_SERVICES__DATABASE_URL", url)
-    monkeypatch.setenv("CONCNER_SERVICES__CHECKPOINTS", str(tmp_path / "models"))
-    monkeypatch.delenv("CONCNER_CONFIG", raising=False)
-    st = Store(url)
+    st = env_store(tmp_path, monkeypatch)
     st.create_project("p", source_lang="en", target_langs=["de"],
                       entity_types=["PER", "ORG", "LOC"], encoder="enc")
     yield st
@@ -157,7 +152,6 @@ def test_the_switch_off_queues_nothing_and_says_why(store, ctx, caplog):
 def test_an_on_demand_retrain_runs_when_not_ready_and_warns(store, capsys, monkeypatch):
     import_source(store)
     monkeypatch.setattr(tasks, "_enqueue", lambda *args: None)
-    monkeypatch.setattr(tasks, "CONFIG", load_config())  # this test's store (env)
     assert main(["retrain", "p"]) == 0
     out, err = capsys.readouterr()
     (run,) = store.runs("p", kind="retrain")

@@ -9,6 +9,7 @@
   concner project next NAME [--side target|source] [--lang L] [--n 20] [--json]
   concner project retrain NAME          (queue a retrain now; coalesces with a queued one)
   concner project auto-retrain NAME on|off   (may the worker retrain it by itself?)
+  concner project evaluate NAME [--version N]  (queue an evaluation on the current dev sets)
   concner project cancel RUN_ID
   concner project delete NAME [--yes]
   concner project imports NAME [--json]
@@ -92,6 +93,13 @@ def register(subparsers) -> None:
     a.add_argument("name")
     a.add_argument("state", nargs="?", choices=["on", "off"])
     a.set_defaults(func=run_auto_retrain)
+
+    e = sub.add_parser("evaluate", help="queue an evaluation of model versions on the current "
+                                        "dev sets (the worker runs it)")
+    e.add_argument("name")
+    e.add_argument("--version", type=int, metavar="N",
+                   help="only version N (default: every stored version)")
+    e.set_defaults(func=run_evaluate)
 
     k = sub.add_parser("cancel", help="cancel a queued or running job")
     k.add_argument("run_id", type=int)
@@ -381,6 +389,33 @@ def warn_not_ready(store, name: str, config) -> None:
     warning = project_readiness(store, name, config).on_demand_warning("cli")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def run_evaluate(args) -> int:
+    from concner import tasks
+    from concner.errors import ConcnerError
+    from concner.registry import ModelRegistry
+
+    _config(args)
+    store = _store(tasks.CONFIG)
+    dev = store.dev_set(args.name)
+    if dev.empty:
+        raise ConcnerError(f"project {args.name!r} has no gold dev sentences to evaluate on; "
+                           f"import some: concner project import {args.name} FILE --role "
+                           "target --split dev --lang LANG")
+    mv_id, what = None, "every stored version"
+    if args.version is not None:
+        mv_id = ModelRegistry.from_config(store, tasks.CONFIG).find_version(
+            args.name, args.version).id
+        what = f"v{args.version}"
+    elif not store.model_versions(args.name):
+        raise ConcnerError(f"project {args.name!r} has no model version yet: train one "
+                           f"(concner retrain {args.name}, with a worker running)")
+    run_id = tasks.request_evaluate(store, args.name, mv_id)
+    counts = ", ".join(f"{n} {lang}" for lang, n in sorted(dev.counts.items()))
+    print(f"evaluation of {what} on the current dev sets ({counts}): run {run_id} queued; "
+          f"follow it with: concner project status {args.name}")
+    return 0
 
 
 def run_cancel(args) -> int:

@@ -19,7 +19,7 @@ from concner.store.db import (
     upgrade_database,
 )
 from concner.store.imports import ImportBatchInfo, ImportDeletion, ImportRepository
-from concner.store.projects import ImportReport, ProjectRepository, row_to_sentence
+from concner.store.projects import DevSet, ImportReport, ProjectRepository, row_to_sentence
 from concner.store.runs import Recovered, RunRepository
 from concner.store.translations import TranslationRepository
 
@@ -30,6 +30,6 @@ class Store(ProjectRepository, ImportRepository, RunRepository, TranslationRepos
 
 
 __all__ = [
-    "CurrentLabel", "ImportBatchInfo", "ImportDeletion", "ImportReport", "ProjectNotFound", "Recovered", "Store", "StoreConflict",
+    "CurrentLabel", "DevSet", "ImportBatchInfo", "ImportDeletion", "ImportReport", "ProjectNotFound", "Recovered", "Store", "StoreConflict",
     "current_label", "make_engine", "row_to_sentence", "upgrade_database",
 ]

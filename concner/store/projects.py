@@ -54,6 +54,20 @@ class ImportReport:
                 + (f", translation links: {links}" if links else ""))
 
 
+@dataclass(frozen=True)
+class DevSet:
+    """The gold target dev sentences of a project, as a whole: ``counts`` per language and
+    a ``fingerprint`` that changes whenever a dev sentence is added, deleted or relabelled
+    (so a metric computed on an older dev set is recognisable)."""
+
+    counts: dict[str, int]
+    fingerprint: str
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.counts.values())
+
+
 def row_to_sentence(row: SentenceRow, tags: Sequence[str] | None = None,
                     extra_meta: dict | None = None) -> Sentence:
     """The shared :class:`Sentence` for a stored row (``meta["db_id"]`` holds the row id)."""
@@ -124,6 +138,30 @@ class ProjectRepository:
         run either way)."""
         with self.write() as s:
             self.get_project(name, s).auto_retrain = bool(on)
+
+    def dev_set(self, name: str) -> DevSet:
+        """The project's current :class:`DevSet` (a few aggregate queries)."""
+        with self.read() as s:
+            return self._dev_set(s, self.get_project(name, s).id)
+
+    @staticmethod
+    def _dev_set(s: Session, project_id: int) -> DevSet:
+        import hashlib
+        import json
+
+        where = (SentenceRow.project_id == project_id, SentenceRow.role == "target",
+                 SentenceRow.split == "dev")
+        rows = s.execute(sa.select(SentenceRow.lang, sa.func.count(SentenceRow.id),
+                                   sa.func.sum(SentenceRow.id)).where(*where)
+                         .group_by(SentenceRow.lang)).all()
+        labels = {lang: (n, top) for lang, n, top in s.execute(
+            sa.select(SentenceRow.lang, sa.func.count(Annotation.id), sa.func.max(Annotation.id))
+            .join(Annotation, Annotation.sentence_id == SentenceRow.id).where(*where)
+            .group_by(SentenceRow.lang))}
+        state = sorted((lang, int(n), int(total or 0), *map(int, labels.get(lang, (0, 0))))
+                       for lang, n, total in rows)
+        digest = hashlib.sha1(json.dumps(state).encode()).hexdigest()[:12]
+        return DevSet({lang: n for lang, n, *_ in state}, digest)
 
     # -- sentences and labels ----------------------------------------------------------
     def import_sentences(self, name: str, sentences: Sequence[Sentence], *, role: str,

@@ -81,6 +81,28 @@ class RunRepository:
             lock.queued_run_id = run.id
             return run.id, True
 
+    def request_evaluation(self, name: str, model_version_id: int | None, *,
+                           reason: str = "on_demand", config: dict | None = None
+                           ) -> tuple[int, bool]:
+        """Queue an ``evaluate`` run of one model version (``model_version_id=None``: of
+        every stored version), or return the one already queued for the same target
+        (``created=False``), in one write transaction: requests coalesce instead of piling
+        up one run each."""
+        with self.write() as s:
+            project = self.get_project(name, s)
+            target = (Run.model_version_id.is_(None) if model_version_id is None
+                      else Run.model_version_id == model_version_id)
+            queued = s.scalar(sa.select(Run.id).where(
+                Run.project_id == project.id, Run.kind == "evaluate", Run.status == "queued",
+                target).order_by(Run.id).limit(1))
+            if queued is not None:
+                return queued, False
+            run = Run(project_id=project.id, kind="evaluate", reason=reason,
+                      model_version_id=model_version_id, config=config)
+            s.add(run)
+            s.flush()
+            return run.id, True
+
     @staticmethod
     def _lock(s: Session, project_id: int) -> RetrainLock:
         lock = s.scalar(sa.select(RetrainLock).where(
@@ -393,6 +415,12 @@ class RunRepository:
                               version=version, path=path, mean_f1=mean_f1)
             s.add(mv)
         return mv
+
+    def set_model_mean_f1(self, model_version_id: int, mean_f1: float | None) -> None:
+        """Record a version's mean dev F1 from a later evaluation (on the current dev set)."""
+        with self.write() as s:
+            s.execute(sa.update(ModelVersion).where(ModelVersion.id == model_version_id)
+                      .values(mean_f1=mean_f1))
 
     def next_model_version(self, name: str) -> int:
         with self.read() as s:

@@ -37,7 +37,8 @@ class Snapshot:
             pool annotators label from; ranked by active learning).
         dev: target language -> gold dev sentences.
         label_counts: ``source``, ``translated``, ``target``, ``annotations`` (versions
-            seen), ``target_by_lang``, ``dev_by_lang``, ``unlabelled``.
+            seen), ``target_by_lang``, ``dev_by_lang``, ``dev_fingerprint`` (see
+            :class:`concner.store.projects.DevSet`), ``unlabelled``.
         label_versions: sentence id -> label version (the annotation id of its current
             label) of every labelled training sentence (``source`` and ``target_gold``); a
             corrected label gets a new version (see :mod:`concner.incremental`).
@@ -69,6 +70,7 @@ def take_snapshot(store, name: str) -> Snapshot:
             TranslationLink.project_id == project.id).order_by(TranslationLink.id)))
         current = store.current_labels(s, [r.id for r in rows])
         n_annotations = store._annotation_count(s, project.id)
+        dev_set = store._dev_set(s, project.id)
     snap = Snapshot(project=name, schema=LabelSchema.from_dict(project.label_schema),
                     source_lang=project.source_lang, target_langs=list(project.target_langs),
                     encoder=project.encoder, training_config=dict(project.training_config or {}))
@@ -108,6 +110,8 @@ def take_snapshot(store, name: str) -> Snapshot:
         "annotations": n_annotations,
         "target_by_lang": dict(sorted(target_by_lang.items())),
         "dev_by_lang": {lang: len(v) for lang, v in sorted(snap.dev.items())},
+        #: which dev set this snapshot's evaluations use (concner.store.projects.DevSet)
+        "dev_fingerprint": dev_set.fingerprint,
         "unlabelled": len(snap.unlabelled_target),
         "links_by_status": dict(sorted(Counter(link.status for link in links).items())),
     }

@@ -160,7 +160,9 @@ RUN_KIND_TEXT = {"retrain": "retrain", "evaluate": "evaluation", "predict": "poo
 RUN_REASON_TEXT = {"on_demand": "asked for",
                    "new_labels": "automatic: enough new label versions arrived (on any "
                                  "sentence: training, dev or translated)",
-                   "recovery": "re-run: its worker died", "shutdown": "re-run: worker stopped"}
+                   "recovery": "re-run: its worker died", "shutdown": "re-run: worker stopped",
+                   "dev_changed": "automatic: the dev set changed (every version is scored "
+                                  "on it)"}
 
 
 def run_reason_text(run: Any) -> str:
