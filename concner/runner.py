@@ -161,7 +161,32 @@ class RunProgress:
                           losses=dict(event.losses or {}))
         if event.metrics:
             self.state["metrics"] = event.metrics
+        if event.stage == "eval" and event.metrics and event.of_stage:
+            self.state["evaluating"] = event.of_stage
+            self.state["dev_f1"] = self.state.get("dev_f1", []) + [dict(
+                stage=event.of_stage, epoch=event.epoch, **event.metrics)]
         self._write(force=changed or event.step >= event.total_steps)
+
+    def plan(self, steps: dict[str, int]) -> None:
+        """The training stages to come and their optimiser steps (the progress line's
+        denominator; see :func:`concner.training.planned_steps`)."""
+        self.state["plan"] = dict(steps)
+        self._write(force=True)
+
+    def kept(self, history: list[dict]) -> None:
+        """After training: every evaluated epoch's dev F1 (the whole history, also the
+        epochs a resumed run did not redo) and the epoch kept per stage, into the run's
+        progress and log."""
+        from concner.training import chosen_epochs
+
+        self.state["dev_f1"] = [dict(stage=r["stage"], epoch=r["epoch"], **r["dev"],
+                                     score=r["score"]) for r in history if "score" in r]
+        chosen = chosen_epochs(history)
+        self.state["chosen"] = {stage: r["epoch"] for stage, r in chosen.items()}
+        if chosen:
+            self.log("kept " + ", ".join(
+                f"{'stage 1' if stage == 'stage1' else 'KD'} epoch {r['epoch']} (dev score "
+                f"{100 * r['score']:.2f})" for stage, r in chosen.items()))
 
     def _write(self, force: bool = False) -> None:
         if self.ctx.shutdown.is_set():
@@ -355,11 +380,14 @@ def _full(snap: Snapshot, config: Config, progress: RunProgress, folder: Path):
     """A fresh model on every labelled sentence, checkpointed into ``folder`` (resumed from
     it when it holds this run's checkpoint); returns ``(TrainResult, teacher)``."""
     from concner.active.ranking import needs_teacher
-    from concner.training import train
+    from concner.training import planned_steps, train
 
-    result = train(config, build_train_data(snap), callback=progress,
+    data = build_train_data(snap)
+    progress.plan(planned_steps(config, data))
+    result = train(config, data, callback=progress,
                    keep_teacher=needs_teacher(config.active), resume_dir=folder,
                    notify=progress.log)
+    progress.kept(result.history)
     return result, result.teacher
 
 
@@ -372,7 +400,7 @@ def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
     from concner.active.ranking import needs_teacher
     from concner.errors import ModelError
     from concner.incremental import build_incremental_data, incremental_config
-    from concner.training import train
+    from concner.training import planned_steps, train
 
     base = ctx.store.get_model_version(plan.base_model_version_id)
     try:
@@ -386,8 +414,11 @@ def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
     progress.log(f"update: {len(plan.new_ids)} new + {len(plan.replay_ids)} replayed labelled "
                  f"sentences, {len(data.translations or [])} translations, "
                  f"{inc.training.epochs} epochs from v{base.version}, no distillation")
-    return train(inc, data, init=init, callback=progress, resume_dir=folder,
-                 notify=progress.log), teacher
+    progress.plan(planned_steps(inc, data))
+    result = train(inc, data, init=init, callback=progress, resume_dir=folder,
+                   notify=progress.log)
+    progress.kept(result.history)
+    return result, teacher
 
 
 def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:

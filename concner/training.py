@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -81,7 +82,9 @@ __all__ = [
     "ProgressEvent",
     "TrainData",
     "TrainResult",
+    "chosen_epochs",
     "pair_translations",
+    "planned_steps",
     "train",
 ]
 
@@ -115,7 +118,8 @@ class ProgressEvent:
     """One progress report. ``stage`` is ``"stage1"``, ``"kd"`` or ``"eval"``; ``step``
     counts optimiser steps within the stage (1-based), ``total_steps`` is the stage's total;
     ``losses`` holds the terms of the step's loss (``ce``, ``lcl``, ``tcl``, ``kd``);
-    ``metrics`` (eval events) maps each dev language to its F1 plus ``"score"``."""
+    ``metrics`` (eval events) maps each dev language to its F1 plus ``"score"``;
+    ``of_stage`` (eval events) is the stage whose epoch was evaluated (``"stage1"``/``"kd"``)."""
 
     stage: str
     epoch: int
@@ -124,6 +128,7 @@ class ProgressEvent:
     loss: float | None = None
     losses: dict[str, float] = field(default_factory=dict)
     metrics: dict | None = None
+    of_stage: str | None = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -186,6 +191,38 @@ def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
     return TrainResult(runner.bundle, runner.history, runner.best_reports,
                        time.perf_counter() - started, runner.n_truncated, runner.teacher,
                        resumed)
+
+
+def chosen_epochs(history: list[dict]) -> dict[str, dict]:
+    """``stage -> its history record with the best dev score`` (the epoch :func:`train`
+    keeps: the first with the highest score), for each stage that was evaluated."""
+    kept: dict[str, dict] = {}
+    for record in history:
+        best = kept.get(record["stage"])
+        if "score" in record and (best is None or record["score"] > best["score"]):
+            kept[record["stage"]] = record
+    return kept
+
+
+def planned_steps(config: Config, data: TrainData) -> dict[str, int]:
+    """Optimiser steps :func:`train` will take per stage (``stage1``, ``kd``) on ``data``,
+    counted from the data sizes before anything is encoded (the progress line's plan)."""
+    tc, lc = config.training, config.loss
+    steps: dict[str, int] = {}
+    if tc.epochs > 0 and data.source:
+        units = len(data.source)
+        if lc.use_translation and data.translations:
+            try:
+                pairs = pair_translations(data.source, data.translations, data.pairs)
+            except DataFormatError:  # train() reports it; the plan just counts sources
+                pairs = []
+            units = len(pairs) + len(data.source) - len({i for i, _ in pairs})
+        steps["stage1"] = tc.epochs * math.ceil(units / tc.batch_size)
+    if lc.kd and tc.kd_epochs > 0 and data.unlabelled_target:
+        n = len(data.unlabelled_target)
+        n = min(n, tc.kd_max_sentences) if tc.kd_max_sentences else n
+        steps["kd"] = tc.kd_epochs * math.ceil(n / tc.batch_size)
+    return steps
 
 
 class _Runner:
@@ -470,7 +507,7 @@ class _Runner:
                 record["dev"] = {lang: r["f1"] for lang, r in reports.items()}
                 record["score"] = score
                 self._emit(ProgressEvent("eval", epoch, step, total_steps, None, {},
-                                         {**record["dev"], "score": score}))
+                                         {**record["dev"], "score": score}, of_stage=stage))
                 if score > best["score"]:
                     best = {"score": score, "state": snapshot(model),
                             "file": f"best-{stage}-{epoch}.pt"}
@@ -484,8 +521,7 @@ class _Runner:
                                       batches)
         if best["state"] is not None:
             restore(model, best["state"])
-            kept = max((r for r in self.history if r["stage"] == stage and "score" in r),
-                       key=lambda r: r["score"])
+            kept = chosen_epochs(self.history)[stage]
             log.info("%s: keeping epoch %d (dev score %.4f)", stage, kept["epoch"], kept["score"])
 
     def _selection_langs(self) -> list[str]:

@@ -68,3 +68,20 @@ def test_the_run_selector_follows_the_run_just_asked_for(store, button):
     assert new.id not in {r.id for r in runs} and new.status == "queued"
     assert next(s for s in at.selectbox if s.label == "Run").value == new.id
     assert f"**Run {new.id}**" in "\n".join(m.value for m in at.markdown)
+
+
+def test_a_running_retrain_shows_one_line_elapsed_time_left_and_the_dev_f1_chart(store):
+    run_id, _ = store.request_run("demo")
+    assert store.acquire_retrain(run_id, "w")  # running, started now
+    store.update_progress(run_id, {
+        "stage": "stage1", "epoch": 2, "step": 12, "total": 120, "loss": 0.5, "log": [],
+        "plan": {"stage1": 120, "kd": 60},
+        "dev_f1": [{"stage": "stage1", "epoch": 1, "de": 0.42, "score": 0.42}]})
+    at = open_page("training", project="demo")
+    no_exception(at)
+    bar = at.get("progress")[0]
+    assert bar.proto.text.startswith("stage 1 · epoch 2 · 6%")  # 0.95 * 12/180 of the line
+    assert "elapsed" in bar.proto.text and "estimating…" in bar.proto.text  # started < 5 s ago
+    assert bar.value == 6
+    assert any("stage 1: best so far epoch 1 (dev score 42.00)" in c.value for c in at.caption)
+    assert at.get("vega_lite_chart"), "no dev F1 chart"

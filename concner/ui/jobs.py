@@ -1,15 +1,21 @@
 """Queued jobs from the pages: start, cancel, and live progress (never run in the page).
 
 Progress is read from the run rows the worker writes (:class:`concner.store.models.Run`
-``progress``: stage, step, total, loss, log tail), refreshed by ``st.fragment(run_every=)``.
+``progress``: stage, step, total, loss, log tail, a retrain's plan and per-epoch dev F1),
+refreshed by ``st.fragment(run_every=)``: one progress line across a retrain's stages with
+the elapsed time and an estimate of the time left, and a small chart of the dev F1 per
+epoch (:mod:`concner.ui.run_progress`).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from concner.errors import ConcnerError
-from concner.ui.views import progress_fraction, run_progress_text, run_reason_text, update_text
+from concner.ui.run_progress import dev_f1_frame, kept_text, overall_fraction, progress_line
+from concner.ui.views import run_progress_text, run_reason_text, update_text
 
 LIVE_SECONDS = 2
 
@@ -110,14 +116,40 @@ def render_run(run, *, log_lines: int = 12, key: str = "run") -> None:
     st.caption(f"Why asked: {run_reason_text(run)}")
     if getattr(run, "update_reason", None):
         st.caption(f"Why {run.update_kind}: {run.update_reason}")
-    fraction = progress_fraction(run.progress)
-    if run.status == "running" and fraction is not None:
-        st.progress(fraction, text=text or None)
+    if run.status == "running":
+        line = progress_line(run.progress, elapsed_seconds(run))
+        fraction = overall_fraction(run.progress)
+        if fraction is not None:
+            st.progress(fraction, text=line)
+        elif line:
+            st.caption(line)
+    dev_f1_chart(run.progress)
     if run.error:
         st.error(run.error)
     lines = (run.progress or {}).get("log") or []
     if lines:
         st.code("\n".join(lines[-log_lines:]), language=None)
+
+
+def elapsed_seconds(run, now: datetime | None = None) -> float | None:
+    """Seconds since the run started (to its end when it finished); None before it
+    started."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or now or datetime.now(UTC)
+    return max(0.0, (end - run.started_at).total_seconds())
+
+
+def dev_f1_chart(progress: dict | None) -> None:
+    """A small line chart of the dev F1 after each epoch (one line per language and the
+    selection score), with the epoch each stage keeps (or its best so far)."""
+    frame = dev_f1_frame(progress)
+    if frame.empty:
+        return
+    kept = kept_text(progress)
+    st.caption("Dev F1 per epoch (stage 1, then KD)" + (f" · {kept}" if kept else ""))
+    st.line_chart(frame, x="epoch", y="F1", color="language", height=180,
+                  x_label="epoch (stage 1, then KD)", y_label="dev F1 (%)")
 
 
 def live_run_panel(store, project: str, kind: str, *, choose: bool = False) -> None:

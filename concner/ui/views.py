@@ -135,12 +135,6 @@ def run_progress_text(progress: dict | None) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def progress_fraction(progress: dict | None) -> float | None:
-    if not progress or not progress.get("total"):
-        return None
-    return max(0.0, min(1.0, float(progress.get("step", 0)) / float(progress["total"])))
-
-
 def update_text(run: Any) -> str:
     """How a retrain trained, in a few words: ``full``, ``incremental: 12 new + 200
     replayed`` (``full requested`` while a forced retrain waits); "" for other runs."""
