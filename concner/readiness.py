@@ -4,8 +4,8 @@ A project is *ready* for automatic retraining when it has
 
 1. at least ``services.auto_retrain_min_source_labels`` labelled source sentences (outside
    dev),
-2. unlabelled text in every target language (the pool: distillation reads it, annotators
-   correct from it),
+2. text in every target language outside dev (the pool: distillation reads it,
+   annotators correct from it; corrected sentences still count),
 3. when the project trains with translations (``loss.use_translation``), usable
    translations of the source into at least one target language, and no translate run
    still queued or running (its pairs would arrive right after the retrain started),
@@ -33,7 +33,8 @@ class ProjectFacts:
     target_langs: tuple[str, ...]
     #: labelled source sentences outside dev (what a retrain learns from)
     source_labels: int
-    #: target language -> unlabelled target sentences outside dev (the pool)
+    #: target language -> target sentences outside dev: the pool and its corrected
+    #: sentences (a pool people corrected completely still counts)
     target_text: Mapping[str, int] = field(default_factory=dict)
     #: target language -> source sentences with a usable translation into it
     translations: Mapping[str, int] = field(default_factory=dict)
@@ -108,8 +109,8 @@ def check(facts: ProjectFacts) -> Readiness:
     for lang in facts.target_langs:
         n = facts.target_text.get(lang, 0)
         reqs.append(Requirement(
-            f"target_text:{lang}", f"Unlabelled {lang} text", n > 0,
-            f"{n:,} {lang} sentences in the pool",
+            f"target_text:{lang}", f"Text in {lang}", n > 0,
+            f"{n:,} {lang} sentences outside dev (pool and corrected)",
             f"import {lang} text: Data page, tab \"Unlabelled target text\"",
             f"concner project import {name} FILE --role target --split pool --lang {lang}"))
     reqs.append(_translations(facts))
@@ -161,9 +162,8 @@ def project_facts(store, name: str, config) -> ProjectFacts:
             source_labels += row["labelled"]
         elif row["role"] == "target" and row["split"] == "dev":
             dev[row["lang"]] = dev.get(row["lang"], 0) + row["labelled"]
-        elif row["role"] == "target":
-            unlabelled = row["sentences"] - row["labelled"]
-            target_text[row["lang"]] = target_text.get(row["lang"], 0) + unlabelled
+        elif row["role"] == "target":  # the pool, and pool sentences people corrected
+            target_text[row["lang"]] = target_text.get(row["lang"], 0) + row["sentences"]
     translating = {}
     for run in store.runs(name, kind="translate", limit=50):
         lang = (run.config or {}).get("target_lang")

@@ -61,7 +61,7 @@ def test_readiness_checklist_and_the_automatic_retraining_switch(store):
     text = markdown_text(at)
     assert "⬜ **Labelled source sentences**: 5 en (at least 100 needed" in text
     assert "⬜ **Target dev set**" in text and 'tab "Gold target dev data"' in text
-    assert "⬜ **Unlabelled de text**: 0 de sentences" in text
+    assert "⬜ **Text in de**: 0 de sentences outside dev" in text
     (switch,) = [t for t in at.toggle if t.label == "Automatic retraining"]
     assert switch.value is True
     assert any("waits until the project is ready" in i.value for i in at.info)

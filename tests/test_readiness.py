@@ -122,7 +122,7 @@ def test_importing_only_the_source_queues_no_automatic_retrain(store, ctx, caplo
     assert store.runs("p", kind="retrain") == [] and ctx.queued == []
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1  # said once, not on every tick
-    assert "waits, not ready" in said[0] and "unlabelled de text: 0" in said[0]
+    assert "waits, not ready" in said[0] and "text in de: 0 de sentences" in said[0]
     assert "translations of the source" in said[0] and "target dev set" in said[0]
 
 
@@ -177,3 +177,35 @@ def test_cli_switch_and_checklist(store, capsys):
 
     info = json.loads(capsys.readouterr().out)
     assert info["auto_retrain"] is True and info["readiness"]["ready"] is False
+
+
+def test_every_control_the_checklist_names_exists_on_its_page():
+    """The app's next steps name Data page tabs and a Training form field: they must be
+    the labels those pages show (a renamed tab would leave the hint pointing at nothing)."""
+    import re
+    from pathlib import Path
+
+    from concner.ui.training_form import FORM_FIELDS
+
+    root = Path(__file__).resolve().parent.parent
+    data_page = (root / "pages" / "data.py").read_text("utf-8")
+    readiness = check(facts(source_labels=0, target_text={}, translations={}, dev={}))
+    hints = " ".join(r.todo for r in readiness.requirements)
+    tabs = re.findall(r'Data page, tab "([^"]+)"|tab "([^"]+)"', hints)
+    named = {a or b for a, b in tabs}
+    assert named == {"Source labelled data", "Unlabelled target text",
+                     "Machine-translate the source", "Upload translations",
+                     "Gold target dev data"}
+    for tab in named:
+        assert f'"{tab}"' in data_page, tab
+    assert 'Training page, "use translations"' in hints
+    assert any(label.startswith("use translations") for _, _, label in FORM_FIELDS)
+
+
+def test_a_pool_corrected_completely_keeps_the_project_ready(store):
+    import_source(store)
+    import_the_rest(store)
+    for sent in store.sentences("p", role="target", split="pool"):
+        store.add_annotation("p", sent.id, ["O"] * len(sent.tokens), author="alice")
+    readiness = project_readiness(store, "p", load_config(env={}))
+    assert readiness.ready, readiness.summary()
