@@ -154,3 +154,25 @@ def test_cli_lists_imports_and_unimports_one_after_the_confirmation(tmp_path, mo
     assert main(["project", "unimport", "p", str(batch.id), "--yes"]) == 2  # gone: exit 2
     assert f"no import {batch.id}" in capsys.readouterr().err
     store.close()
+
+
+def test_undoing_a_dev_import_queues_the_evaluation_of_every_version(tmp_path, monkeypatch):
+    from concner.unimport import undo_import
+
+    monkeypatch.setenv("CONCNER_SERVICES__QUEUE_PATH", str(tmp_path / "queue.db"))
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.create_project("demo", source_lang="en", target_langs=["de", "ar"],
+                         entity_types=["PER", "ORG", "LOC"], encoder="enc")
+    pool = _import(store, "pool", 3, "de", "target", "pool", labelled=False).batch_id
+    dev_de = _import(store, "dev-de", 4, "de", "target", "dev").batch_id
+    _import(store, "dev-ar", 4, "ar", "target", "dev", seed=2)
+    assert undo_import(store, "demo", pool)[1] == ""  # no dev set changed: nothing to say
+    run_id, _ = store.request_run("demo")
+    store.add_model_version("demo", run_id=run_id, path="/m", mean_f1=0.5, version=1)
+    deleted, note = undo_import(store, "demo", dev_de)
+    assert deleted.dev_langs == ["de"]
+    (evaluation,) = store.runs("demo", kind="evaluate")
+    assert evaluation.status == "queued" and evaluation.model_version_id is None  # every one
+    assert note == (f"The de dev set changed: every model version is evaluated on it again "
+                    f"(run {evaluation.id}).")
+    store.close()

@@ -60,6 +60,9 @@ def run_unimport(args) -> int:
             print(f"Not deleted: the answer was not {args.import_id} (pass --yes to skip the "
                   "question).", file=sys.stderr)
             return 1
-    deleted = store.delete_import(args.name, args.import_id)
-    print(f"deleted import {args.import_id} of {args.name!r}: {deleted.summary()}")
+    from concner.unimport import undo_import
+
+    deleted, dev_note = undo_import(store, args.name, args.import_id)
+    print(f"deleted import {args.import_id} of {args.name!r}: {deleted.summary()}"
+          + (f"\n{dev_note}" if dev_note else ""))
     return 0

@@ -1,5 +1,6 @@
 """The Data page's list of imports, and "Delete this import": what goes is shown first,
-then the user confirms (see :mod:`concner.store.imports`)."""
+then the user confirms (see :mod:`concner.store.imports`; a changed dev set has every
+model version evaluated again, :mod:`concner.unimport`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from concner.errors import ConcnerError
+from concner.unimport import undo_import
 
 #: session key of the import the user asked to delete (waiting for the confirmation)
 PENDING_KEY = "import-delete-pending"
@@ -28,14 +30,6 @@ def imports_frame(batches: Sequence) -> pd.DataFrame:
 
 def confirm_label(batch_id: int, project: str) -> str:
     return f"Yes, delete import {batch_id} from project '{project}'"
-
-
-def after_dev_change(store, project: str, deletion) -> str:
-    """What happens to the models' dev F1 when an undone import changed a dev set."""
-    if not deletion.dev_langs:
-        return ""
-    return (f"The {', '.join(deletion.dev_langs)} dev set changed: stored models' dev F1 "
-            "was measured on the old one.")
 
 
 def imports_panel(store, project: str) -> None:
@@ -68,14 +62,13 @@ def imports_panel(store, project: str) -> None:
     if c1.button(confirm_label(picked, project), type="primary", key="import-confirm"):
         st.session_state.pop(PENDING_KEY, None)
         try:
-            deleted = store.delete_import(project, picked)
+            deleted, dev_note = undo_import(store, project, picked)
         except ConcnerError as exc:
             st.error(str(exc))
             return
         st.session_state.pop("import-pick", None)
         st.session_state["import-deleted"] = " ".join(x for x in (
-            f"Deleted import {picked}: {deleted.summary()}.",
-            after_dev_change(store, project, deleted)) if x)
+            f"Deleted import {picked}: {deleted.summary()}.", dev_note) if x)
         st.rerun()
     if c2.button("Keep it", key="import-keep"):
         st.session_state.pop(PENDING_KEY, None)
