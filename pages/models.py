@@ -1,6 +1,7 @@
 """Models: every model version side by side (per-language and per-label dev F1, the
-difference to the active one, folder, training data, state and why), the promotion rule
-in words, and pin / roll back / unpin (concner.model_control)."""
+difference to the active one, the dev set it is scored on, folder, training data, state
+and why), the promotion rule in words, pin / roll back / unpin (concner.model_control) and
+evaluating a version on the current dev sets (a worker job)."""
 
 import streamlit as st
 
@@ -8,6 +9,7 @@ from concner.errors import ConcnerError
 from concner.model_control import pin, roll_back, unpin
 from concner.registry import ModelRegistry, rollback_target
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
+from concner.ui.evaluations import scores_frame, start_evaluate, version_scores
 from concner.ui.models_view import per_label_frame, versions_frame
 
 ensure_navigation()
@@ -37,8 +39,11 @@ else:
 metrics = store.metrics(project.name)
 runs = {r.id: r for r in store.runs(project.name, kind="retrain", limit=1000)}
 languages = list(project.target_langs)
+dev = store.dev_set(project.name)
+scores = scores_frame(version_scores(store, project.name), dev.counts)
 st.subheader("Versions")
-st.dataframe(versions_frame(versions, metrics, runs, languages, project.pinned_version_id),
+st.dataframe(versions_frame(versions, metrics, runs, languages, project.pinned_version_id,
+                            dict(zip(scores["version"], scores["scored on"]))),
              hide_index=True)
 st.caption("F1 in points on each target language's gold dev sentences; \"vs active\" is the "
            "difference to the active version.")
@@ -57,7 +62,7 @@ def act(what) -> None:
         st.rerun()
 
 
-st.subheader(f"Choose the active model of {project.name}")
+st.subheader(f"Pin, roll back or evaluate a version of {project.name}")
 kept = [v.version for v in sorted(versions, key=lambda v: -v.version) if v.deleted_at is None]
 active = next((v for v in versions if v.active), None)
 choice = st.selectbox("Version", kept, format_func=lambda n: f"v{n}", key="models-version",
@@ -75,5 +80,7 @@ if cols[1].button(f"Roll back to v{previous.version}" if previous else "Roll bac
 if cols[2].button("Unpin", key="models-unpin", disabled=pinned is None,
                   help="Return to the promotion rule"):
     act(lambda: unpin(registry, project.name))
-# TODO(issue 17): an "Evaluate on current dev sets" button per version, once the
-# evaluate-any-version job (helper A) is on main.
+by_number = {v.version: v for v in versions}
+if st.button(f"Evaluate v{choice} on the current dev sets", key="models-evaluate",
+             help="Queue an evaluation of this version (a worker job)"):
+    start_evaluate(store, project.name, by_number[choice].id, label=f"v{choice}")

@@ -93,3 +93,17 @@ def test_pin_roll_back_and_unpin_from_the_page(store):
     assert store.get_project("p").pinned_version_id is None
     assert any("v3 is no longer pinned" in s.value for s in at.success)
     assert at.button(key="models-unpin").disabled
+
+
+def test_evaluate_a_version_on_the_current_dev_sets_from_the_page(store):
+    at = open_page("models", project="p")
+    frame = _versions(at)
+    assert frame.loc["v1", "scored on"].startswith("older dev set")  # no fingerprint kept
+    at.selectbox(key="models-version").set_value(1).run()
+    at.button(key="models-evaluate").click().run()
+    no_exception(at)
+    v1 = next(v for v in store.model_versions("p") if v.version == 1)
+    queued = [r for r in store.runs("p", kind="evaluate") if r.status == "queued"]
+    assert [r.model_version_id for r in queued] == [v1.id]
+    assert any("Evaluation of v1 of 'p' on the current dev sets queued" in s.value
+               for s in at.success)

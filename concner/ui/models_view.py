@@ -81,10 +81,13 @@ def training_counts(run: Any | None, rows: Mapping[str, Any]) -> str:
 
 def versions_frame(versions: Sequence[Any], metrics: Sequence[Any],
                    runs: Mapping[int, Any], languages: Sequence[str],
-                   pinned_id: int | None = None) -> pd.DataFrame:
+                   pinned_id: int | None = None,
+                   scored_on: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per model version, newest first: its state and why, mean and per-language
-    dev F1 with the difference to the active version (F1 points), the labelled sentences
-    it trained on, its folder and when it was made. ``runs``: run id -> run row."""
+    dev F1 with the difference to the active version (F1 points), which dev set the F1 is
+    on (``scored_on``: ``"vN"`` -> words, from :func:`concner.ui.evaluations.scores_frame`),
+    the labelled sentences it trained on, its folder and when it was made. ``runs``: run
+    id -> run row."""
     by_version = latest_dev_metrics(metrics)
     active = next((v for v in versions if v.active), None)
     active_rows = by_version.get(active.id, {}) if active is not None else {}
@@ -102,12 +105,13 @@ def versions_frame(versions: Sequence[Any], metrics: Sequence[Any],
             theirs = active_rows[lang].f1 if lang in active_rows else None
             row[f"{lang} F1"] = _f1(mine)
             row[f"{lang} vs active"] = _difference(mine, theirs, is_active, active is not None)
-        row.update({"trained on": training_counts(run, own), "folder": v.path,
+        row.update({"scored on": (scored_on or {}).get(f"v{v.version}") or NOT_RECORDED,
+                    "trained on": training_counts(run, own), "folder": v.path,
                     "made": f"{v.created_at:%Y-%m-%d %H:%M}"})
         rows.append(row)
     columns = ["version", "state", "why", "mean dev F1", "mean vs active"]
     columns += [c for lang in languages for c in (f"{lang} F1", f"{lang} vs active")]
-    return pd.DataFrame(rows, columns=columns + ["trained on", "folder", "made"])
+    return pd.DataFrame(rows, columns=columns + ["scored on", "trained on", "folder", "made"])
 
 
 def per_label_frame(versions: Sequence[Any], metrics: Sequence[Any],
