@@ -47,7 +47,7 @@ with st.expander("Push to the Hugging Face Hub"), st.form("push"):
     token = st.text_input("Write token", type="password",
                           help="used for this push only; never stored or shown")
     private = st.checkbox("Private", value=True)
-    if st.form_submit_button("Push"):
+    if st.form_submit_button(f"Push project '{project.name}' to the Hub"):
         try:
             url = push_to_hub(gather(store, project.name, parts), schema, repo.strip(),
                               token, layout=layout, private=private)

@@ -33,7 +33,7 @@ schema = LabelSchema.from_dict(project.label_schema)
 
 with st.expander("Argilla sync"):
     st.dataframe(sync_states(store, project), hide_index=True)
-    if st.button("Sync with Argilla now"):
+    if st.button(f"Sync with Argilla now (project '{project.name}')"):
         jobs.start_sync(project.name)
 
 active = store.active_model_version(project.name)
@@ -74,7 +74,7 @@ if status != "corrected":
     batch_size = st.number_input("Batch to send", min_value=1, max_value=max(1, len(shown)),
                                  value=min(config.active.batch_size, max(1, len(shown))))
     batch = [r for r in shown if r.corrected is None][: int(batch_size)]
-    if st.button(f"Send {len(batch)} sentences to Argilla", type="primary",
+    if st.button(f"Send {len(batch)} sentences of '{project.name}' to Argilla", type="primary",
                  disabled=not batch):
         try:
             result = send_batch(config, store, project, batch, role=side)

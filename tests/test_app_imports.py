@@ -1,5 +1,6 @@
-"""Data page: the import and send buttons name the project they act on, and an import can
-be undone after the page showed what goes."""
+"""The import and send buttons name the project they act on (Data, Review, Export; the
+Review page's "Send N sentences of 'demo' to Argilla" is checked in test_app_model_pages),
+and an import can be undone after the Data page showed what goes."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def test_every_import_button_names_the_project(store, project):
     assert all(label.endswith(f"into project '{project}'") for label in labels), labels
     assert f"Import files into project '{project}'" in labels
     assert f"Import dataset into project '{project}'" in labels
+
+
+@pytest.mark.parametrize("project", ["demo", "other"])
+def test_the_sync_and_push_buttons_name_the_project(store, project):
+    review = open_page("review", project=project)
+    no_exception(review)
+    assert f"Sync with Argilla now (project '{project}')" in [b.label for b in review.button]
+    export = open_page("export", project=project)
+    no_exception(export)
+    assert f"Push project '{project}' to the Hub" in [b.label for b in export.button]
 
 
 def test_an_import_is_listed_and_deleted_only_after_the_confirmation(store):

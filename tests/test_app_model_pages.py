@@ -129,7 +129,7 @@ def test_review_shows_the_source_sentences_to_label_in_their_own_order(store):
     order = _order(at, "src-pool-")
     assert order == [source[p.sentence_id].id for p in ranked]
     assert not _order(at, "pool-")  # no target sentence on the source side
-    assert "Send 5 sentences to Argilla" in [b.label for b in at.button]
+    assert "Send 5 sentences of 'demo' to Argilla" in [b.label for b in at.button]
 
 
 def test_review_send_reports_unreachable_argilla(store):
