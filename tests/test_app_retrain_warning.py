@@ -28,3 +28,23 @@ def test_start_a_retrain_of_an_unready_project_queues_it_and_warns(monkeypatch, 
     assert warning.startswith("Project 'demo' is not ready") and "runs anyway" in warning
     assert 'Data page, tab "Gold target dev data"' in warning
     assert "concner project" not in warning  # the app names its controls, not commands
+
+
+def test_the_sync_message_says_a_retrain_needs_the_switch_and_readiness(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from concner import tasks
+
+    synced = []
+    monkeypatch.setattr(tasks, "sync", synced.append)
+
+    def page():
+        from concner.ui import jobs
+
+        jobs.start_sync("demo")
+
+    at = AppTest.from_function(page).run()
+    no_exception(at)
+    assert synced == ["demo"]
+    (message,) = [s.value for s in at.success]
+    assert "if the project's automatic retraining is on and it is ready" in message

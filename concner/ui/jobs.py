@@ -82,7 +82,8 @@ def start_sync(project: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the queue's storage is down
         st.error(str(ServiceUnavailable(f"cannot enqueue the sync: {exc}")))
         return
-    st.success("Sync queued; the worker pulls new answers and retrains when enough arrived.")
+    st.success("Sync queued; the worker pulls new answers and retrains when enough arrived, "
+               "if the project's automatic retraining is on and it is ready (Overview).")
 
 
 def cancel(store, run_id: int) -> None:
