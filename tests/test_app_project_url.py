@@ -65,6 +65,7 @@ def test_an_unknown_project_in_the_address_selects_none_and_says_so(store):
     at.run()
     no_exception(at)
     assert not at.file_uploader  # no page acts on a project the user did not pick
+    assert any("sidebar's Project box" in i.value for i in at.info)
     _picker(at).set_value("alpha").run()
     no_exception(at)
     assert at.query_params["project"] == "alpha"

@@ -105,7 +105,8 @@ def require_project(store):
     """The current project row, or an info message and ``st.stop()`` when there is none."""
     name = current_project_name()
     if not name:
-        st.info("Create or pick a project on the Overview page first.")
+        st.info("Pick a project in the sidebar's Project box, or create one on the Overview "
+                "page.")
         st.stop()
     return store.get_project(name)
 
