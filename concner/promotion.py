@@ -62,16 +62,18 @@ class PromotionRule:
         return cls(s.promote_rule, s.promote_tolerance)
 
     def phrase(self) -> str:
-        """The rule in a few words: what may not drop by more than the tolerance."""
+        """The rule in a few words: when a new version is promoted."""
         tol = f"{self.tolerance:g}"
         if self.rule == "mean":
-            return f"the mean target dev F1 may drop by at most {tol} points"
-        return f"no target language's dev F1, nor the mean, may drop by more than {tol} points"
+            return (f"promote when the mean target dev F1 is at most {tol} points below the "
+                    "active version's")
+        return (f"promote when neither the mean target dev F1 nor any target language's dev "
+                f"F1 is more than {tol} points below the active version's")
 
     def describe(self) -> str:
         """The rule as the model page states it, with the settings that make it."""
-        return (f"A new model version becomes active when {self.phrase()} against the active "
-                f"version (services.promote_rule = \"{self.rule}\", "
+        return (f"{self.phrase()[0].upper()}{self.phrase()[1:]} "
+                f"(services.promote_rule = \"{self.rule}\", "
                 f"services.promote_tolerance = {self.tolerance:g}). A pinned version stays "
                 "active whatever the new versions score.")
 

@@ -113,7 +113,7 @@ def test_the_command_line_pins_rolls_back_and_unpins(setup, tmp_path):
     predict = store.runs("p", kind="predict")
     assert len(predict) == 1 and predict[0].status == "queued"  # the worker picks it up
     listed = cli("versions", "p")
-    assert "v1\tactive, pinned" in listed.stdout and "A new model version becomes active" \
+    assert "v1\tactive, pinned" in listed.stdout and "Promote when the mean target dev F1" \
         in listed.stdout
     status = cli("status", "p", group="project")
     assert "active model: v1 (mean dev F1 60.00, pinned: concner model unpin" in status.stdout

@@ -33,8 +33,8 @@ def test_the_mean_rule_promotes_the_reported_case_and_says_so_with_its_rule():
     decision = PromotionRule("mean", 0.5).decide(V3, V2, active_version=2)
     assert decision.promote
     assert decision.reason == ("mean dev F1 71.76 is -0.08 points against the active v2's "
-                               "71.84; rule: the mean target dev F1 may drop by at most 0.5 "
-                               "points")
+                               "71.84; rule: promote when the mean target dev F1 is at most "
+                               "0.5 points below the active version's")
 
 
 def test_the_every_language_rule_refuses_a_mean_that_hides_a_drop():
@@ -42,8 +42,8 @@ def test_the_every_language_rule_refuses_a_mean_that_hides_a_drop():
     assert not decision.promote
     assert decision.reason.startswith("de dropped 0.90 points from 73.68 to 72.78 against "
                                       "the active v2")
-    assert "rule: no target language's dev F1, nor the mean, may drop by more than 0.5 " \
-           "points" in decision.reason
+    assert ("rule: promote when neither the mean target dev F1 nor any target language's "
+            "dev F1 is more than 0.5 points below the active version's") in decision.reason
     # a looser tolerance lets the same version through, naming each language's change
     loose = PromotionRule("every_language", 1.0).decide(V3, V2, active_version=2)
     assert loose.promote and "per language de -0.90, es +0.82 points" in loose.reason
@@ -72,8 +72,9 @@ def test_a_pinned_active_version_is_never_replaced():
 
 def test_the_rule_described_in_words_names_its_settings():
     text = PromotionRule("every_language", 0.25).describe()
-    assert "no target language's dev F1, nor the mean, may drop by more than 0.25 points" \
-        in text
+    assert text.startswith("Promote when neither the mean target dev F1 nor any target "
+                           "language's dev F1 is more than 0.25 points below the active "
+                           "version's")
     assert 'services.promote_rule = "every_language"' in text
     assert "services.promote_tolerance = 0.25" in text
 
