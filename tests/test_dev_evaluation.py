@@ -5,7 +5,6 @@ when a dev set arrives or changes (concner/dev_refresh.py via the worker's tick)
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 import torch
 from storekit import TINY_TRAINING, env_store, make_sentences, tiny_encoder
 
@@ -15,7 +14,6 @@ from concner.config import load_config
 from concner.dev_refresh import REASON, stale_versions
 from concner.registry import ModelRegistry
 from concner.runner import JobContext, execute_evaluate, execute_retrain
-from concner.store.models import SentenceRow
 from concner.ui.evaluations import CURRENT, NEVER, OLDER, scores_frame, version_scores
 
 torch.set_num_threads(1)
@@ -66,8 +64,9 @@ def two_versions_without_dev(store, ctx, encoder):
 
 
 def import_dev(store, n=8, prefix="dev-"):
-    store.import_sentences("p", make_sentences(prefix, n, "de", seed=10), role="target",
-                           split="dev")
+    """Import ``n`` gold de dev sentences; returns the import batch id."""
+    return store.import_sentences("p", make_sentences(prefix, n, "de", seed=10),
+                                  role="target", split="dev").batch_id
 
 
 def test_a_dev_set_arriving_queues_one_evaluation_of_every_version(store, ctx, encoder,
@@ -109,7 +108,7 @@ def test_changed_or_deleted_dev_sentences_mark_the_old_scores_and_queue_again(
     assert execute_evaluate(ctx, "p", run_id, None) == "succeeded"
     before = store.dev_set("p")
 
-    import_dev(store, 4, prefix="more-dev-")  # the dev set grows
+    batch = import_dev(store, 4, prefix="more-dev-")  # the dev set grows
     grown = store.dev_set("p")
     assert grown.fingerprint != before.fingerprint and grown.counts == {"de": 12}
     assert [s.dev_state for s in version_scores(store, "p")] == [OLDER, OLDER]
@@ -121,8 +120,7 @@ def test_changed_or_deleted_dev_sentences_mark_the_old_scores_and_queue_again(
     assert execute_evaluate(ctx, "p", again.id, None) == "succeeded"
     assert [s.dev_state for s in version_scores(store, "p")] == [CURRENT, CURRENT]
 
-    with store.write() as s:  # an import batch undone: its dev sentences go
-        s.execute(sa.delete(SentenceRow).where(SentenceRow.external_id.like("more-dev-%")))
+    assert store.delete_import("p", batch).sentences == 4  # that import undone
     assert store.dev_set("p").fingerprint != grown.fingerprint
     assert store.dev_set("p").fingerprint == before.fingerprint  # the same sentences as then
     assert [s.dev_state for s in version_scores(store, "p")] == [OLDER, OLDER]
