@@ -56,7 +56,9 @@ def test_the_trigger_names_what_counts_as_new_labels_and_a_forced_full_retrain()
     assert run_reason_text(forced) == "asked for, as a full retrain"
 
 
-def test_new_dev_labels_trigger_a_retrain_whose_reason_says_so(tmp_path):
+def test_new_dev_labels_trigger_a_retrain_whose_reason_says_so(tmp_path, monkeypatch):
+    from appkit import no_exception, open_page, use_store
+
     from concner.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -78,3 +80,13 @@ def test_new_dev_labels_trigger_a_retrain_whose_reason_says_so(tmp_path):
     row = runs_frame([run]).iloc[0]
     assert row["why asked"].startswith("automatic: enough new label versions arrived")
     assert "an update trains on new labels only" in row["why full or incremental"]
+    # the Training page's run panel: what triggered the run, then why it was full
+    use_store(monkeypatch, tmp_path)
+    at = open_page("training", project="p")
+    no_exception(at)
+    captions = [c.value for c in at.caption]
+    assert "Why asked: automatic: enough new label versions arrived (on any sentence: " \
+           "training, dev or translated)" in captions
+    assert any(c.startswith("Why full: no labelled training sentence is new or corrected "
+                            "since the active model v1, but gold dev sentences de 6 to 11")
+               for c in captions)
