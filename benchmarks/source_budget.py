@@ -61,6 +61,8 @@ BUDGET_SYSTEMS: dict[str, tuple[str | None, dict]] = {
     # issue 19 part 2, variant (a): LCL on the classifier's logits at T = 0.9, weighted 1:1
     # with CE (GKLMIP's 0.5/0.5; the factor 2 on the whole loss is what AdamW normalises away)
     "concner_lcl_logits": ("concner", {"loss": {"lcl_on": "logits", "lambda_lcl": 1.0}}),
+    # variant (b): TCL between aligned entities instead of whole sentences
+    "concner_tcl_entity": ("concner", {"loss": {"tcl_level": "entity"}}),
 }
 LABELS = {
     "source_only": "source only",
@@ -71,11 +73,13 @@ LABELS = {
     "hf_trainer": "HF Trainer (plain recipe)",
     "concner_kd_t2": "ConCNER + KD, T = 2",
     "concner_lcl_logits": "ConCNER, LCL on logits",
+    "concner_tcl_entity": "ConCNER, entity-level TCL",
 }
 #: one model scored on every target (a cell per target group; the first trains and saves)
 SHARED = ("source_only", "hf_trainer")
 #: systems that need translations: in-domain targets only
-TRANSLATED_ONLY = ("src_tr_ce", "concner", "concner_kd", "concner_kd_t2", "concner_lcl_logits")
+TRANSLATED_ONLY = ("src_tr_ce", "concner", "concner_kd", "concner_kd_t2", "concner_lcl_logits",
+                   "concner_tcl_entity")
 #: product defaults (quality.py's BASE freezes embeddings and decodes by argmax)
 PRODUCT = {"model": {"freeze_embeddings": False, "decoding": "viterbi"}}
 #: the tuning slice (issue 19 part 2): system -> (budgets, seeds) it runs at, in-domain only;
@@ -83,6 +87,7 @@ PRODUCT = {"model": {"freeze_embeddings": False, "decoding": "viterbi"}}
 #: and seed, so the baselines it is compared with (and its teachers) are there
 SLICE: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "concner_lcl_logits": ((100, 1000), (1,)),
+    "concner_tcl_entity": ((100, 1000), (1,)),
 }
 
 

@@ -7,7 +7,10 @@ Every batch is a dict of tensors on the training device as the
 ``labels``, ``word_ids``: ``[R, T]``), plus:
 
 - stage 1: ``tcl_src`` / ``tcl_tgt`` ``[K]`` long: rows of the K (source, translation)
-  pairs that TCL contrasts (one pair per distinct source sentence of the batch);
+  pairs that TCL contrasts (one pair per distinct source sentence of the batch); with
+  entity alignments (TCL at entity level), also ``entity_index`` ``[R, T]`` long (the
+  entity a first sub-word belongs to, ``-1`` for none) and ``tcl_entity_src`` /
+  ``tcl_entity_tgt`` ``[E]`` long: the aligned entities of those K pairs;
 - distillation: ``n_target`` (int: the first rows are target sentences, any further rows a
   source batch for ``λ_src·CE``) and ``teacher`` ``[N_first, C]`` float32: the teacher's
   logits on the first sub-words of the target rows, in (row, position) order.
@@ -22,6 +25,7 @@ import torch
 
 from concner.encoding import Collator, Encoded, LengthGroupedBatchSampler, PairBatchSampler
 from concner.errors import DataFormatError
+from concner.labels import tags_to_spans
 from concner.model import NerModel
 from concner.sentence import Sentence
 
@@ -56,6 +60,42 @@ def pair_translations(source: Sequence[Sentence], translations: Sequence[Sentenc
     return [(k, k) for k in range(len(source))]
 
 
+#: a word span ``(start, end)`` (end exclusive) of a source entity and of its projection
+EntityPair = tuple[tuple[int, int], tuple[int, int]]
+
+
+def align_entities(source_tags: Sequence[str] | None,
+                   translation_tags: Sequence[str] | None) -> list[EntityPair] | None:
+    """Each source entity's projected span in the translation, read from the two IOB2 tag
+    sequences: the k-th entity of a type in the source is the k-th entity of that type in
+    the translation (label projection keeps every entity and its type; only the order of
+    entities of different types may change, e.g. when the MT engine reorders them). None
+    when that cannot be recovered: the entities per type differ in number, or a side has no
+    tags. Spans are word ranges, source order."""
+    if source_tags is None or translation_tags is None:
+        return None
+    src = tags_to_spans(source_tags, [(i, i + 1) for i in range(len(source_tags))])
+    tgt = tags_to_spans(translation_tags, [(i, i + 1) for i in range(len(translation_tags))])
+    by_type: dict[str, list[tuple[int, int]]] = {}
+    for span in tgt:
+        by_type.setdefault(span.label, []).append((span.start, span.end))
+    if sorted(sp.label for sp in src) != sorted(sp.label for sp in tgt):
+        return None
+    taken: dict[str, int] = {}
+    out: list[EntityPair] = []
+    for span in src:
+        k = taken.get(span.label, 0)
+        taken[span.label] = k + 1
+        out.append(((span.start, span.end), by_type[span.label][k]))
+    return out
+
+
+def _word_positions(encoded: Encoded, span: tuple[int, int]) -> list[int]:
+    """Positions of the first sub-words of the words ``span`` covers (truncated words have
+    none)."""
+    return [p for p, w in enumerate(encoded.word_ids) if span[0] <= w < span[1]]
+
+
 class _Batches:
     def __init__(self, sampler, collate: Collator, device: torch.device):
         self.sampler, self.collate, self.device = sampler, collate, device
@@ -73,12 +113,16 @@ class _Batches:
 class Stage1Batches(_Batches):
     """Batches of ``batch_size`` units; a unit is a (source, translation) pair or a source
     sentence without translation. An epoch visits every unit once (a source translated
-    into k languages is seen k times). Batches group units of similar length."""
+    into k languages is seen k times). Batches group units of similar length.
+    ``entity_pairs`` (TCL at entity level): per pair, its :func:`align_entities` result
+    (None: not aligned, no entity contrast for it)."""
 
     def __init__(self, source: list[Encoded], translations: list[Encoded] | None,
                  pairs: Sequence[tuple[int, int]], batch_size: int, seed: int,
-                 collate: Collator, device: torch.device):
+                 collate: Collator, device: torch.device,
+                 entity_pairs: Sequence[list[EntityPair] | None] | None = None):
         self.source, self.translations = source, translations or []
+        self.entity_pairs = entity_pairs
         paired = {i for i, _ in pairs}
         self.units: list[tuple[int, int | None]] = [(i, j) for i, j in pairs]
         self.units += [(i, None) for i in range(len(source)) if i not in paired]
@@ -97,7 +141,7 @@ class Stage1Batches(_Batches):
         for u in unit_ids:
             src_rows.setdefault(self.units[u][0], len(src_rows))
         rows = [self.source[i] for i in src_rows]
-        tcl_src, tcl_tgt, used = [], [], set()
+        tcl_src, tcl_tgt, tcl_units, used = [], [], [], set()
         for u in unit_ids:
             i, j = self.units[u]
             if j is None:
@@ -106,11 +150,28 @@ class Stage1Batches(_Batches):
                 used.add(i)
                 tcl_src.append(src_rows[i])
                 tcl_tgt.append(len(rows))
+                tcl_units.append(u)
             rows.append(self.translations[j])
         batch = self._tensors(rows)
         batch["tcl_src"] = torch.tensor(tcl_src, dtype=torch.long, device=self.device)
         batch["tcl_tgt"] = torch.tensor(tcl_tgt, dtype=torch.long, device=self.device)
+        if self.entity_pairs is not None:
+            self._entities(batch, rows, list(zip(tcl_src, tcl_tgt, tcl_units)))
         return batch
+
+    def _entities(self, batch: Batch, rows: list[Encoded],
+                  tcl: list[tuple[int, int, int]]) -> None:
+        """``entity_index`` and ``tcl_entity_src``/``tcl_entity_tgt`` of the TCL pairs."""
+        index = torch.full(batch["input_ids"].shape, -1, dtype=torch.long)
+        ent_src, ent_tgt = [], []
+        for src_row, tgt_row, u in tcl:
+            for src_span, tgt_span in self.entity_pairs[u] or []:
+                for row, span, side in ((src_row, src_span, ent_src), (tgt_row, tgt_span, ent_tgt)):
+                    side.append(len(ent_src) + len(ent_tgt))
+                    index[row, _word_positions(rows[row], span)] = side[-1]
+        batch["entity_index"] = index.to(self.device)
+        batch["tcl_entity_src"] = torch.tensor(ent_src, dtype=torch.long, device=self.device)
+        batch["tcl_entity_tgt"] = torch.tensor(ent_tgt, dtype=torch.long, device=self.device)
 
 
 class DistillationBatches(_Batches):

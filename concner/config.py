@@ -25,6 +25,8 @@ INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
 PROMOTE_RULES = ("mean", "every_language")
 #: values of ``loss.lcl_on`` (what the label contrastive loss contrasts; concner/training.py)
 LCL_INPUTS = ("projection", "logits")
+#: values of ``loss.tcl_level`` (what the translation contrastive loss contrasts)
+TCL_LEVELS = ("sentence", "entity")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class LossConfig:
     #: temperature_lcl_logits (GKLMIP's cross-lingual ABSA code; issue 19 variant (a))
     lcl_on: str = "projection"
     temperature_lcl_logits: float = 0.9
+    #: what TCL contrasts (at temperature_tcl): "sentence" = each sentence's mean of the
+    #: last hidden states over all its sub-words (special tokens included) against the other
+    #: sentences of the batch; "entity" = each source entity's mean first-sub-word state
+    #: against its projected span in the translation, the batch's other entities as
+    #: negatives (a pair whose entities per type differ in number is skipped and counted in
+    #: the history; issue 19 variant (b))
+    tcl_level: str = "sentence"
     #: stage 2 (distillation on unlabelled target text) is part of the method: on by default
     #: (+1.0 F1 on the translated mean over ConCNER without it, 3 seeds,
     #: benchmarks/results/quality.md);
@@ -354,6 +363,8 @@ def validate(config: Config) -> None:
          and lo.temperature_lcl_logits > 0, "loss.temperature_*", "must be > 0")
     need(lo.lcl_on in LCL_INPUTS, "loss.lcl_on",
          f"must be one of {', '.join(LCL_INPUTS)}, got {lo.lcl_on!r}")
+    need(lo.tcl_level in TCL_LEVELS, "loss.tcl_level",
+         f"must be one of {', '.join(TCL_LEVELS)}, got {lo.tcl_level!r}")
     need(lo.kd_loss in ("kl", "mse"), "loss.kd_loss", "must be 'kl' or 'mse'")
     need(lo.lcl_o_anchor_ratio >= 0, "loss.lcl_o_anchor_ratio", "must be >= 0")
     need(t.epochs >= 0 and t.kd_epochs >= 0, "training.epochs", "must be >= 0")

@@ -12,6 +12,9 @@ gives zero gradients).
   over token representations with the same gold label as positives.
 - :func:`translation_contrastive` (TCL): symmetric InfoNCE (NT-Xent) between each source
   sentence and its own translation, in-batch negatives.
+- :func:`entity_translation_contrastive` (TCL at entity level): the same InfoNCE between
+  each source entity and its projected span in the translation (mean-pooled tokens), the
+  other entities of the batch as negatives.
 - :func:`distillation` (KD): KL(teacher || student) at temperature T, or MSE between the
   two softmax outputs (Wu et al. 2020).
 """
@@ -27,7 +30,9 @@ __all__ = [
     "IGNORE_INDEX",
     "cross_entropy",
     "distillation",
+    "entity_translation_contrastive",
     "label_contrastive",
+    "mean_pool_entities",
     "translation_contrastive",
 ]
 
@@ -195,6 +200,77 @@ def translation_contrastive(
     sim = sim.masked_fill(eye, float("-inf"))
     target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
     return F.cross_entropy(sim, target, reduction="mean")
+
+
+def mean_pool_entities(token_repr: torch.Tensor, entity_index: torch.Tensor,
+                       n_entities: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of the token representations of each entity.
+
+    Args:
+        token_repr: ``[R, T, H]`` token representations, any float dtype.
+        entity_index: ``[R, T]`` long: the entity (``0 .. n_entities - 1``) a token belongs
+            to, ``-1`` for tokens of no entity (ignored).
+        n_entities: ``E``, the number of entities.
+
+    Returns:
+        ``(pooled [E, H] float32, counts [E] long)``: an entity without any token has a zero
+        row and count 0.
+    """
+    if token_repr.dim() != 3 or entity_index.shape != token_repr.shape[:2]:
+        raise ValueError(f"mean_pool_entities: token_repr {tuple(token_repr.shape)} and "
+                         f"entity_index {tuple(entity_index.shape)} must be [R,T,H] and [R,T]")
+    keep = entity_index >= 0
+    ids = entity_index[keep]  # [M]
+    if bool((ids >= n_entities).any()):
+        raise ValueError(f"mean_pool_entities: entity ids must be < n_entities={n_entities}")
+    reps = token_repr.float()[keep]  # [M, H]
+    pooled = reps.new_zeros((n_entities, token_repr.shape[-1])).index_add(0, ids, reps)
+    counts = torch.bincount(ids, minlength=n_entities)  # [E]
+    return pooled / counts.clamp_min(1).unsqueeze(-1).to(pooled.dtype), counts
+
+
+def entity_translation_contrastive(
+    token_repr: torch.Tensor,
+    entity_index: torch.Tensor,
+    src_entities: torch.Tensor,
+    tgt_entities: torch.Tensor,
+    *,
+    temperature: float = 0.05,
+) -> torch.Tensor:
+    """TCL between aligned entities: :func:`translation_contrastive` over entity
+    representations instead of sentence representations.
+
+    Each entity's representation is the mean of its tokens (:func:`mean_pool_entities`).
+    Pair ``k`` aligns source entity ``src_entities[k]`` with its projected span in the
+    translation, ``tgt_entities[k]``; the positive of one is the other, and the negatives
+    are all the other entities of the pairs (sources and translations alike, NT-Xent). A
+    pair one of whose entities has no token (e.g. cut off by truncation) is left out.
+
+    Args:
+        token_repr: ``[R, T, H]`` token representations of the batch, any float dtype.
+        entity_index: ``[R, T]`` long entity id per token, ``-1`` for none (ignored).
+        src_entities: ``[K]`` long entity ids of the source side of each pair.
+        tgt_entities: ``[K]`` long entity ids of the translation side.
+        temperature: ``t`` > 0.
+
+    Returns:
+        float32 scalar; an exact 0 attached to the graph when no pair is left (and 0 with a
+        single pair: there is no negative).
+    """
+    if src_entities.dim() != 1 or src_entities.shape != tgt_entities.shape:
+        raise ValueError(f"entity_translation_contrastive: src_entities "
+                         f"{tuple(src_entities.shape)} and tgt_entities "
+                         f"{tuple(tgt_entities.shape)} must both be [K]")
+    if src_entities.numel() == 0:
+        return _zero_like_graph(token_repr)
+    n = int(torch.cat([src_entities, tgt_entities]).max()) + 1
+    n = max(n, int(entity_index.max()) + 1)
+    pooled, counts = mean_pool_entities(token_repr, entity_index, n)
+    valid = (counts[src_entities] > 0) & (counts[tgt_entities] > 0)
+    if not bool(valid.any()):
+        return _zero_like_graph(token_repr)
+    return translation_contrastive(pooled[src_entities], pooled[tgt_entities],
+                                   temperature=temperature, valid=valid)
 
 
 def distillation(

@@ -6,6 +6,9 @@ Every baseline of METHOD.md is this code with flags (:class:`~concner.config.Los
 switch a contrastive term off (it is then not computed at all); ``kd = true`` adds stage 2.
 ``lcl_on = "logits"`` contrasts the classifier's per-token logits instead of the projection
 head's output (same loss function, same O-anchor cap, at ``temperature_lcl_logits``).
+``tcl_level = "entity"`` contrasts aligned entities instead of whole sentences (the pairs
+whose alignment cannot be read from the tags are counted in each stage-1 history record's
+``tcl_entity_alignment``).
 A project that has no translations (or no unlabelled target text) yet still trains: with a
 logged warning, stage 1 runs on the source only (or stage 2 is skipped); the history's
 loss terms show what ran. (``concner train`` refuses such a config instead.)
@@ -55,7 +58,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from concner.batches import DistillationBatches, Stage1Batches, pair_translations, teacher_logits
+from concner.batches import (
+    DistillationBatches,
+    Stage1Batches,
+    align_entities,
+    pair_translations,
+    teacher_logits,
+)
 from concner.checkpoint import (
     TEACHER,
     CheckpointDir,
@@ -70,7 +79,13 @@ from concner.errors import ConfigError, DataFormatError
 from concner.evaluation import evaluate
 from concner.inference import Predictor, resolve_device
 from concner.labels import OUTSIDE, LabelSchema
-from concner.losses import cross_entropy, distillation, label_contrastive, translation_contrastive
+from concner.losses import (
+    cross_entropy,
+    distillation,
+    entity_translation_contrastive,
+    label_contrastive,
+    translation_contrastive,
+)
 from concner.model import NerBundle, build_bundle
 from concner.optim import freeze_word_embeddings, linear_schedule, make_optimizer, restore, snapshot
 from concner.sentence import Sentence
@@ -249,6 +264,7 @@ class _Runner:
         self.best_reports: dict[str, dict] = {}
         self.n_truncated = 0
         self.keep_teacher, self.teacher = False, None
+        self.entity_alignment: dict[str, int] | None = None  # tcl_level = "entity" only
         self.ckpt: CheckpointDir | None = None
         self.resumed: Resumed | None = None
         self._prior_truncated = 0  # n_truncated before the current stage encoded its data
@@ -372,9 +388,23 @@ class _Runner:
         if self.lc.use_translation and self.data.translations:
             pairs = pair_translations(self.data.source, self.data.translations, self.data.pairs)
             translations = self._encode(list(self.data.translations))
+        entity_pairs = self._align_entities(pairs) if pairs and self.lc.tcl_level == "entity" else None
         batches = Stage1Batches(source, translations, pairs, self.tc.batch_size, self.tc.seed,
-                                self.collate, self.device)
+                                self.collate, self.device, entity_pairs)
         self._loop("stage1", batches, self._stage1_loss, self.tc.epochs, resume)
+
+    def _align_entities(self, pairs: list[tuple[int, int]]) -> list:
+        """Per pair, its source entities' spans in the translation (None: not recoverable,
+        the pair is skipped by TCL); the counts go into ``entity_alignment``."""
+        out = [align_entities(self.data.source[i].tags, self.data.translations[j].tags)
+               for i, j in pairs]
+        self.entity_alignment = {
+            "pairs_aligned": sum(1 for a in out if a), "pairs_without_entities": out.count([]),
+            "pairs_skipped": out.count(None), "entities": sum(len(a or []) for a in out)}
+        log.info("entity-level TCL: %(pairs_aligned)d pairs aligned (%(entities)d entities), "
+                 "%(pairs_skipped)d skipped (entities per type differ in number, or untagged), "
+                 "%(pairs_without_entities)d without entities", self.entity_alignment)
+        return out
 
     def _stage1_loss(self, batch: dict[str, torch.Tensor]):
         model, lc = self.bundle.model, self.lc
@@ -394,9 +424,14 @@ class _Runner:
                                     generator=self.generator)
             total, parts["lcl"] = total + lc.lambda_lcl * lcl, lcl
         if lc.lambda_tcl > 0 and lc.use_translation and batch["tcl_src"].numel() > 0:
-            sent = out.sentence_repr
-            tcl = translation_contrastive(sent[batch["tcl_src"]], sent[batch["tcl_tgt"]],
-                                          temperature=lc.temperature_tcl)
+            if lc.tcl_level == "entity":
+                tcl = entity_translation_contrastive(
+                    out.token_repr, batch["entity_index"], batch["tcl_entity_src"],
+                    batch["tcl_entity_tgt"], temperature=lc.temperature_tcl)
+            else:
+                sent = out.sentence_repr
+                tcl = translation_contrastive(sent[batch["tcl_src"]], sent[batch["tcl_tgt"]],
+                                              temperature=lc.temperature_tcl)
             total, parts["tcl"] = total + lc.lambda_tcl * tcl, tcl
         return total, parts
 
@@ -502,6 +537,8 @@ class _Runner:
                       "loss": sums.get("loss", 0.0) / max(1, n_steps),
                       "losses": {k: v / max(1, n_steps) for k, v in sums.items() if k != "loss"},
                       "timing": {k: round(v, 3) for k, v in timing.items()}}
+            if stage == "stage1" and self.entity_alignment is not None:
+                record["tcl_entity_alignment"] = dict(self.entity_alignment)
             if self.dev and (self.tc.eval_every_epoch or epoch == epochs):
                 reports, score = self._evaluate(self._selection_langs())
                 record["dev"] = {lang: r["f1"] for lang, r in reports.items()}

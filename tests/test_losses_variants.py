@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_losses import _dot, _normalise
 
-from concner.losses import label_contrastive
+from concner.losses import entity_translation_contrastive, label_contrastive, mean_pool_entities
 
 torch.set_num_threads(1)
 
@@ -36,3 +36,74 @@ def test_label_contrastive_on_logits_at_0_9_matches_hand_computation():
     loss.backward()
     assert logits.grad[:3].abs().sum() > 0
     assert torch.equal(logits.grad[3], torch.zeros(3))  # the ignored token gets nothing
+
+
+# ---------------------------------------------------------------- (b) entity-level TCL
+def _nt_xent(src, tgt, t):
+    """Symmetric NT-Xent over [src; tgt] written out: positive of i is its pair."""
+    z = [_normalise(v) for v in src + tgt]
+    k = len(src)
+    total = 0.0
+    for i in range(2 * k):
+        pos = (i + k) % (2 * k)
+        denom = sum(math.exp(_dot(z[i], z[a]) / t) for a in range(2 * k) if a != i)
+        total += -math.log(math.exp(_dot(z[i], z[pos]) / t) / denom)
+    return total / (2 * k)
+
+
+def test_mean_pool_entities_shapes_and_values():
+    reps = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)  # [R=2, T=3, H=2]
+    index = torch.tensor([[0, 0, -1], [-1, 1, -1]])
+    pooled, counts = mean_pool_entities(reps, index, 3)
+    assert pooled.shape == (3, 2) and counts.tolist() == [2, 1, 0]
+    assert pooled[0].tolist() == [1.0, 2.0]  # mean of [0, 1] and [2, 3]
+    assert pooled[1].tolist() == [8.0, 9.0] and pooled[2].tolist() == [0.0, 0.0]
+
+
+def test_entity_translation_contrastive_matches_hand_computation():
+    """Two sentences (rows 0, 1) and their translations (rows 2, 3); two aligned entity
+    pairs, entity 0 pooled over two tokens; padding-like tokens (-1) are ignored."""
+    reps = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]],
+                         [[1.0, 2.0], [7.0, -7.0], [0.0, 0.0]],
+                         [[2.0, 1.0], [3.0, 3.0], [0.0, 0.0]],
+                         [[-1.0, 4.0], [0.0, 0.0], [9.0, 1.0]]], requires_grad=True)
+    index = torch.tensor([[0, 0, -1], [2, -1, -1], [1, -1, -1], [3, -1, -1]])
+    src, tgt = torch.tensor([0, 2]), torch.tensor([1, 3])
+    expected = _nt_xent([[0.5, 0.5], [1.0, 2.0]], [[2.0, 1.0], [-1.0, 4.0]], 0.5)
+    loss = entity_translation_contrastive(reps, index, src, tgt, temperature=0.5)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert reps.grad[0, :2].abs().sum() > 0 and reps.grad[3, 0].abs().sum() > 0
+    ignored = index < 0
+    assert torch.equal(reps.grad[ignored], torch.zeros_like(reps.grad[ignored]))
+
+
+def test_entity_translation_contrastive_degenerate_batches_are_zero():
+    reps = torch.randn(2, 4, 3, requires_grad=True)
+    index = torch.tensor([[0, 1, -1, -1], [-1, -1, -1, -1]])
+    empty = torch.tensor([], dtype=torch.long)
+    for src, tgt in ((empty, empty),  # no entity pair at all
+                     (torch.tensor([0]), torch.tensor([2]))):  # entity 2 has no token
+        loss = entity_translation_contrastive(reps, index, src, tgt)
+        assert loss.item() == 0.0 and torch.isfinite(loss)
+        loss.backward()
+        assert torch.equal(reps.grad, torch.zeros_like(reps))
+    # a single pair has no negative: 0, finite
+    one = entity_translation_contrastive(reps, index, torch.tensor([0]), torch.tensor([1]))
+    assert one.item() == pytest.approx(0.0, abs=1e-6) and torch.isfinite(one)
+    with pytest.raises(ValueError, match="must both be"):
+        entity_translation_contrastive(reps, index, torch.tensor([0]), torch.tensor([1, 0]))
+
+
+def test_align_entities_by_type_and_order():
+    from concner.batches import align_entities
+
+    src = ["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "B-LOC"]
+    # the engine put the locations first, kept their order, and the ORG got a word longer
+    tgt = ["B-LOC", "B-LOC", "O", "B-ORG", "I-ORG", "O", "B-PER", "I-PER"]
+    assert align_entities(src, tgt) == [((0, 2), (6, 8)), ((3, 4), (3, 5)),
+                                        ((5, 6), (0, 1)), ((6, 7), (1, 2))]
+    assert align_entities(src, tgt[:-3] + ["O", "O", "O"]) is None  # the PER was lost
+    assert align_entities(["O", "B-PER"], ["B-LOC", "O"]) is None  # a type changed
+    assert align_entities(["O"], ["O", "O"]) == []
+    assert align_entities(src, None) is None  # an untagged translation

@@ -56,3 +56,51 @@ def test_variant_settings_are_validated(encoder_dir):
         config_from_dict({"loss": {"lcl_on": "hidden"}}, env={})
     with pytest.raises(ConfigError, match="loss.temperature_"):
         config_from_dict({"loss": {"temperature_lcl_logits": 0.0}}, env={})
+
+
+# ---------------------------------------------------------------- (b) entity-level TCL
+def test_stage1_batch_entity_index_marks_aligned_entities(source, translations):
+    from tiny import make_tiny_tokenizer
+
+    from concner.batches import Stage1Batches, align_entities
+    from concner.encoding import Collator, encode_sentences
+    from concner.labels import LabelSchema
+
+    tok, schema = make_tiny_tokenizer(), LabelSchema(["PER", "ORG", "LOC"])
+    src, _ = encode_sentences(tok, source[:2], schema, 64)
+    tr, _ = encode_sentences(tok, translations[:2], schema, 64)
+    aligned = [align_entities(source[0].tags, translations[0].tags), None]  # pair 1 skipped
+    batches = Stage1Batches(src, tr, [(0, 0), (1, 1)], batch_size=8, seed=0,
+                            collate=Collator(tok.pad_token_id), device=torch.device("cpu"),
+                            entity_pairs=aligned)
+    batch = batches.make([0, 1])
+    n = len(aligned[0])  # source 0 "John Smith lives in Paris": PER, LOC
+    assert batch["tcl_entity_src"].tolist() == [2 * k for k in range(n)]
+    assert batch["tcl_entity_tgt"].tolist() == [2 * k + 1 for k in range(n)]
+    index = batch["entity_index"]
+    assert index.shape == batch["input_ids"].shape
+    assert set(index[1].tolist()) == set(index[3].tolist()) == {-1}  # the skipped pair
+    for k, ((s0, s1), (t0, t1)) in enumerate(aligned[0]):
+        src_pos = (index[0] == 2 * k).nonzero().flatten().tolist()
+        tgt_pos = (index[2] == 2 * k + 1).nonzero().flatten().tolist()
+        assert [src[0].word_ids[p] for p in src_pos] == list(range(s0, s1))
+        assert [tr[0].word_ids[p] for p in tgt_pos] == list(range(t0, t1))
+
+
+def test_entity_level_tcl_trains_another_model_and_counts_skipped_pairs(
+        encoder_dir, source, translations):
+    config = make_config(encoder_dir, full=True, epochs=2)
+    broken = translations[0].with_tags(["O"] * len(translations[0].tokens))  # entities lost
+    data = TrainData(source, [broken] + translations[1:])
+    default = train(config, data)
+    explicit = train(with_loss(config, tcl_level="sentence"), data)
+    assert same_weights(default.bundle, explicit.bundle)  # the default is the old behaviour
+    assert "tcl_entity_alignment" not in default.history[0]
+    entity = train(with_loss(config, tcl_level="entity"), data)
+    assert set(entity.history[0]["losses"]) == {"ce", "lcl", "tcl"}
+    assert entity.history[0]["losses"]["tcl"] != default.history[0]["losses"]["tcl"]
+    assert not same_weights(default.bundle, entity.bundle)
+    n_entities = sum(t.startswith("B-") for s in source[1:] for t in s.tags)
+    assert entity.history[0]["tcl_entity_alignment"] == {
+        "pairs_aligned": 19, "pairs_without_entities": 0, "pairs_skipped": 1,
+        "entities": n_entities}
