@@ -26,7 +26,9 @@ consumer and in tests. A retrain:
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -40,7 +42,7 @@ from concner.config import Config, config_from_dict
 from concner.errors import ConcnerError, JobCancelled
 from concner.registry import ModelRegistry
 from concner.store import Store
-from concner.store.snapshot import Snapshot, take_snapshot
+from concner.store.snapshot import Snapshot, Watermark, current_watermark, take_snapshot
 
 log = logging.getLogger("concner.worker")
 LOG_TAIL = 30
@@ -338,7 +340,12 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, ful
     from concner.incremental import plan_retrain
 
     progress.stage("snapshot")
-    snap = take_snapshot(ctx.store, name)
+    retry = lost_training(folder)
+    snap = take_snapshot(ctx.store, name, as_of=retry.watermark if retry else None)
+    if retry is not None:
+        progress.log(f"retrying run {retry.run_id}'s training on the data it had (a checkpoint "
+                     "of it is kept); what arrived since goes to the next retrain")
+    remember_training(folder, run_id, snap.watermark)
     config = project_config(ctx.config, snap)
     ctx.store.record_snapshot(run_id, label_counts=snap.label_counts, config=config.to_dict(),
                               seed=config.training.seed)
@@ -372,8 +379,50 @@ def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, ful
                  f"{'promoted' if published.promoted else 'not promoted'} ({published.reason})")
     if published.promoted:
         ctx.after_promotion(name)
+    if retry is not None and current_watermark(ctx.store, name) != snap.watermark:
+        follow, _ = ctx.store.request_run(name, reason="new_labels")
+        progress.log(f"data arrived while run {retry.run_id} was lost: queued run {follow} "
+                     "to train on it")
     progress.stage("done")
     return "succeeded", published.version.id
+
+
+#: beside the checkpoint in a project's resume folder: which run's training it is, and the
+#: :class:`Watermark` of the data it trains on
+TRAINING_FILE = "training.json"
+
+
+@dataclass(frozen=True)
+class LostTraining:
+    run_id: int
+    watermark: Watermark
+
+
+def remember_training(folder: Path, run_id: int, watermark: Watermark | None) -> None:
+    """Record (atomically) what the training checkpointed into ``folder`` trains on, so that
+    the run re-queued after a kill trains the same data and resumes, even when labels kept
+    arriving meanwhile (a fresh snapshot would no longer match the checkpoint)."""
+    if watermark is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{TRAINING_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"run_id": run_id, "watermark": watermark.to_dict()}), "utf-8")
+    os.replace(tmp, folder / TRAINING_FILE)
+
+
+def lost_training(folder: Path) -> LostTraining | None:
+    """The training a killed run left in ``folder`` (a checkpoint and its data's watermark),
+    or None when there is none to resume."""
+    from concner.checkpoint import CHECKPOINT
+
+    if not (folder / CHECKPOINT).is_file():
+        return None
+    try:
+        data = json.loads((folder / TRAINING_FILE).read_text("utf-8"))
+        mark = Watermark.from_dict(data.get("watermark"))
+        return None if mark is None else LostTraining(int(data["run_id"]), mark)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _full(snap: Snapshot, config: Config, progress: RunProgress, folder: Path):

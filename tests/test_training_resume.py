@@ -324,7 +324,12 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_worker_sigkilled_after_epoch_1_is_requeued_and_resumes(tmp_path, encoder):
+@pytest.mark.parametrize("labels_arrive", [False, True])
+def test_worker_sigkilled_after_epoch_1_is_requeued_and_resumes(tmp_path, encoder,
+                                                                 labels_arrive):
+    """The re-queued run resumes even when annotators kept labelling after the kill (the
+    long chaos soak's case): it trains the lost run's data, and a follow-up retrain is
+    queued for what arrived since."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = Store(url)
     make_project(store, "p", encoder, n_source=24, n_dev=8, n_pool=8,
@@ -347,14 +352,29 @@ def test_worker_sigkilled_after_epoch_1_is_requeued_and_resumes(tmp_path, encode
     finally:
         _sigkill(worker, lambda: (tmp_path / "worker.log").read_text()[-3000:])
     assert store.get_run(doomed).status == "running"  # nobody has noticed yet
+    lost_counts = store.get_run(doomed).label_counts
+    if labels_arrive:  # an annotator labels two pool sentences meanwhile, and a file comes
+        for sent in store.sentences("p", role="target", split="pool")[:2]:
+            store.add_annotation("p", sent.id, ["O"] * len(sent.tokens), author="a1")
+        store.import_sentences("p", make_sentences("late-", 3, "en", seed=9), role="source",
+                               split="train")
 
     # what the next worker's tick does: the dead worker's lock is stale, the run re-queued
     (recovered,) = store.recover_stale(0)
     assert recovered.lost_run_id == doomed
     assert execute_retrain(ctx, "p", recovered.queued_run_id) == "succeeded"
-    assert store.get_run(recovered.queued_run_id).retry_of == doomed
-    assert "resumed from stage 1 epoch 1 of 3" in _log(store, recovered.queued_run_id)
+    retry = store.get_run(recovered.queued_run_id)
+    assert retry.retry_of == doomed
+    assert "resumed from stage 1 epoch 1 of 3" in _log(store, retry.id)
+    assert {k: retry.label_counts[k] for k in ("source", "target", "watermark")} == {
+        k: lost_counts[k] for k in ("source", "target", "watermark")}  # the lost run's data
     assert not folder.exists()
+    follow = store.lock_state("p").queued_run_id
+    if labels_arrive:
+        assert follow is not None and store.get_run(follow).reason == "new_labels"
+        assert any(f"queued run {follow}" in line for line in _log(store, retry.id))
+    else:
+        assert follow is None
 
 
 def _train_cli(config: Path, out: Path, *extra: str) -> subprocess.Popen:

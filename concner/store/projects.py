@@ -326,13 +326,18 @@ class ProjectRepository:
             SentenceRow.project_id == project_id)) or 0
 
     @staticmethod
-    def current_labels(s: Session, sentence_ids: Iterable[int]) -> dict[int, CurrentLabel]:
-        """Current label (see :mod:`concner.store.consensus`) of each labelled sentence."""
+    def current_labels(s: Session, sentence_ids: Iterable[int],
+                       upto_annotation: int | None = None) -> dict[int, CurrentLabel]:
+        """Current label (see :mod:`concner.store.consensus`) of each labelled sentence;
+        with ``upto_annotation``, as it was when that annotation id was the newest
+        (annotations are never updated or deleted, so the past is exact)."""
         ids = sorted(set(sentence_ids))
         versions: dict[int, list[Annotation]] = defaultdict(list)
+        upto = () if upto_annotation is None else (Annotation.id <= upto_annotation,)
         for i in range(0, len(ids), _CHUNK):
             for ann in s.scalars(sa.select(Annotation).where(
-                    Annotation.sentence_id.in_(ids[i:i + _CHUNK])).order_by(Annotation.id)):
+                    Annotation.sentence_id.in_(ids[i:i + _CHUNK]), *upto)
+                    .order_by(Annotation.id)):
                 versions[ann.sentence_id].append(ann)
         return {sid: current_label(v) for sid, v in versions.items()}
 

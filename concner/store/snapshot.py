@@ -15,10 +15,32 @@ import sqlalchemy as sa
 
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
-from concner.store.models import Project, SentenceRow, TranslationLink
+from concner.store.models import Annotation, Project, SentenceRow, TranslationLink
 from concner.store.projects import row_to_sentence
 
 USABLE_LINKS = ("ok", "repaired")
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The newest sentence, annotation and translation-link ids a snapshot saw. Rows are
+    only ever added with growing ids (and annotations never change), so a snapshot taken
+    later ``as_of`` a watermark reads the same data, as long as nothing was deleted since
+    (an undone import): a retry trains what the lost run trained."""
+
+    sentence: int
+    annotation: int
+    link: int
+
+    def to_dict(self) -> dict:
+        return {"sentence": self.sentence, "annotation": self.annotation, "link": self.link}
+
+    @classmethod
+    def from_dict(cls, data) -> Watermark | None:
+        try:
+            return cls(int(data["sentence"]), int(data["annotation"]), int(data["link"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass
@@ -58,22 +80,28 @@ class Snapshot:
     dev: dict[str, list[Sentence]] = field(default_factory=dict)
     label_counts: dict = field(default_factory=dict)
     label_versions: dict[int, int] = field(default_factory=dict)
+    watermark: Watermark | None = None
 
 
-def take_snapshot(store, name: str) -> Snapshot:
-    """Read project ``name`` from ``store`` in one consistent transaction."""
+def take_snapshot(store, name: str, as_of: Watermark | None = None) -> Snapshot:
+    """Read project ``name`` from ``store`` in one consistent transaction; ``as_of``: only
+    the rows a snapshot with that :class:`Watermark` saw (the data of a lost run)."""
     with store.read(snapshot=True) as s:
         project: Project = store.get_project(name, s)
+        mark = as_of or _watermark(s, project.id)
         rows = list(s.scalars(sa.select(SentenceRow).where(
-            SentenceRow.project_id == project.id).order_by(SentenceRow.id)))
+            SentenceRow.project_id == project.id, SentenceRow.id <= mark.sentence)
+            .order_by(SentenceRow.id)))
         links = list(s.scalars(sa.select(TranslationLink).where(
-            TranslationLink.project_id == project.id).order_by(TranslationLink.id)))
-        current = store.current_labels(s, [r.id for r in rows])
+            TranslationLink.project_id == project.id, TranslationLink.id <= mark.link)
+            .order_by(TranslationLink.id)))
+        current = store.current_labels(s, [r.id for r in rows], upto_annotation=mark.annotation)
         n_annotations = store._annotation_count(s, project.id)
         dev_set = store._dev_set(s, project.id)
     snap = Snapshot(project=name, schema=LabelSchema.from_dict(project.label_schema),
                     source_lang=project.source_lang, target_langs=list(project.target_langs),
-                    encoder=project.encoder, training_config=dict(project.training_config or {}))
+                    encoder=project.encoder, training_config=dict(project.training_config or {}),
+                    watermark=mark)
     by_id: dict[int, Sentence] = {}
     for row in rows:
         cur = current.get(row.id)
@@ -114,8 +142,28 @@ def take_snapshot(store, name: str) -> Snapshot:
         "dev_fingerprint": dev_set.fingerprint,
         "unlabelled": len(snap.unlabelled_target),
         "links_by_status": dict(sorted(Counter(link.status for link in links).items())),
+        #: what a retry of this run reads again (take_snapshot(as_of=...))
+        "watermark": mark.to_dict(),
     }
     return snap
+
+
+def current_watermark(store, name: str) -> Watermark:
+    """The :class:`Watermark` a snapshot taken now would have (without reading the rows)."""
+    with store.read() as s:
+        return _watermark(s, store.get_project(name, s).id)
+
+
+def _watermark(s, project_id: int) -> Watermark:
+    def newest(column, *where):
+        return int(s.scalar(sa.select(sa.func.coalesce(sa.func.max(column), 0)).where(*where)))
+
+    sentence = newest(SentenceRow.id, SentenceRow.project_id == project_id)
+    annotation = int(s.scalar(sa.select(sa.func.coalesce(sa.func.max(Annotation.id), 0)).join(
+        SentenceRow, Annotation.sentence_id == SentenceRow.id).where(
+        SentenceRow.project_id == project_id)))
+    link = newest(TranslationLink.id, TranslationLink.project_id == project_id)
+    return Watermark(sentence, annotation, link)
 
 
 def pairs_by_language(snap: Snapshot) -> dict[str, list[tuple[int, Sentence]]]:
