@@ -107,6 +107,8 @@ if curves is not None:
             st.info(f"{curves.title(group)}: no finished point yet.")
             continue
         in_domain = group == budget_curves.IN_DOMAIN
-        st.altair_chart(charts.budget_chart(
-            points, curves.title(group), own if in_domain else None,
-            note=budget_curves.IN_DOMAIN_NOTE if in_domain else ""), width="stretch")
+        st.markdown(f"**{curves.title(group)}**")
+        if in_domain:
+            st.caption(budget_curves.IN_DOMAIN_NOTE)
+        st.altair_chart(charts.budget_chart(points, group, own if in_domain else None),
+                        width="stretch")

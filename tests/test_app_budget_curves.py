@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from appkit import app_env, no_exception, open_page
+from appkit import app_env, markdown_text, no_exception, open_page
 
 from benchmarks import source_budget
 from concner.errors import DataFormatError
@@ -134,20 +134,29 @@ def test_project_points_are_each_versions_newest_target_dev_mean():
         ["v1", 50, 60.0, "ar, de"], ["v2", 120, 80.0, "de"]]
 
 
+def test_budget_ticks_are_the_budgets_and_a_project_outside_them():
+    inside = pd.DataFrame({"n_source": [150, 400]})
+    outside = pd.DataFrame({"n_source": [40, 400, 5000]})
+    budgets = [100, 250, 500, 1000]
+    assert charts.budget_ticks(budgets) == budgets
+    assert charts.budget_ticks(budgets, inside) == budgets
+    assert charts.budget_ticks(budgets, outside) == [40, *budgets, 5000]
+
+
 def test_budget_chart_has_whole_count_ticks_a_band_and_the_project_line(written):
     path, _, _ = written
     points = budget_curves.load_budget_curves(path).group_points("in_domain")
     project = pd.DataFrame([{"model_version": 1, "version": "v1", "n_source": 60, "F1": 50.0,
                              "languages": "de"}])
-    spec = charts.budget_chart(points, "in domain", project, note="the note").to_dict()
+    spec = charts.budget_chart(points, "in_domain", project).to_dict()
     marks = [layer["mark"]["type"] for layer in spec["layer"]]
     assert marks.count("area") == 1 and marks.count("line") == 2
     for layer in spec["layer"]:
         x = layer["encoding"]["x"]
         assert x["scale"]["type"] == "log" and x["axis"]["format"] == "d"
         assert x["axis"]["values"] == sorted({*points["budget"], 60})
-    assert spec["title"]["subtitle"] == "the note"
-    alone = charts.budget_chart(points, "in domain").to_dict()
+    assert spec["description"] == "in_domain"
+    alone = charts.budget_chart(points, "in_domain").to_dict()
     assert [layer["mark"]["type"] for layer in alone["layer"]].count("line") == 1
 
 
@@ -171,14 +180,12 @@ def demo(monkeypatch, tmp_path):
 
 
 def budget_charts(at) -> dict[str, list[pd.DataFrame]]:
-    """The page's source-budget charts: title -> the frames each draws."""
+    """The page's source-budget charts: target group -> the frames each draws."""
     out = {}
     for chart in at.get("vega_lite_chart"):
-        title = json.loads(chart.proto.spec).get("title")
-        if isinstance(title, dict):
-            title = title["text"]
-        if title:
-            out[title] = [pa.ipc.open_stream(d.data.data).read_pandas()
+        group = json.loads(chart.proto.spec).get("description")
+        if group in source_budget.GROUPS:
+            out[group] = [pa.ipc.open_stream(d.data.data).read_pandas()
                           for d in chart.proto.datasets]
     return out
 
@@ -190,12 +197,14 @@ def test_dashboard_draws_a_chart_per_group_with_the_projects_points(demo, writte
     at = open_page("dashboard", project="demo")
     no_exception(at)
     drawn = budget_charts(at)
-    in_domain = drawn[source_budget.GROUP_TITLES["in_domain"]]
+    in_domain = drawn["in_domain"]
     systems = set().union(*(set(f["name"]) for f in in_domain if "name" in f))
     assert systems == {source_budget.LABELS["source_only"], source_budget.LABELS["concner_kd"]}
     own = [f for f in in_domain if "n_source" in f]
     assert len(own) == 1 and own[0][["n_source", "F1"]].values.tolist() == [[150, 60.0]]
     assert len(drawn) == 1  # zero-shot and MasakhaNER have no point yet: said, not drawn
+    assert source_budget.GROUP_TITLES["in_domain"] in markdown_text(at)
+    assert budget_curves.IN_DOMAIN_NOTE in [c.value for c in at.caption]
     assert any(source_budget.GROUP_TITLES["zero_shot"] in i.value for i in at.info)
     assert not at.error
 

@@ -27,10 +27,11 @@ TABLE_COMMAND = "python -m benchmarks.source_budget --table"
 IN_DOMAIN = "in_domain"
 #: chart order; groups the file has beyond these follow in the file's order
 GROUP_ORDER = ("in_domain", "zero_shot", "masakhaner")
-#: the subtitle of the in-domain chart, where the project's own points are drawn
-IN_DOMAIN_NOTE = ("Benchmark: PAN-X (Wikipedia) es/de/nl dev sets, English PAN-X training "
-                  "sentences. Black diamonds: this project's models, on its own data and dev "
-                  "sets.")
+#: what the in-domain chart says about its two kinds of line
+IN_DOMAIN_NOTE = ("Benchmark: PAN-X (Wikipedia) es/de/nl dev sets, trained on English PAN-X "
+                  "sentences. Black diamonds: this project's model versions (mean "
+                  "dev F1 over its target languages against its source label count), on its "
+                  "own data and dev sets, not the benchmark's.")
 POINT_COLUMNS = ["group", "system", "name", "budget", "F1", "std", "low", "high", "seeds"]
 PROJECT_COLUMNS = ["model_version", "version", "n_source", "F1", "languages"]
 
@@ -60,7 +61,8 @@ class BudgetCurves:
             return ""
         return (f"The sweep has done {self.done} of {self.queue} cells. A system's point "
                 "appears once a seed has every language of its group; the band is ± the "
-                "standard deviation over its seeds.")
+                "standard deviation over its seeds; F1 is the mean over the group's "
+                "languages.")
 
 
 def shown_path(path: str | Path) -> str:

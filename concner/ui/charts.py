@@ -108,31 +108,41 @@ def benchmark_chart(results: pd.DataFrame):
 
 #: the source-budget charts' x axis (the benchmark's budgets and a project's own count)
 BUDGET_AXIS = "English (source-language) labelled sentences"
-PROJECT_SERIES = "this project (mean target dev F1 per model version)"
+PROJECT_SERIES = "this project"
 
 
-def budget_chart(points: pd.DataFrame, title: str, project: pd.DataFrame | None = None,
-                 note: str = ""):
-    """Dev F1 (percent) against source labels for one target group of the source-budget
-    benchmark: a line per system (``name``) through its budgets with the seed spread
-    (``low``..``high``) shaded (:func:`concner.ui.budget_curves.load_budget_curves` points).
-    ``project``: the project's own points (:func:`concner.ui.budget_curves.project_points`),
-    drawn as a black dashed line on the same axes; ``note`` goes under the title. Log label
-    axis, ticks at the budgets (and at the project's smallest and largest count)."""
+def budget_ticks(budgets, project: pd.DataFrame | None = None) -> list[int]:
+    """The label axis ticks: the benchmark's budgets, and the project's smallest and
+    largest source label count where they fall outside the budgets' range."""
+    ticks = {int(b) for b in budgets}
+    if project is not None and not project.empty and ticks:
+        ticks |= {int(n) for n in (project["n_source"].min(), project["n_source"].max())
+                  if not min(ticks) <= n <= max(ticks)}
+    return sorted(ticks)
+
+
+def budget_chart(points: pd.DataFrame, group: str, project: pd.DataFrame | None = None):
+    """Dev F1 (percent, mean over the group's languages) against source labels for one
+    target ``group`` of the source-budget benchmark (the spec's ``description``): a line
+    per system (``name``) through its budgets with the seed spread (``low``..``high``)
+    shaded (:func:`concner.ui.budget_curves.load_budget_curves` points). ``project``: the
+    project's own points (:func:`concner.ui.budget_curves.project_points`), a black dashed
+    line of diamonds on the same axes. Log label axis, whole-count ticks
+    (:func:`budget_ticks`)."""
     import altair as alt
 
-    ticks = set(points["budget"].astype(int))
-    if project is not None and not project.empty:
-        ticks |= {int(project["n_source"].min()), int(project["n_source"].max())}
-    x_axis = alt.Axis(values=sorted(ticks), format=COUNT_FORMAT, title=BUDGET_AXIS)
+    x_axis = alt.Axis(values=budget_ticks(points["budget"], project), format=COUNT_FORMAT,
+                      title=BUDGET_AXIS, labelOverlap="greedy")
     x_scale = alt.Scale(type="log")
     y_scale = alt.Scale(domain=[0, 100])
-    y_axis = alt.Axis(format=F1_FORMAT, title="dev F1 (%, mean over the group's languages)")
+    y_axis = alt.Axis(format=F1_FORMAT, title="dev F1 (%)")
     systems = list(dict.fromkeys(points["name"]))
-    color = alt.Color("name:N", title="system", sort=systems)
+    color = alt.Color("name:N", title="system", sort=systems,
+                      scale=alt.Scale(domain=systems, scheme="tableau10"),
+                      legend=alt.Legend(labelLimit=260, symbolOpacity=1))
     base = alt.Chart(points).encode(x=alt.X("budget:Q", scale=x_scale, axis=x_axis),
                                     color=color)
-    band = base.mark_area(opacity=0.15).encode(
+    band = base.mark_area(opacity=0.2).encode(
         y=alt.Y("low:Q", scale=y_scale, axis=y_axis), y2="high:Q")
     tooltip = [alt.Tooltip("name:N", title="system"),
                alt.Tooltip("budget:Q", title="source labels", format="d"),
@@ -145,11 +155,12 @@ def budget_chart(points: pd.DataFrame, title: str, project: pd.DataFrame | None 
             x=alt.X("n_source:Q", scale=x_scale, axis=x_axis),
             y=alt.Y("F1:Q", scale=y_scale, axis=y_axis),
             order="n_source:Q",
-            shape=alt.Shape("series:N", title="", scale=alt.Scale(range=["diamond"])),
+            shape=alt.Shape("series:N", title="", scale=alt.Scale(range=["diamond"]),
+                            legend=alt.Legend(symbolFillColor="black",
+                                              symbolStrokeColor="black")),
             tooltip=[alt.Tooltip("version:N", title="model"),
                      alt.Tooltip("n_source:Q", title="source labels", format="d"),
                      alt.Tooltip("F1:Q", format=".1f"), alt.Tooltip("languages:N")])
         chart = (chart + own.mark_line(color="black", strokeDash=[4, 3])
                  + own.mark_point(color="black", filled=True, size=90))
-    return chart.properties(title=alt.TitleParams(title, subtitle=note) if note else title,
-                            height=300)
+    return chart.properties(description=group, height=300)
