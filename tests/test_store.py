@@ -221,6 +221,21 @@ def test_stale_lock_is_recovered(store):
     assert store.pending_retrains(older_than=60) == []  # just queued: its message is fresh
 
 
+def test_a_run_queued_while_the_lost_one_ran_takes_it_over(store):
+    """One queued retrain per project: when one was queued while the lost run trained, it
+    becomes the lost run's retry (so the lost run's chain ends in a run that finishes)."""
+    store.create_project("p", source_lang="en", target_langs=["de"], entity_types=["PER"],
+                         encoder="enc")
+    lost, _ = store.request_run("p", full=True)
+    assert store.acquire_retrain(lost, "dead-worker")
+    queued, created = store.request_run("p")
+    assert created and store.get_run(queued).retry_of is None
+    (rec,) = store.recover_stale(stale_seconds=30, dead_owners={"dead-worker"})
+    assert rec.queued_run_id == queued and store.get_run(queued).retry_of == lost
+    assert store.get_run(queued).force_full  # the lost run was a full retrain
+    assert "died (its process is gone)" in store.get_run(lost).error
+
+
 def test_cancel_queued_and_running(store, tmp_path):
     from concner.config import load_config
     from concner.registry import ModelRegistry

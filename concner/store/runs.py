@@ -181,6 +181,12 @@ class RunRepository:
                     s.add(follow)
                     s.flush()
                     lock.queued_run_id = follow.id
+                else:  # the run queued meanwhile takes the lost one over (and resumes it)
+                    queued = s.get(Run, lock.queued_run_id, with_for_update=True)
+                    if queued is not None and queued.retry_of is None:
+                        queued.retry_of = lock.run_id
+                        if lost is not None and lost.force_full:
+                            queued.force_full = True
                 name = s.scalar(sa.select(Project.name).where(Project.id == lock.project_id))
                 out.append(Recovered(name, lock.run_id, lock.queued_run_id))
                 lock.run_id = lock.owner = lock.acquired_at = lock.heartbeat_at = None
