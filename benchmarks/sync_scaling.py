@@ -57,7 +57,7 @@ def prepare(work: Path, n: int, io: ArgillaIO) -> tuple[Store, str, str]:
                                          for i in range(n)], role="source", split="pool")
     schema = LabelSchema(LABELS)
     t = time.perf_counter()
-    first = sync_dataset(store, project, io, "source", "en", schema, push_limit=0)
+    first = sync_dataset(store, project, io, "source", "en", schema, queue_size=0)
     print(f"n={n}: first sync pushed {first.pushed} records in {time.perf_counter() - t:.0f}s",
           flush=True)
     return store, project, first.dataset
@@ -80,7 +80,7 @@ def one_size(stack_url: str, key: str, work: Path, n: int, repeats: int) -> dict
         annotator.submit({ids[sid]: variants[r % 3] for sid in changed})
         conn = ArgillaIO(stack_url, key, batch_size=500)  # the worker's hook: one per sync
         t = time.perf_counter()
-        rep = sync_dataset(store, project, conn, "source", "en", schema, push_limit=0,
+        rep = sync_dataset(store, project, conn, "source", "en", schema, queue_size=0,
                            full_every_s=0 if path == "full" else 24 * 3600.0)
         runs[path].append({"seconds": time.perf_counter() - t, "requests": rep.requests,
                            "records_read": rep.records_read, "answers": rep.new_labels,

@@ -28,6 +28,7 @@ import httpx
 from argilla._exceptions import ArgillaAPIError, ArgillaCredentialsError, ArgillaError
 
 from concner.argilla_records import (  # noqa: F401 (re-exported)
+    ASK_ORDER_LINK,
     LABEL_HELP,
     ROLES,
     Prediction,
@@ -254,6 +255,14 @@ class ArgillaIO:
     def dataset_url(self, name: str) -> str:
         """The address of the dataset's annotation page in the Argilla UI."""
         return f"{self.url}/dataset/{self.dataset_id(name)}/annotation-mode"
+
+    def ask_order_url(self, name: str) -> str:
+        """:meth:`dataset_url` sorted by ``ask_order`` ascending. The Argilla 2.8 UI takes
+        its sort from the ``sort`` query parameter (``<entity>.<name>.<order>``, read from
+        its frontend bundle); without one, it gives each annotator the pending records in
+        a shuffled order of their own (the server's per-user random score), so the push
+        order cannot make the default view right."""
+        return f"{self.dataset_url(name)}?sort=metadata.{ASK_ORDER}.asc"
 
     def progress(self, name: str) -> dict:
         """``{"records": n, "submitted": records with at least one submitted answer,
@@ -492,6 +501,23 @@ class ArgillaIO:
         for another dataset of that name, e.g. one deleted and made again)."""
         state = _load_cursor(cursor)
         return dict(state.get("pushed") or {}) if state.get("ds") == dataset_id else {}
+
+    @staticmethod
+    def pushed_ids(cursor: str | None) -> set[str]:
+        """The sentence ids ``cursor``'s memo says are in the dataset and unanswered (what
+        the app marks "in Argilla"; no server call)."""
+        return set(_load_cursor(cursor).get("pushed") or {})
+
+    @staticmethod
+    def add_pushed(cursor: str | None, dataset_id: str, pushed: Mapping[str, str]) -> str:
+        """``cursor`` with ``pushed`` (sentence id -> what :meth:`push` sent, its memo) added,
+        for a push outside the sync (the Review page's batch). A cursor of another dataset,
+        or none, keeps only the dataset id: the next sync then reads every record."""
+        state = _load_cursor(cursor)
+        if state.get("ds") != dataset_id:
+            state = {"t": None, "seen": [], "ds": dataset_id}
+        state["pushed"] = {**(state.get("pushed") or {}), **pushed}
+        return json.dumps(state)
 
     def pull(self, name: str, sentences: Mapping[str, Sentence] | Callable[[list[str]], Mapping[str, Sentence]],
              since: str | None = None, *, full: bool = False,

@@ -20,6 +20,8 @@ from concner.labels import Span
 from concner.sentence import Sentence
 
 ROLES = ("source", "target")
+#: the Review page's link to a dataset sorted by ask order (the guidelines name it)
+ASK_ORDER_LINK = "Open in Argilla, in ask order"
 
 LABEL_HELP = {
     "PER": ("People, real or fictional, by name (not pronouns or job titles alone).",
@@ -138,9 +140,12 @@ def guidelines_text(labels: Sequence[str], extra: Mapping[str, tuple[str, str]] 
             "The model's guesses are pre-filled: fix wrong spans, add missed ones, delete false ones.")
     intro = (f"# Named entities\n\n{task} Select whole words only; punctuation next to a name "
              "is not part of it. Entities never overlap. Submit a sentence with no entities "
-             "as it is.\n\nWork in the suggested order: sort the records by **Ask order** "
-             "(ascending): the active-learning strategy puts first what it expects the model "
-             "to learn most from.\n")
+             "as it is.\n\nWork in the suggested order, which puts first what the "
+             "active-learning strategy expects the model to learn most from: open this "
+             f"dataset from ConCNER Studio's Review page (**{ASK_ORDER_LINK}**), "
+             "which opens it sorted by **Ask order**; otherwise Argilla shows the records "
+             "in a shuffled order of your own, so choose **Sort → Ask order** (ascending) "
+             "above the record.\n")
     lines = [intro, "| label | what | examples |", "|---|---|---|"]
     for lab in labels:
         what, example = helps.get(lab, (f"Entities of type {lab}.", "-"))

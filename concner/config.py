@@ -172,8 +172,13 @@ class ServicesConfig:
     #: submissions a record needs before it counts as done (Argilla task distribution)
     argilla_min_submitted: int = 1
     argilla_batch_size: int = 200
-    #: new records pushed per dataset per sync, most uncertain first (0 = no limit)
-    argilla_push_limit: int = 500
+    #: the push policy: each sync keeps the next this-many sentences to ask (in the
+    #: active-learning order) in each Argilla dataset, topping up as they get answered;
+    #: the Review page's send button adds a batch on top (0 = the whole pool). 100 is
+    #: about one annotator's session (20-40 s a sentence) and five active-learning
+    #: batches, so annotators do not run dry between syncs, while a retrain's new order
+    #: reaches the front of the queue after a few answers instead of after thousands
+    argilla_queue_size: int = 100
     #: hours between syncs that read every record of a dataset (the others read only what
     #: changed); 0 = read everything on every sync
     argilla_full_sync_hours: float = 24.0
@@ -405,8 +410,8 @@ def validate(config: Config) -> None:
     need(s.argilla_min_submitted >= 1 and s.argilla_batch_size >= 1,
          "services.argilla_min_submitted/argilla_batch_size", "must be >= 1")
     need(s.argilla_full_sync_hours >= 0, "services.argilla_full_sync_hours", "must be >= 0")
-    need(s.argilla_retries >= 0 and s.argilla_backoff_s >= 0 and s.argilla_push_limit >= 0,
-         "services.argilla_retries/backoff_s/push_limit", "must be >= 0")
+    need(s.argilla_retries >= 0 and s.argilla_backoff_s >= 0 and s.argilla_queue_size >= 0,
+         "services.argilla_retries/backoff_s/queue_size", "must be >= 0")
     need(len(config.data.entity_types) >= 1, "data.entity_types", "needs at least one type")
     tr = config.translation
     need(0.0 <= tr.dictionary_share <= 1.0, "translation.dictionary_share", "must be in [0, 1]")

@@ -5,15 +5,19 @@ answers come back."""
 
 import streamlit as st
 
+from concner.argilla_records import ASK_ORDER_LINK
 from concner.errors import ConcnerError
 from concner.labels import LabelSchema
 from concner.ui import jobs
-from concner.ui.argilla_view import send_batch, sync_states
+from concner.ui.argilla_view import ask_order_links, in_argilla, send_batch, sync_states
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.highlight import highlight_html, legend_html, side_by_side_html
 from concner.ui.review import (
     PAGE_SIZE,
+    PUSH_POLICY,
     SIDES,
+    STATUSES,
+    batch_to_send,
     filter_rows,
     meta_text,
     page_count,
@@ -31,10 +35,22 @@ store = get_store()
 project = require_project(store)
 schema = LabelSchema.from_dict(project.label_schema)
 
+st.caption(PUSH_POLICY.format(k=config.services.argilla_queue_size or "all"))
 with st.expander("Argilla sync"):
     st.dataframe(sync_states(store, project), hide_index=True)
     if st.button(f"Sync with Argilla now (project '{project.name}')"):
         jobs.start_sync(project.name)
+    if st.button(f"Links to the datasets of '{project.name}' in Argilla, in ask order"):
+        try:
+            links = ask_order_links(config, project)
+        except ConcnerError as exc:
+            st.error(str(exc))
+        else:
+            for name, url in links:
+                st.link_button(f"{ASK_ORDER_LINK}: {name}", url)
+            if not links:
+                st.info("Argilla has no dataset of this project yet: a sync creates each "
+                        "one when it gets its first sentences.")
 
 active = store.active_model_version(project.name)
 if active is None:
@@ -62,18 +78,23 @@ side_langs = list(project.target_langs) if side == "target" else [project.source
 c1, c2, c3, c4 = st.columns([2, 2, 1.5, 3.5])
 langs = c1.multiselect("Languages", side_langs, default=side_langs)
 labels = c2.multiselect("Has a predicted entity of type", schema.entity_types)
-status = c3.selectbox("Status", ["unlabelled", "corrected", "all"])
+status = c3.selectbox("Status", list(STATUSES), format_func=STATUSES.get)
 strategy = ranking_strategy(rows, active.version)
 sorts = sort_choices(strategy)
 how = c4.selectbox("Sort", list(sorts), format_func=sorts.get)
-shown = sort_rows(filter_rows(rows, langs=langs, labels=labels, status=status), how)
+sent = in_argilla(store, project)
+shown = sort_rows(filter_rows(rows, langs=langs, labels=labels, status=status,
+                              in_argilla=sent), how)
 st.caption(f"Active model v{active.version} · {len(shown)} of {len(rows)} predicted sentences")
 st.markdown(legend_html(schema.entity_types), unsafe_allow_html=True)
 
 if status != "corrected":
     batch_size = st.number_input("Batch to send", min_value=1, max_value=max(1, len(shown)),
                                  value=min(config.active.batch_size, max(1, len(shown))))
-    batch = [r for r in shown if r.corrected is None][: int(batch_size)]
+    batch, again = batch_to_send(shown, sent, int(batch_size))
+    if again:
+        st.caption("Every unanswered sentence shown is in Argilla already: sending them "
+                   "again brings their suggestions up to date.")
     if st.button(f"Send {len(batch)} sentences of '{project.name}' to Argilla", type="primary",
                  disabled=not batch):
         try:
@@ -81,7 +102,8 @@ if status != "corrected":
         except ConcnerError as exc:
             st.error(str(exc))
         else:
-            st.success(f"Sent {result.n_records} records to Argilla dataset {result.dataset}.")
+            st.success(f"Sent {result.n_records} records to Argilla dataset {result.dataset} "
+                       "(now marked \"in Argilla\" below).")
             st.link_button("Open the dataset in Argilla", result.url)
 
 pages = page_count(len(shown), PAGE_SIZE)
@@ -102,4 +124,5 @@ for r in part:
         else:
             st.markdown(highlight_html(r.sentence.text, r.spans, r.sentence.lang,
                                        sentence_id=r.sentence.id), unsafe_allow_html=True)
-        st.caption(meta_text(r, active.version, strategy_order=how == "strategy"))
+        st.caption(meta_text(r, active.version, strategy_order=how == "strategy",
+                             in_argilla=sent))

@@ -155,7 +155,7 @@ def test_review_shows_prediction_next_to_correction(store):
     assert "<b>removed</b>" in html  # the annotator removed the model's entities
     # who corrected it: the username stored with the answer, under the sentence and as the
     # correction's column title
-    assert any(c.value.startswith(f"`{target.id}`") and c.value.endswith("corrected by ann1")
+    assert any(c.value.startswith(f"`{target.id}`") and c.value.endswith("answered by ann1")
                for c in at.caption)
     assert ">correction by ann1</th>" in html
 

@@ -310,7 +310,7 @@ def test_sync_project_pushes_pool_and_stores_every_answer(io, tmp_path):
                                    "score": 0.8} for sp in s.with_tags(guess).spans], 0.1 * k,
          0.1 * k, {0: 1, 3: 2, 1: 3, 4: 4, 2: 5}[k]) for k, s in enumerate(pool)],
         strategy="diversity/mnlp")
-    first = sync_project(store, pname, io, push_limit=3)  # the 3 asked first
+    first = sync_project(store, pname, io, queue_size=3)  # the 3 asked first
     src_name, tgt_name = dataset_name(pname, "source", "en"), dataset_name(pname, "target", "ar")
     assert [(r.dataset, r.pushed, r.new_labels) for r in first] == [(src_name, 3, 0), (tgt_name, 3, 0)]
     assert sorted(io.record_ids(tgt_name)) == ["ar0", "ar1", "ar3"]
@@ -409,7 +409,7 @@ def test_a_sync_reads_only_what_changed_and_stores_a_changed_answer_once(stack, 
     ann.submit({ids[sid]: gold_spans for sid in answered})
 
     mark = reads.mark
-    both = sync_project(store, pname, io)  # the source dataset and the empty target one
+    both = sync_project(store, pname, io)  # the source dataset and the target one (not made)
     second, requests, records = both[0], *reads.since(mark)
     assert not second.full and second.new_labels == 3 and second.pushed == 0
     assert records == sum(r.records_read for r in both) == 3  # the answered ones, not 400
@@ -510,3 +510,75 @@ def test_a_failed_save_moves_neither_cursor_nor_answers(stack, tmp_path):
     assert [r.new_labels for r in sync_project(store, pname, io)] == [4, 0]
     assert sync_project(store, pname, io)[0].new_labels == 0
     assert store.annotation_count(pname) == 4
+
+
+# -- one push policy (issue 17): the next K in ask order, topped up; no empty datasets ------
+
+def _ranked_pool_store(tmp_path, n: int, order: list[int]):
+    """A project en -> ar, sw: every English sentence labelled, no Swahili at all, ``n``
+    Arabic pool sentences predicted by v1 with ask order ``order`` (index -> place)."""
+    from concner.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    pname = f"Policy {os.getpid()}"
+    store.create_project(pname, source_lang="en", target_langs=["ar", "sw"], entity_types=LABELS,
+                         encoder="tiny")
+    en_tokens, en_gold = TEMPLATES[0][1], TEMPLATES[0][2]
+    ar_tokens = TEMPLATES[3][1]
+    store.import_sentences(pname, [Sentence.from_tokens("en0", "en", en_tokens, en_gold)],
+                           role="source", split="train")
+    store.import_sentences(pname, [Sentence.from_tokens(f"ar{i:02d}", "ar", ar_tokens)
+                                   for i in range(n)], role="target", split="pool")
+    mv = store.add_model_version(pname, run_id=None, path="unused", mean_f1=None, version=1)
+    store.activate_model_version(mv.id)
+    guess = ["O", "B-PER", "I-PER", "O", "O", "O", "O"]
+    pool = store.sentences(pname, role="target", split="pool")
+    store.save_predictions(mv.id, [
+        (s.meta["db_id"], guess, [{"start": sp.start, "end": sp.end, "label": sp.label,
+                                   "score": 0.8} for sp in s.with_tags(guess).spans], 0.1 * k,
+         0.1 * k, order[k]) for k, s in enumerate(pool)], strategy="diversity/mnlp")
+    asked = [s.id for _, s in sorted(zip(order, pool), key=lambda p: p[0])]
+    return store, pname, asked
+
+
+def test_the_sync_keeps_the_next_k_in_ask_order_and_tops_up_as_they_get_answered(io, tmp_path):
+    from concner.argilla_sync import sync_project
+
+    order = [7, 2, 9, 1, 12, 4, 10, 3, 11, 6, 5, 8]  # sentence index -> ask order
+    store, pname, asked = _ranked_pool_store(tmp_path, 12, order)
+    en, ar, sw = (dataset_name(pname, r, lang) for r, lang in
+                  (("source", "en"), ("target", "ar"), ("target", "sw")))
+    first = sync_project(store, pname, io, queue_size=4)
+    assert [r.pushed for r in first] == [0, 4, 0]
+    # a dataset is made when it gets its first records: nothing to ask in en or sw
+    assert not io.dataset_exists(en) and not io.dataset_exists(sw)
+    assert sorted(io.record_ids(ar)) == sorted(asked[:4])
+    assert [r.pushed for r in sync_project(store, pname, io, queue_size=4)] == [0, 0, 0]
+    assert len(io.record_ids(ar)) == 4  # a sync with nothing answered adds nothing
+
+    # a batch sent on top (the Review page's button) stays there
+    sents = {s.id: s for s in store.sentences(pname, role="target")}
+    io.push(ar, [sents[sid] for sid in asked[-2:]])
+    ann = io.add_annotator("ann-fixer", "fixer-password-1")
+    ids = io.record_ids(ar)
+    gold = Sentence.from_tokens("x", "ar", TEMPLATES[3][1], TEMPLATES[3][2])
+    ann.submit({ids[sid]: gold.spans for sid in asked[:2]})
+    answered = sync_project(store, pname, io, queue_size=4)
+    assert answered[1].new_labels == 2
+    topped = sync_project(store, pname, io, queue_size=4)
+    assert topped[1].pushed == 2  # the next two in ask order took the answered ones' place
+    assert sorted(io.record_ids(ar)) == sorted(asked[:6] + asked[-2:])
+    assert not io.dataset_exists(en) and not io.dataset_exists(sw)
+
+    # the app's link sorts the annotation page by ask order: what an annotator then gets
+    from urllib.parse import parse_qs, urlparse
+
+    link = io.ask_order_url(ar)
+    entity, prop, direction = parse_qs(urlparse(link).query)["sort"][0].split(".")
+    body = {"filters": {"and": [{"type": "terms", "values": ["pending"],
+                                 "scope": {"entity": "record", "property": "status"}}]},
+            "sort": [{"scope": {"entity": entity, "metadata_property": prop},
+                      "order": direction}]}
+    seen = ann._http("POST", f"/api/v1/me/datasets/{io.dataset_id(ar)}/records/search",
+                     params={"limit": 20}, json=body).json()["items"]
+    assert [item["record"]["external_id"] for item in seen] == asked[2:6] + asked[-2:]

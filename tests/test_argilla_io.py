@@ -146,8 +146,26 @@ def test_guidelines_explain_every_label_with_an_example():
     title = _ask_order_property().title
     for role in ("source", "target"):
         words = guidelines_text(["PER"], role=role)
-        assert "sort the records by **Ask order** (ascending)" in words
+        assert "**Sort → Ask order** (ascending)" in words
         assert title.startswith("Ask order")
+        # and name the Review page's link that opens the dataset already sorted
+        from concner.argilla_io import ASK_ORDER_LINK
+
+        assert f"**{ASK_ORDER_LINK}**" in words
+
+
+def test_the_ask_order_link_sorts_the_annotation_page_by_the_ask_order_metadata():
+    from urllib.parse import parse_qs, urlparse
+
+    from concner.argilla_io import ASK_ORDER
+
+    io = ArgillaIO("http://argilla.test:6900/", "key")
+    io.dataset_id = lambda name: "0d5c-id"
+    link = io.ask_order_url("demo-correct-es")
+    parts = urlparse(link)
+    assert link.startswith(io.dataset_url("demo-correct-es"))
+    # the Argilla 2.8 UI reads `sort` as <entity>.<name>.<order>
+    assert parse_qs(parts.query)["sort"] == [f"metadata.{ASK_ORDER}.asc"]
 
 
 def test_missing_key_is_a_config_error():

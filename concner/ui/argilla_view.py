@@ -102,17 +102,41 @@ def send_batch(config, store, project, rows, role: str = "target") -> SendResult
     groups: dict[tuple[str, int | None], list] = {}
     for r in rows:
         groups.setdefault((r.sentence.lang, r.model_version), []).append(r)
+    from concner.argilla_sync import record_pushed
+
     labels = list(project.label_schema["entity_types"])
     total, name = 0, ""
     for (lang, version), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         name = io.ensure_dataset(project.name, role, lang, labels,
                                  min_submitted=services.argilla_min_submitted)
+        memo: dict[str, str] = {}  # what was sent: the sync's memo learns it (in Argilla)
         report = io.push(name, [r.sentence for r in group],
                          {r.sentence.id: Prediction(r.spans, r.uncertainty, r.al_rank)
                           for r in group},
-                         model_version=None if version is None else f"v{version}")
+                         model_version=None if version is None else f"v{version}", memo=memo)
+        record_pushed(store, project.name, name, io.dataset_id(name), memo)
         total += report.created + report.updated + report.unchanged
-    return SendResult(name, io.dataset_url(name), total)
+    return SendResult(name, io.ask_order_url(name), total)
+
+
+def ask_order_links(config, project) -> list[tuple[str, str]]:
+    """``(dataset, address of its annotation page sorted by ask order)`` for each of the
+    project's datasets that exists in Argilla (raises ConcnerError when unreachable)."""
+    io = connect(config.services)
+    return [(name, io.ask_order_url(name)) for _role, _lang, name in project_datasets(project)
+            if io.dataset_exists(name)]
+
+
+def in_argilla(store, project) -> set[str]:
+    """Sentence ids of the project's records in Argilla that nobody has answered yet, as
+    the sync (and the send button) last saw them: from the store, no server call."""
+    from concner.argilla_io import ArgillaIO
+
+    out: set[str] = set()
+    for _role, _lang, name in project_datasets(project):
+        state = store.get_sync_state(project.name, name)
+        out |= ArgillaIO.pushed_ids(state.cursor if state else None)
+    return out
 
 
 def sync_states(store, project) -> pd.DataFrame:
