@@ -130,6 +130,8 @@ def services(tmp_path_factory, argilla):
                       CONCNER_SERVICES__ARGILLA_API_KEY=argilla.api_key,
                       CONCNER_SERVICES__SYNC_MODULES="concner.argilla_sync",
                       CONCNER_SERVICES__RETRAIN_MIN_NEW_LABELS="3",
+                      # the journey's 24 English sentences make the project ready
+                      CONCNER_SERVICES__AUTO_RETRAIN_MIN_SOURCE_LABELS="10",
                       CONCNER_SERVICES__HEARTBEAT_SECONDS="1",
                       CONCNER_SERVICES__LOCK_STALE_SECONDS="30",
                       HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -296,10 +298,14 @@ def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
             app.fill(label, value)
         area = page.get_by_label("Other overrides (TOML: [model], [loss], [training], [active])")
         area.fill(TRAINING_TOML)
+        # this journey imports no translations: with them on, the readiness rule (rightly)
+        # keeps automatic retraining waiting for some
+        page.get_by_text("use translations (translation contrastive loss)", exact=True).click()
         app.click("Validate and save")
         app.expect("Saved; the next retrain uses it.")
         saved = store.get_project("demo").training_config
         assert saved["training"]["epochs"] == 6 and saved["model"]["max_length"] == 32
+        assert saved["loss"]["use_translation"] is False
 
     with app.step("3. import source labels, target text (es, ar) and Spanish gold dev data"):
         app.open("data")
@@ -316,7 +322,15 @@ def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
         _wait(lambda: store.active_model_version("demo"), 240, "the first model")
         app.open("training")
         app.expect("status succeeded")
+        # the per-epoch dev F1 chart draws after the page's text: wait for it to be drawn
+        expect(page.locator(".vega-embed canvas, .vega-embed svg").first).to_be_visible()
         app.shot("training")
+
+    with app.step("4b. the Models page lists v1 as active, with its dev F1 per language"):
+        app.open("models")
+        app.expect("v1")
+        expect(page.get_by_role("button", name=re.compile("^Pin")).first).to_be_visible()
+        app.shot("models")
 
     # the promotion queued the pool prediction (the page offers it while it has not run)
     with app.step("5. highlighted predictions, Arabic right to left"):
@@ -336,7 +350,7 @@ def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
         app.shot("review")
 
     with app.step("6. send a batch to Argilla (one button) and follow the link"):
-        app.click(re.compile(r"^Send \d+ sentences to Argilla$"))
+        app.click(re.compile(r"^Send \d+ sentences of 'demo' to Argilla$"))
         app.expect("Sent ", timeout=120)
         link = page.get_by_role("link", name="Open the dataset in Argilla").get_attribute("href")
         assert link.startswith(argilla.url) and "/dataset/" in link
