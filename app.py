@@ -15,6 +15,7 @@ PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:"),
     st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
+    st.Page("pages/quick_review.py", title="Quick review", icon=":material/bolt:"),
     st.Page("pages/dashboard.py", title="Dashboard", icon=":material/monitoring:"),
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/models.py", title="Models", icon=":material/deployed_code:"),
