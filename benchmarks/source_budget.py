@@ -63,6 +63,11 @@ BUDGET_SYSTEMS: dict[str, tuple[str | None, dict]] = {
     "concner_lcl_logits": ("concner", {"loss": {"lcl_on": "logits", "lambda_lcl": 1.0}}),
     # variant (b): TCL between aligned entities instead of whole sentences
     "concner_tcl_entity": ("concner", {"loss": {"tcl_level": "entity"}}),
+    # variant (c): KD from the ConCNER and the source-only teachers' averaged soft labels
+    "concner_kd_multi": ("concner_kd", {}),
+    # (a) and (b) as teachers: what a better stage 1 gives after distillation
+    "concner_lcl_logits_kd": ("concner_kd", {}),
+    "concner_tcl_entity_kd": ("concner_kd", {}),
 }
 LABELS = {
     "source_only": "source only",
@@ -74,6 +79,9 @@ LABELS = {
     "concner_kd_t2": "ConCNER + KD, T = 2",
     "concner_lcl_logits": "ConCNER, LCL on logits",
     "concner_tcl_entity": "ConCNER, entity-level TCL",
+    "concner_kd_multi": "ConCNER + KD, two teachers (ConCNER, source only)",
+    "concner_lcl_logits_kd": "ConCNER (LCL on logits) + KD",
+    "concner_tcl_entity_kd": "ConCNER (entity-level TCL) + KD",
 }
 #: one model scored on every target (a cell per target group; the first trains and saves)
 SHARED = ("source_only", "hf_trainer")
@@ -88,6 +96,16 @@ PRODUCT = {"model": {"freeze_embeddings": False, "decoding": "viterbi"}}
 SLICE: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "concner_lcl_logits": ((100, 1000), (1,)),
     "concner_tcl_entity": ((100, 1000), (1,)),
+    "concner_kd_multi": ((100, 1000), (1,)),
+    "concner_lcl_logits_kd": ((100, 1000), (1,)),
+    "concner_tcl_entity_kd": ((100, 1000), (1,)),
+}
+#: KD systems whose teachers are not their quality.py system's: system -> teachers (our
+#: systems); KD starts from the first, and averages its soft labels with the others'
+TEACHERS: dict[str, tuple[str, ...]] = {
+    "concner_kd_multi": ("concner", "source_only"),
+    "concner_lcl_logits_kd": ("concner_lcl_logits",),
+    "concner_tcl_entity_kd": ("concner_tcl_entity",),
 }
 
 
@@ -307,27 +325,26 @@ class SourceBudget:
 
         config = self.config(system, seed)
         base = BUDGET_SYSTEMS[system][0]
-        teacher = SYSTEMS[base].get("teacher")
-        init = None
-        if teacher:
-            t_lang = "en" if teacher == "source_only" else lang
-            t_path = self.model_dir(teacher, budget, t_lang, seed)
+        teachers = TEACHERS.get(system) or tuple(filter(None, [SYSTEMS[base].get("teacher")]))
+        models = []
+        for teacher in teachers:  # trained first when missing
+            t_path = self.model_dir(teacher, budget, "en" if teacher in SHARED else lang, seed)
             if not (t_path / "model.safetensors").exists():
-                if teacher == "source_only":
-                    self.run_cell("source_only", budget, "in_domain", seed)
-                else:
-                    self.run_cell(teacher, budget, lang, seed)
-            init = NerBundle.load(t_path)
+                self.run_cell(teacher, budget, "in_domain" if teacher in SHARED else lang, seed)
+            models.append(NerBundle.load(t_path))
         translations, stats = (self.translations(seed, budget, lang)
-                               if config.loss.use_translation and not teacher else (None, {}))
+                               if config.loss.use_translation and not teachers else (None, {}))
         unlabelled = self.unlabelled(lang) if config.loss.kd else []
-        _, extra = self.train(config, system, budget, seed, init, translations, unlabelled,
-                              self.model_dir(system, budget, lang, seed), lang=lang)
+        _, extra = self.train(config, system, budget, seed, models[0] if models else None,
+                              translations, unlabelled, self.model_dir(system, budget, lang, seed),
+                              lang=lang, extra_teachers=models[1:])
         extra["projection"] = stats or None
+        if teachers:
+            extra["teachers"] = list(teachers)
         return extra.pop("f1"), extra
 
     def train(self, config, system, budget, seed, init, translations, unlabelled, path,
-              lang: str | None = None):
+              lang: str | None = None, extra_teachers=()):
         from concner.training import TrainData, train
 
         dev = {"en": self.dev("en")}
@@ -335,7 +352,7 @@ class SourceBudget:
             dev[lang] = self.dev(lang)
         data = TrainData(source=self.source(seed, budget), translations=translations,
                          unlabelled_target=unlabelled, dev=dev)
-        result = train(config, data, init=init)
+        result = train(config, data, init=init, extra_teachers=extra_teachers)
         result.bundle.save(path)
         return result.bundle, {
             "f1": {k: v["f1"] for k, v in result.dev_metrics.items()},
@@ -649,6 +666,11 @@ NOTES = [
     "(source only, source only + KD and the Trainer recipe there: no translation backend for "
     "those languages), then ConCNER + KD at T = 2 at budgets 100 and 1000. Cells not in the "
     "tables have not been run yet: see the status section."), "",
+    ("Issue 19 part 2's variants run on the tuning slice only (budgets 100 and 1000, seed 1, "
+     "es/de/nl), each cell right after the main systems' cells of its budget, language and "
+     "seed: (a) LCL on the classifier's logits (`loss.lcl_on = logits`, T = 0.9, weight 1:1 "
+     "with CE), (b) entity-level TCL (`loss.tcl_level = entity`), each also as a KD teacher, "
+     "and (c) KD from the averaged soft labels of the ConCNER and source-only teachers."), "",
     ("Where compute runs out the queue order cuts languages before seeds: a budget's "
      "languages come one after another, each with seeds 1-3, so an interrupted sweep has all "
      "seeds of fewer languages. The first source-only row (budget 100, seed 1) was re-scored "

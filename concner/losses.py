@@ -17,9 +17,14 @@ gives zero gradients).
   other entities of the batch as negatives.
 - :func:`distillation` (KD): KL(teacher || student) at temperature T, or MSE between the
   two softmax outputs (Wu et al. 2020).
+- :func:`average_teachers` (KD with several teachers): the logits whose distribution at T
+  is the mean of the teachers' distributions at T, to distil from as from one teacher.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +33,7 @@ IGNORE_INDEX = -100
 
 __all__ = [
     "IGNORE_INDEX",
+    "average_teachers",
     "cross_entropy",
     "distillation",
     "entity_translation_contrastive",
@@ -326,3 +332,34 @@ def distillation(
         per_row = (log_t.exp() * (log_t - log_s)).sum(dim=-1)
         return per_row.mean() * (temperature ** 2)
     return (log_s.exp() - log_t.exp()).pow(2).mean()
+
+
+def average_teachers(teacher_logits: Sequence[torch.Tensor], *,
+                     temperature: float = 1.0) -> torch.Tensor:
+    """Several teachers as one: ``T * log(mean_k softmax(z_k / T))``.
+
+    Its softmax at temperature ``T`` is exactly the mean of the teachers' per-token
+    distributions at ``T`` (the soft labels are averaged as probabilities, not as logits),
+    so :func:`distillation` at the same ``T`` distils from that mean. Computed as a
+    ``logsumexp`` of log-probabilities: finite wherever the inputs are. With one teacher it
+    returns that teacher's logits up to a constant per row (the same distribution).
+
+    Args:
+        teacher_logits: K >= 1 tensors ``[N, C]`` (the same tokens, the same labels), any
+            float dtype.
+        temperature: ``T`` > 0, the temperature the distillation uses.
+
+    Returns:
+        ``[N, C]`` float32, detached.
+    """
+    if not teacher_logits:
+        raise ValueError("average_teachers: needs at least one teacher")
+    shape = teacher_logits[0].shape
+    if len(shape) != 2 or any(t.shape != shape for t in teacher_logits):
+        raise ValueError(f"average_teachers: teacher logits {[tuple(t.shape) for t in teacher_logits]} "
+                         "must all be the same [N,C]")
+    if temperature <= 0:
+        raise ValueError(f"average_teachers: temperature must be > 0, got {temperature}")
+    log_p = torch.stack([F.log_softmax(t.detach().float() / temperature, dim=-1)
+                         for t in teacher_logits])  # [K, N, C]
+    return temperature * (torch.logsumexp(log_p, dim=0) - math.log(len(teacher_logits)))

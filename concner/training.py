@@ -23,7 +23,10 @@ with translations into k languages is seen k times per epoch.
 
 Stage 2. The teacher is the stage-1 model (the best epoch), frozen: its per-word label
 distributions on the unlabelled target sentences are computed once, in eval mode, before
-stage 2 (not once per KD epoch), and the student starts from the same weights. The KD
+stage 2 (not once per KD epoch), and the student starts from the same weights. With
+``train(..., extra_teachers=[...])`` the soft labels are the mean of the per-word
+distributions (at T) of the stage-1 model and of each extra teacher (e.g. a source-only
+model beside the ConCNER one; same label schema). The KD
 loss (KL at temperature T, or MSE of the softmax outputs) is taken on first sub-words; with
 ``lambda_src > 0`` a source batch rides in the same forward pass and adds ``λ_src·CE``.
 
@@ -53,7 +56,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -80,6 +83,7 @@ from concner.evaluation import evaluate
 from concner.inference import Predictor, resolve_device
 from concner.labels import OUTSIDE, LabelSchema
 from concner.losses import (
+    average_teachers,
     cross_entropy,
     distillation,
     entity_translation_contrastive,
@@ -173,7 +177,8 @@ class TrainResult:
 def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
           callback: ProgressCallback | None = None, keep_teacher: bool = False,
           resume_dir: str | os.PathLike | None = None,
-          notify: Callable[[str], None] | None = None) -> TrainResult:
+          notify: Callable[[str], None] | None = None,
+          extra_teachers: Sequence[NerBundle] = ()) -> TrainResult:
     """Run stage 1 (``training.epochs`` epochs) and, when ``loss.kd``, stage 2
     (``training.kd_epochs`` epochs). ``init=None`` builds a fresh model from
     ``model.encoder``; ``init`` given continues from a copy of it (warm start; the
@@ -183,7 +188,8 @@ def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
     checkpoint found there (see the module doc); a resumed run also restores the python
     and numpy RNG states of the interrupted one. ``notify(line)`` hears what happened to
     a checkpoint found there (``"resumed from stage 1 epoch 2 of 3"``, or why it was not
-    resumed)."""
+    resumed). ``extra_teachers``: models whose per-word distributions stage 2 averages
+    with the stage-1 model's (same label schema; used in eval mode, not modified)."""
     started = time.perf_counter()
     tc = config.training
     device = resolve_device(tc.device)
@@ -196,6 +202,7 @@ def train(config: Config, data: TrainData, *, init: NerBundle | None = None,
             torch.manual_seed(tc.seed)
             runner = _Runner(config, data, init, callback, device)
             runner.keep_teacher = keep_teacher
+            runner.set_extra_teachers(extra_teachers)
             if resume_dir is not None and tc.checkpoint_every_epoch:
                 runner.use_checkpoints(resume_dir, notify)
             runner.run()
@@ -265,6 +272,7 @@ class _Runner:
         self.n_truncated = 0
         self.keep_teacher, self.teacher = False, None
         self.entity_alignment: dict[str, int] | None = None  # tcl_level = "entity" only
+        self.extra_teachers: list[NerBundle] = []
         self.ckpt: CheckpointDir | None = None
         self.resumed: Resumed | None = None
         self._prior_truncated = 0  # n_truncated before the current stage encoded its data
@@ -308,6 +316,14 @@ class _Runner:
         self.n_truncated += truncated
         return encoded
 
+    def set_extra_teachers(self, teachers: Sequence[NerBundle]) -> None:
+        for k, teacher in enumerate(teachers):
+            if teacher.schema != self.schema:
+                raise ConfigError(f"extra teacher {k + 1} predicts {teacher.schema.tags}, the "
+                                  f"model trains {self.schema.tags}: distillation averages "
+                                  "distributions over the same labels")
+        self.extra_teachers = list(teachers)
+
     # -- checkpoints --------------------------------------------------------------------
     def use_checkpoints(self, folder: str | os.PathLike,
                         notify: Callable[[str], None] | None) -> None:
@@ -317,8 +333,11 @@ class _Runner:
         groups = {"source": data.source, "translations": data.translations,
                   "unlabelled_target": data.unlabelled_target,
                   **{f"dev:{lang}": sentences for lang, sentences in self.dev.items()}}
-        fp = fingerprint(self.config.to_dict(), groups, data.pairs,
-                         self.bundle.model.state_dict())
+        weights = dict(self.bundle.model.state_dict())
+        for k, teacher in enumerate(self.extra_teachers):  # a resumed run distils from them too
+            weights.update({f"extra_teacher{k}.{n}": t
+                            for n, t in teacher.model.state_dict().items()})
+        fp = fingerprint(self.config.to_dict(), groups, data.pairs, weights)
         self.ckpt = CheckpointDir(folder, fp)
         self.resumed = self.ckpt.load()
         if self.resumed is not None:
@@ -450,7 +469,8 @@ class _Runner:
         if resume is not None:  # stage 1 was not redone: its count comes from the checkpoint
             self.n_truncated = resume.meta["prior_truncated"]
         self._prior_truncated = self.n_truncated
-        target = self._encode(self.kd_sentences(), labelled=False)
+        sentences = self.kd_sentences()
+        target = self._encode(sentences, labelled=False)
         if resume is not None:  # the teacher: the stage-1 model stage 2 started from
             restore(self.bundle.model, self.ckpt.load_weights(resume.meta["teacher_file"]))
         elif self.ckpt is not None:
@@ -460,11 +480,35 @@ class _Runner:
             self.teacher.model.eval()
         teacher = teacher_logits(self.bundle.model, target, self.collate, self.device,
                                  self.tc.eval_batch_size, self._autocast)
+        if self.extra_teachers:
+            teacher = self._average_teachers(teacher, sentences)
         source = self._encode(self.data.source) if self.lc.lambda_src > 0 else None
         batches = DistillationBatches(target, teacher, source, self.tc.batch_size,
                                       self.tc.seed + 1, self.collate, self.device)
         self.best_reports = {}  # the best distillation epoch is kept, not the teacher
         self._loop("kd", batches, self._kd_loss, self.tc.kd_epochs, resume)
+
+    def _average_teachers(self, own: list[torch.Tensor],
+                          sentences: list[Sentence]) -> list[torch.Tensor]:
+        """Per sentence, ``[n_first_i, C]`` logits whose distribution at ``kd_temperature``
+        is the mean of the stage-1 model's (``own``) and every extra teacher's."""
+        per_teacher = [own]
+        for k, bundle in enumerate(self.extra_teachers):
+            encoded, _ = encode_sentences(bundle.tokenizer, sentences, None,
+                                          self.config.model.max_length)
+            model = bundle.model
+            if next(model.parameters()).device != self.device:
+                model = bundle.clone().model.to(self.device)
+            logits = teacher_logits(model, encoded, Collator(bundle.tokenizer.pad_token_id),
+                                    self.device, self.tc.eval_batch_size, self._autocast)
+            if [t.shape for t in logits] != [t.shape for t in own]:
+                raise ConfigError(f"extra teacher {k + 1} reads a different number of words "
+                                  "in some target sentences (another tokenizer truncates "
+                                  "differently); give teachers with the model's tokenizer")
+            per_teacher.append(logits)
+        temperature = self.lc.kd_temperature
+        return [average_teachers(list(rows), temperature=temperature)
+                for rows in zip(*per_teacher)]
 
     def _kd_loss(self, batch: dict[str, torch.Tensor]):
         model, lc = self.bundle.model, self.lc

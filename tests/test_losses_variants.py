@@ -8,9 +8,15 @@ import math
 
 import pytest
 import torch
-from test_losses import _dot, _normalise
+from test_losses import _dot, _normalise, _softmax
 
-from concner.losses import entity_translation_contrastive, label_contrastive, mean_pool_entities
+from concner.losses import (
+    average_teachers,
+    distillation,
+    entity_translation_contrastive,
+    label_contrastive,
+    mean_pool_entities,
+)
 
 torch.set_num_threads(1)
 
@@ -107,3 +113,50 @@ def test_align_entities_by_type_and_order():
     assert align_entities(["O", "B-PER"], ["B-LOC", "O"]) is None  # a type changed
     assert align_entities(["O"], ["O", "O"]) == []
     assert align_entities(src, None) is None  # an untagged translation
+
+
+# ---------------------------------------------------------------- (c) several teachers
+def test_average_teachers_is_the_mean_distribution_at_the_temperature():
+    a = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    b = torch.tensor([[0.0, 3.0, 0.0], [1.0, -2.0, 5.0]])
+    t = 2.0
+    merged = average_teachers([a, b], temperature=t)
+    assert merged.shape == (2, 3) and merged.dtype == torch.float32
+    for row in range(2):
+        expected = [(x + y) / 2 for x, y in zip(_softmax(a[row].tolist(), t),
+                                                  _softmax(b[row].tolist(), t))]
+        got = torch.softmax(merged[row] / t, dim=-1).tolist()
+        assert got == pytest.approx(expected, rel=1e-6)
+    # one teacher: its own distribution; extreme logits stay finite
+    assert torch.allclose(torch.softmax(average_teachers([a], temperature=t) / t, -1),
+                          torch.softmax(a / t, -1), atol=1e-7)
+    extreme = average_teachers([torch.tensor([[1e4, -1e4]]), torch.tensor([[-1e4, 1e4]])])
+    assert torch.isfinite(extreme).all()
+    assert torch.softmax(extreme, -1).tolist()[0] == pytest.approx([0.5, 0.5])
+
+
+def test_distilling_from_averaged_teachers_matches_hand_kl_and_trains_the_student_only():
+    a = torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]], requires_grad=True)
+    b = torch.tensor([[0.0, 2.0], [1.0, 1.0], [-5.0, 5.0]])
+    student = torch.tensor([[0.5, 0.5], [0.0, 2.0], [9.0, -9.0]], requires_grad=True)
+    mask = torch.tensor([True, True, False])  # the third token is ignored
+    loss = distillation(student, average_teachers([a, b]), mask=mask)
+    expected = 0.0
+    for row in range(2):
+        p = [(x + y) / 2 for x, y in zip(_softmax(a[row].tolist(), 1), _softmax(b[row].tolist(), 1))]
+        q = _softmax(student[row].tolist(), 1)
+        expected += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q)) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert student.grad[:2].abs().sum() > 0 and torch.equal(student.grad[2], torch.zeros(2))
+    assert a.grad is None  # the teachers are detached
+
+
+def test_average_teachers_degenerate_inputs():
+    none = average_teachers([torch.zeros(0, 3), torch.zeros(0, 3)])
+    assert none.shape == (0, 3)
+    assert distillation(torch.zeros(0, 3, requires_grad=True), none).item() == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        average_teachers([])
+    with pytest.raises(ValueError, match="same"):
+        average_teachers([torch.zeros(2, 3), torch.zeros(2, 4)])

@@ -11,6 +11,7 @@ import test_training
 import torch
 from test_training import make_config, weights
 
+from concner.errors import ConfigError
 from concner.training import TrainData, train
 
 torch.set_num_threads(1)
@@ -50,7 +51,6 @@ def test_lcl_on_logits_trains_the_classifier_not_the_projection_head(encoder_dir
 
 def test_variant_settings_are_validated(encoder_dir):
     from concner.config import config_from_dict
-    from concner.errors import ConfigError
 
     with pytest.raises(ConfigError, match="loss.lcl_on"):
         config_from_dict({"loss": {"lcl_on": "hidden"}}, env={})
@@ -104,3 +104,44 @@ def test_entity_level_tcl_trains_another_model_and_counts_skipped_pairs(
     assert entity.history[0]["tcl_entity_alignment"] == {
         "pairs_aligned": 19, "pairs_without_entities": 0, "pairs_skipped": 1,
         "entities": n_entities}
+
+
+# ---------------------------------------------------------------- (c) several teachers
+@pytest.fixture(scope="module")
+def teachers(encoder_dir, source, translations):
+    """Two stage-1 models: source only, and source + translation (another seed)."""
+    only = train(make_config(encoder_dir, epochs=2), TrainData(source)).bundle
+    full = train(make_config(encoder_dir, full=True, epochs=2, seed=5),
+                 TrainData(source, translations)).bundle
+    return only, full
+
+
+def _kd_config(encoder_dir):
+    from concner.config import config_from_dict
+
+    return config_from_dict({"model": {"encoder": encoder_dir},
+                             "loss": {"kd": True, "lambda_src": 0.0, "kd_temperature": 2.0},
+                             "training": {"epochs": 0, "kd_epochs": 1, "batch_size": 8,
+                                          "learning_rate": 3e-3}}, env={})
+
+
+def test_extra_teacher_averages_soft_labels(encoder_dir, translations, teachers):
+    from concner.labels import LabelSchema
+
+    only, full = teachers
+    config = _kd_config(encoder_dir)
+    data = TrainData([], unlabelled_target=[t.with_tags(None) for t in translations])
+    alone = train(config, data, init=full)
+    assert same_weights(alone.bundle, train(config, data, init=full, extra_teachers=[]).bundle)
+    averaged = train(config, data, init=full, extra_teachers=[only])
+    assert [h["stage"] for h in averaged.history] == ["kd"]
+    assert averaged.history[0]["losses"]["kd"] != alone.history[0]["losses"]["kd"]
+    assert not same_weights(alone.bundle, averaged.bundle)
+    # the same model as extra teacher: the mean distribution is its own (up to rounding)
+    twice = train(config, data, init=full, extra_teachers=[full])
+    assert twice.history[0]["losses"]["kd"] == pytest.approx(alone.history[0]["losses"]["kd"],
+                                                             rel=1e-4)
+    assert same_weights(only, teachers[0])  # the extra teacher is not modified
+    other = dataclasses.replace(only, schema=LabelSchema(["PER"]))
+    with pytest.raises(ConfigError, match="extra teacher 1"):
+        train(config, data, init=full, extra_teachers=[other])
