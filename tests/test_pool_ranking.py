@@ -10,6 +10,7 @@ import torch
 from storekit import TINY_TRAINING, make_project, tiny_encoder
 
 from concner.active import get_strategy, rank, score_pool
+from concner.argilla_io import dataset_name
 from concner.argilla_records import PullResult, PushReport
 from concner.argilla_sync import sync_project
 from concner.config import load_config
@@ -110,7 +111,7 @@ def test_diversity_stores_batches_in_rank_order_and_the_sync_pushes_them_so(stor
     assert by_score != by_rank
     io = RecordingIO()
     sync_project(store, "p", io)
-    assert io.pushed["p-target-de"] == by_rank
+    assert io.pushed[dataset_name("p", "target", "de")] == by_rank
 
 
 def test_the_source_pool_is_ranked_on_its_own_and_pushed_with_suggestions(store, tmp_path,
@@ -132,9 +133,10 @@ def test_the_source_pool_is_ranked_on_its_own_and_pushed_with_suggestions(store,
         store.get_run(pred).progress["log"])
     io = RecordingIO()
     sync_project(store, "p", io)
-    assert io.pushed["p-source-en"] == expected
-    assert io.suggested_by["p-source-en"] == f"v{mv.version}"
-    assert set(io.predictions["p-source-en"]) == set(expected)  # pre-annotations
+    assert io.pushed[dataset_name("p", "source", "en")] == expected
+    assert io.suggested_by[dataset_name("p", "source", "en")] == f"v{mv.version}"
+    # pre-annotations
+    assert set(io.predictions[dataset_name("p", "source", "en")]) == set(expected)
 
 
 def test_teacher_student_uses_the_saved_stage1_teacher(store, tmp_path, encoder):
@@ -184,10 +186,15 @@ class RecordingIO:
     def dataset_id(self, name) -> str:
         return name
 
+    def dataset_exists(self, name) -> bool:
+        return name in self.pushed
+
     def ensure_dataset(self, project, role, lang, labels, *, min_submitted=1) -> str:
-        return f"{project}-{role}-{lang}"
+        return dataset_name(project, role, lang)
 
     def push(self, name, sentences, predictions=None, *, model_version=None, max_new=None, **kw):
+        if kw.get("only_existing"):  # the sync's update of records further down the order
+            return PushReport(name)
         self.pushed[name] = [s.id for s in sentences][:max_new]
         self.suggested_by[name] = model_version
         self.predictions[name] = dict(predictions or {})
@@ -234,5 +241,6 @@ def test_promotion_predicts_before_the_sync_which_pushes_in_strategy_order(store
     mv = store.active_model_version("p")
     assert seen == [(mv.version, 14)]
     _, expected_order, _ = _direct(ctx, "least_confidence")
-    pushed = io.pushed["p-target-de"]
-    assert pushed == expected_order and io.suggested_by["p-target-de"] == f"v{mv.version}"
+    pushed = io.pushed[dataset_name("p", "target", "de")]
+    assert pushed == expected_order
+    assert io.suggested_by[dataset_name("p", "target", "de")] == f"v{mv.version}"
