@@ -385,7 +385,7 @@ def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
 
     with app.step("9. prediction vs correction side by side"):
         app.open("review")
-        app.choose("Status", "corrected")
+        app.choose("Status", "answered")  # the corrected sentences
         expect(page.locator("table.concner-diff")).to_have_count(3)
         app.shot("review-corrections")
 
