@@ -3,8 +3,10 @@ retrains finish, while its parts are SIGKILLed at random?
 
 ``python -m benchmarks.chaos --duration 900 --kills 25`` (the benchmark form; writes
 ``benchmarks/results/chaos.{json,md}``); ``tests/test_chaos.py`` runs a short form and
-asserts the same properties. Loopback only; it stops by itself after ``--duration``
-seconds or ``--kills`` kills, whichever comes first.
+asserts the same properties. Loopback only; the kills are paced over ``--duration``
+seconds and it stops after ``--kills`` kills, or at ``KILL_LOOP_CAP`` × ``--duration`` when
+kills that wait for a training epoch run late on a busy machine (a control run with
+``--kills 0`` annotates for ``--duration`` seconds).
 
 What it does, in a throwaway folder:
 
@@ -61,6 +63,9 @@ LABELS = ("PER", "ORG", "LOC")
 PARTS = ("worker", "app", "redis", "search", "server", "rq")
 #: how long one part may take to answer again after a kill before it counts as not recovered
 RECOVERY_BOUND_S = 150.0
+#: the kill loop's hard end, in units of --duration (the CI run of the short form on a
+#: loaded 2-core machine needed about 1.3 x 180 s for its 6 kills)
+KILL_LOOP_CAP = 3.0
 
 
 def _alive(pid: int | None) -> bool:
@@ -619,7 +624,10 @@ def _kill_loop(stack: Stack, rng: random.Random, duration: float, kills: int,
     for part, pid in result["pids_at_start"].items():
         if pid is None:
             result["failures"].append(f"no live pid found for {part} before the first kill")
-    while time.monotonic() - start < duration:
+    # every kill asked for happens: a busy machine stretches the loop (a worker kill waits
+    # for a training epoch), it does not silently drop the last parts of a round
+    limit = duration * (KILL_LOOP_CAP if kills else 1.0)
+    while time.monotonic() - start < limit:
         if kills and len(out) >= kills:
             break
         if not stack.up_alive():
@@ -767,6 +775,10 @@ def problems(result: dict) -> list[str]:
     if ret and ret["finished"] < ret["requested"]:
         bad = [r for r in ret["runs"] if not r["finished"]]
         out.append(f"retrains: {ret['finished']} of {ret['requested']} finished; e.g. {bad[:1]}")
+    done = len(result.get("kill_log") or [])
+    if result.get("kills_asked") and done < result["kills_asked"]:
+        out.append(f"only {done} of {result['kills_asked']} kills happened within "
+                   f"{KILL_LOOP_CAP:g} x --duration ({result.get('duration_s')} s)")
     for part, k in (result.get("kills") or {}).items():
         if k["kills"] > k["recovered"]:
             out.append(f"{part}: {k['kills'] - k['recovered']} of {k['kills']} kills not recovered")
@@ -815,7 +827,7 @@ def write_results(result: dict) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=900.0, help="seconds of killing at most")
+    p.add_argument("--duration", type=float, default=900.0, help="seconds the kills are paced over (the loop ends at 3x this at the latest)")
     p.add_argument("--kills", type=int, default=25,
                    help="kills at most (0: a control run that kills nothing for --duration)")
     p.add_argument("--seed", type=int, default=16)

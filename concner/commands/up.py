@@ -308,13 +308,25 @@ def clear_previous_run(state_file: Path, *, grace: float = ORPHAN_GRACE_SECONDS)
     return previous
 
 
-def _port_in_use(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host if host not in ("0.0.0.0", "") else "127.0.0.1",
-                                       port), timeout=1.0):
+#: a SIGKILLed app's leader thread shows as a zombie while its other threads, which share
+#: its open sockets, are still exiting: on a busy machine its port stays taken for seconds
+PORT_RELEASE_SECONDS = 20.0
+
+
+def _port_in_use(host: str, port: int, *, wait_s: float = 0.0) -> bool:
+    """Does something accept connections on ``host:port``, still after ``wait_s`` seconds
+    (an app stopped just now releases its port a little later)?"""
+    address = (host if host not in ("0.0.0.0", "") else "127.0.0.1", port)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with socket.create_connection(address, timeout=1.0):
+                pass
+        except OSError:
+            return False
+        if time.monotonic() >= deadline:
             return True
-    except OSError:
-        return False
+        time.sleep(0.25)
 
 
 def _child_env(args, config) -> dict[str, str]:
@@ -366,7 +378,7 @@ def run(args) -> int:
     logs = state_file.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     previous = clear_previous_run(state_file)
-    if _port_in_use(args.host, args.port):
+    if _port_in_use(args.host, args.port, wait_s=PORT_RELEASE_SECONDS if previous else 0.0):
         raise ConcnerError(f"port {args.port} on {args.host} is in use by another program; "
                            "stop it or pass --port")
     print("concner up: migrating the store ...", flush=True)
