@@ -87,10 +87,10 @@ def unlabelled(sentences: list[Sentence]) -> list[Sentence]:
 
 
 # ------------------------------------------------------------------------------------------
-# model steps (concner.training / concner.inference / concner.evaluation)
+# model steps (concner.method.training / concner.method.inference / concner.method.evaluation)
 
 def train_update(setup: Setup, labelled: list[Sentence], init, seed: int, *, initial: bool = False):
-    from concner.training import TrainData, train
+    from concner.method.training import TrainData, train
 
     config = setup.initial_config if initial else setup.config
     config = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=seed))
@@ -100,7 +100,7 @@ def train_update(setup: Setup, labelled: list[Sentence], init, seed: int, *, ini
 
 def distil_student(setup: Setup, teacher, labelled: list[Sentence], side: str, seed: int):
     """The teacher distilled on unlabelled target text (stage 2 only)."""
-    from concner.training import TrainData, train
+    from concner.method.training import TrainData, train
 
     c = setup.config
     config = dataclasses.replace(
@@ -112,8 +112,8 @@ def distil_student(setup: Setup, teacher, labelled: list[Sentence], side: str, s
 
 
 def evaluate_dev(setup: Setup, bundle) -> dict[str, float]:
-    from concner.evaluation import evaluate
-    from concner.inference import Predictor
+    from concner.method.evaluation import evaluate
+    from concner.method.inference import Predictor
 
     # the decoding is the setting's, whatever the loaded model folder says (a folder saved
     # before decoding was recorded would get today's default)
@@ -128,7 +128,7 @@ def evaluate_dev(setup: Setup, bundle) -> dict[str, float]:
 def select_batch(setup: Setup, name: str, bundle, labelled: list[Sentence], side: str,
                  k: int, seed: int, round_: int) -> list[str]:
     """Ids of the next ``k`` pool sentences by strategy ``name`` (never one labelled already)."""
-    from concner.inference import Predictor
+    from concner.method.inference import Predictor
 
     done = {s.id for s in labelled}
     pool = [s for s in setup.pools[side] if s.id not in done]
@@ -152,7 +152,7 @@ def select_batch(setup: Setup, name: str, bundle, labelled: list[Sentence], side
 
 def initial_model(setup: Setup, seed: int):
     """The first model (shared by every strategy and side for a seed), cached on disk."""
-    from concner.model import NerBundle
+    from concner.method.model import NerBundle
 
     folder = setup.work / f"initial-seed{seed}"
     if (folder / "model.safetensors").exists():
@@ -163,7 +163,7 @@ def initial_model(setup: Setup, seed: int):
 
 
 def run(setup: Setup, log: ResultLog, side: str, name: str, seed: int) -> None:
-    from concner.model import NerBundle
+    from concner.method.model import NerBundle
 
     gold = {s.id: s for s in setup.pools[side]}
     rows = sorted((r for r in log.rows if r.get("setting") == setup.setting and r["side"] == side

@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import PANX, RESULTS, markdown_table, provenance
-from concner.argilla_io import ArgillaIO, Prediction
-from concner.argilla_launcher import LocalArgilla
+from concner.argilla.client import ArgillaIO, Prediction
+from concner.argilla.launcher import LocalArgilla
 from concner.labels import Span
 from concner.sentence import Sentence
 
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         **prov,
         "load_average_1min": os.getloadavg()[0],
         "stack": "argilla-server 2.8.0 + noida-db 0.2.3 (Elasticsearch emulator) + Redis + SQLite, "
-                 "started by concner.argilla_launcher" if stack else f"external server {url}",
+                 "started by concner.argilla.launcher" if stack else f"external server {url}",
         "records": args.n, "sentences": source, "push_batch_size": args.batch_size,
         "repeats": args.repeats, "results": summary,
     }

@@ -87,7 +87,7 @@ def translations(source: list[Sentence], lang: str, *, work: Path = WORK) -> tup
 
 def trimmed_encoder(encoder: Path, corpora: list[list[Sentence]], *, work: Path = WORK) -> Path:
     """The encoder with its vocabulary cut to the pieces of ``corpora`` (built once)."""
-    from concner.vocab_trim import trim_encoder
+    from concner.encoders.trim import trim_encoder
 
     out = work / "encoders" / f"{encoder.name}-trim-bench"
     if (out / "config.json").exists():

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tiny.py (the tiny encoder), prockit.py, storekit.py
 from prockit import alive
 
-from concner.argilla_launcher import _free_port, _http_ok, _redis_ok
+from concner.argilla.launcher import _free_port, _http_ok, _redis_ok
 
 PROJECT = "chaos"
 LABELS = ("PER", "ORG", "LOC")
@@ -137,10 +137,10 @@ def write_config(folder: Path, ports: dict) -> Path:
         "argilla_search_port": ports["search"],
         "argilla_retries": 2,
         "argilla_backoff_s": 0.5,
-        "sync_modules": ["concner.argilla_sync"],
+        "sync_modules": ["concner.argilla.sync"],
         "sync_every_minutes": 1,
         "retrain_min_new_labels": 10,
-        # ready for automatic retraining with its 30 source labels (concner/readiness.py)
+        # ready for automatic retraining with its 30 source labels (concner/jobs/readiness.py)
         "auto_retrain_min_source_labels": 10,
         "heartbeat_seconds": 1.0,
         "lock_stale_seconds": 6.0,
@@ -322,7 +322,7 @@ class Annotators:
         self.thread = threading.Thread(target=self._run, name="annotators", daemon=True)
 
     def connect(self) -> None:
-        from concner.argilla_io import ArgillaIO, dataset_name
+        from concner.argilla.client import ArgillaIO, dataset_name
 
         creds = json.loads((self.stack.home / "credentials.json").read_text())
         self.owner = ArgillaIO(f"http://127.0.0.1:{self.stack.ports['server']}", creds["api_key"],
@@ -407,7 +407,7 @@ def stored_versions(store) -> dict[tuple[str, str], list[list[str]]]:
     """(sentence id, author) -> the Argilla-origin label versions in the store, in order."""
     import sqlalchemy as sa
 
-    from concner.store.models import Annotation, SentenceRow
+    from concner.store.model_versions import Annotation, SentenceRow
 
     out: dict[tuple[str, str], list[list[str]]] = {}
     with store.read() as s:
@@ -452,7 +452,7 @@ def check_answers(versions: dict, stored: dict) -> dict:
 def _runs_by_id(store) -> dict:
     import sqlalchemy as sa
 
-    from concner.store.models import Run
+    from concner.store.model_versions import Run
 
     with store.read() as s:
         return {r.id: r for r in s.scalars(sa.select(Run))}
@@ -469,7 +469,7 @@ def retrain_outcome(store, run_id: int) -> dict:
         rid = next((r.id for r in runs.values() if r.retry_of == rid), None)
     last = chain[-1] if chain else None
     logs = " ".join(" ".join(map(str, (r.progress or {}).get("log") or [])) for r in chain)
-    # concner/training.py logs "resumed from stage 1 epoch 2 of 3" (and says why when not)
+    # concner/method/training.py logs "resumed from stage 1 epoch 2 of 3" (and says why when not)
     resumed = bool(re.search(r"\bresumed from\b", logs, re.IGNORECASE))
     return {"run_id": run_id, "chain": [(r.id, r.status) for r in chain],
             "finished": last is not None and last.status == "succeeded",
@@ -719,10 +719,10 @@ def _final_sync(stack: Stack, log) -> dict:
 
     import sqlalchemy as sa
 
-    from concner.store.models import SyncState
+    from concner.store.model_versions import SyncState
 
     asked = datetime.now(UTC)
-    code = f"from concner import tasks; tasks.sync({PROJECT!r})"
+    code = f"from concner.jobs import queue as tasks; tasks.sync({PROJECT!r})"
     done = subprocess.run([sys.executable, "-c", code], cwd=stack.folder, env=stack.env,
                           capture_output=True, text=True, timeout=60, check=False)
     if done.returncode:

@@ -19,9 +19,9 @@ from benchmarks.common import RESULTS, markdown_table, provenance
 def main(argv=None) -> int:
     import torch
 
-    from concner.evaluation import evaluate
-    from concner.inference import Predictor, viterbi_iob2
-    from concner.model import NerBundle
+    from concner.method.evaluation import evaluate
+    from concner.method.inference import Predictor, viterbi_iob2
+    from concner.method.model import NerBundle
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)

@@ -1,5 +1,5 @@
 """What ranking the pool costs after a retrain, per active-learning strategy: the worker's
-pool prediction (chunks of 256, as ``concner.runner.execute_predict``), the passes a
+pool prediction (chunks of 256, as ``concner.jobs.runner.execute_predict``), the passes a
 strategy adds (MC dropout for BALD, the teacher for teacher/student), and scoring plus
 ordering (``Strategy.order``, batches of ``active.batch_size`` up to
 ``active.diversity_order_limit``), on N unlabelled PAN-X sentences with one trained model.
@@ -40,8 +40,8 @@ def main(argv=None) -> int:
 
     from concner.active import get_strategy, score_pool
     from concner.config import ActiveConfig
-    from concner.inference import Predictor
-    from concner.model import NerBundle
+    from concner.method.inference import Predictor
+    from concner.method.model import NerBundle
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="trained model folder (the student)")

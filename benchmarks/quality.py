@@ -8,7 +8,7 @@
 Rows go to ``benchmarks/results/quality.jsonl`` (key: system, train language, seed, slice);
 ``quality.json``, ``quality.md`` and ``quality.png`` are rebuilt from them. Models that
 later rows start from (the stage-1 teachers for KD) are kept under ``benchmarks/work/``.
-Every system is the same code (:func:`concner.training.train`) with different flags.
+Every system is the same code (:func:`concner.method.training.train`) with different flags.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from benchmarks.common import (
     require_encoder,
 )
 from concner.config import Config, config_from_dict
-from concner.evaluation import evaluate
-from concner.inference import Predictor
-from concner.model import NerBundle
-from concner.training import TrainData, train
+from concner.method.evaluation import evaluate
+from concner.method.inference import Predictor
+from concner.method.model import NerBundle
+from concner.method.training import TrainData, train
 
 #: system -> loss flags; "teacher" names the system whose model KD starts from
 SYSTEMS: dict[str, dict] = {

@@ -7,7 +7,7 @@
 Source budgets 100/250/500/1000 English PAN-X sentences, NESTED: each sample seed draws one
 permutation of ``train-en.tsv`` and a budget is its prefix, so the 100 are inside the 250.
 The sample seed is the training seed (1-3). Systems are quality.py's flags over one
-:func:`concner.training.train` (``make_config``, ``SYSTEMS``), plus the plain Hugging Face
+:func:`concner.method.training.train` (``make_config``, ``SYSTEMS``), plus the plain Hugging Face
 ``Trainer`` recipe (benchmarks/hf_baseline.py) as the outside anchor. Product defaults:
 trainable word embeddings, Viterbi decoding (the Trainer recipe decodes by argmax, as a user
 of it would). Targets: es (Apertium), de and nl (FreeDict) on PAN-X dev; zero-shot sw, hi;
@@ -204,7 +204,7 @@ class SourceBudget:
             return base
         out = self.work / "encoders" / f"{base.name}-trim-budget"
         if not (out / "config.json").exists():
-            from concner.vocab_trim import trim_encoder
+            from concner.encoders.trim import trim_encoder
 
             corpora = [self.source(seed, max(self.args.budgets)) for seed in self.args.seeds]
             corpora += [self.translations(seed, max(self.args.budgets), lang)[0]
@@ -310,7 +310,7 @@ class SourceBudget:
                 extra.update(self.train_hf(budget, seed, path))
             return hf_scores(path, dev, self.args.threads), extra
         config = self.config(system, seed)
-        from concner.model import NerBundle
+        from concner.method.model import NerBundle
 
         if trained:
             bundle = NerBundle.load(path)
@@ -321,7 +321,7 @@ class SourceBudget:
         return evaluate_bundle(bundle, dev, config.model.decoding), extra
 
     def trained_cell(self, system: str, budget: int, lang: str, seed: int):
-        from concner.model import NerBundle
+        from concner.method.model import NerBundle
 
         config = self.config(system, seed)
         base = BUDGET_SYSTEMS[system][0]
@@ -345,7 +345,7 @@ class SourceBudget:
 
     def train(self, config, system, budget, seed, init, translations, unlabelled, path,
               lang: str | None = None, extra_teachers=()):
-        from concner.training import TrainData, train
+        from concner.method.training import TrainData, train
 
         dev = {"en": self.dev("en")}
         if lang is not None:
@@ -389,7 +389,7 @@ def hf_scores(path: Path, dev: dict[str, list], threads: int) -> dict[str, float
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from concner.evaluation import evaluate
+    from concner.method.evaluation import evaluate
 
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(str(path))

@@ -18,10 +18,10 @@
   to the pipeline's (also on the sentences where the pipeline groups sub-words into the
   true words: elsewhere it decides a word from another token) and to ConCNER fp32's.
   ``--smoke`` without ``--model`` uses an untrained tiny model.
-- ``cycle``: the worker's own retrain job (``concner.runner.execute_retrain`` on a SQLite
+- ``cycle``: the worker's own retrain job (``concner.jobs.runner.execute_retrain`` on a SQLite
   store, the default configuration of concner/config.py) on 1,000 source sentences + their
   es translations, 2,000 unlabelled es sentences and 1,000 es dev sentences: a full
-  retrain, then, after 50 new labels, the incremental update that concner.incremental
+  retrain, then, after 50 new labels, the incremental update that concner.jobs.incremental
   plans (warm start, new labels + a replay sample); the result states the settings.
 
 Results: ``benchmarks/results/speed.json`` (+ ``speed.md``), one entry per section, each
@@ -118,7 +118,7 @@ def measure_train(variant: str, encoder: str, n_train: int, smoke: bool, epochs:
         timing = None
     else:
         from concner.config import config_from_dict
-        from concner.training import TrainData, train
+        from concner.method.training import TrainData, train
 
         cfg = {"model": {"encoder": encoder, **spec.get("model", {})},
                "loss": {"use_translation": spec["data"] == "pairs", "kd": False, "lambda_lcl": 0.0,
@@ -212,8 +212,8 @@ def section_predict(setup: Setup, args) -> dict:
     import torch
 
     from benchmarks.hf_baseline import pipeline_entities
-    from concner.inference import Predictor
-    from concner.model import NerBundle
+    from concner.method.inference import Predictor
+    from concner.method.model import NerBundle
 
     threads = args.threads or (1 if args.smoke else 2)
     torch.set_num_threads(threads)
@@ -296,7 +296,7 @@ def _smoke_model(setup: Setup) -> Path:
 
     from concner.config import ModelConfig
     from concner.labels import LabelSchema
-    from concner.model import build_bundle
+    from concner.method.model import build_bundle
 
     folder = setup.work / "tiny-model"
     if not (folder / "model.safetensors").exists():
@@ -376,20 +376,20 @@ def bundle_to_hf(bundle):
 
 def section_cycle(setup: Setup, args) -> dict:
     """A full retrain, then an incremental update after 50 new labels, each exactly as the
-    worker runs it: :func:`concner.runner.execute_retrain` on a SQLite store (in the work
+    worker runs it: :func:`concner.jobs.runner.execute_retrain` on a SQLite store (in the work
     folder) holding the benchmark's data as a project, with the worker's default
     configuration (the defaults of concner/config.py; the project overrides nothing, it
-    only names its encoder), and :mod:`concner.incremental` choosing the kind. Times are the
+    only names its encoder), and :mod:`concner.jobs.incremental` choosing the kind. Times are the
     whole job (snapshot, plan, training, dev evaluation, publishing); ``train_seconds`` is
     the training part."""
     import shutil
 
     import torch
 
-    import concner.training
+    import concner.method.training
     from concner.config import load_config
-    from concner.registry import ModelRegistry
-    from concner.runner import JobContext, execute_retrain
+    from concner.jobs.registry import ModelRegistry
+    from concner.jobs.runner import JobContext, execute_retrain
     from concner.store import Store
 
     torch.set_num_threads(1 if args.smoke else 2)
@@ -421,7 +421,7 @@ def section_cycle(setup: Setup, args) -> dict:
     store.import_sentences(name, dev, role="target", split="dev")
     ctx = JobContext(store, ModelRegistry.from_config(store, config), config, "speed-benchmark")
 
-    real_train, trained = concner.training.train, []
+    real_train, trained = concner.method.training.train, []
 
     def timed_train(cfg, data, **kwargs):  # records the training part, changes nothing
         result = real_train(cfg, data, **kwargs)
@@ -445,7 +445,7 @@ def section_cycle(setup: Setup, args) -> dict:
                 "replay": run.n_replay, "promoted": store.active_model_version(name).run_id
                 == run_id, **trained[-1]}
 
-    concner.training.train = timed_train
+    concner.method.training.train = timed_train
     try:
         full = retrain()
         for sent in new:  # an annotator labels the 50 pool sentences
@@ -453,7 +453,7 @@ def section_cycle(setup: Setup, args) -> dict:
         inc = retrain()
         used = store.get_run(store.runs(name, kind="retrain")[-1].id).config
     finally:
-        concner.training.train = real_train
+        concner.method.training.train = real_train
         store.close()
     t, lo, m = used["training"], used["loss"], used["model"]
     kd = f"on, {t['kd_epochs']} epochs" if lo["kd"] else "off (loss.kd = false)"

@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS, WORK, markdown_table, provenance
-from concner.argilla_io import ArgillaIO
-from concner.argilla_launcher import LocalArgilla
-from concner.argilla_sync import sync_dataset
+from concner.argilla.client import ArgillaIO
+from concner.argilla.launcher import LocalArgilla
+from concner.argilla.sync import sync_dataset
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
 from concner.store import Store
@@ -106,7 +106,7 @@ def write(rows: list[dict], prov: dict) -> None:
     OUT_JSON.write_text(json.dumps({
         "benchmark": "sync_scaling", **prov,
         "stack": "argilla-server 2.8.0 + noida-db (Elasticsearch emulator) + Redis + SQLite, "
-                 "started by concner.argilla_launcher; store: SQLite",
+                 "started by concner.argilla.launcher; store: SQLite",
         "rows": rows}, indent=2) + "\n")
     table = [[f"{r['records']:,}", str(r["changed_per_sync"]),
               f"{r['full']['median_s']:.2f}", f"{r['incremental']['median_s']:.2f}",

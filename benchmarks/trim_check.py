@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from concner.models import read_trim_corpus, trim_model
+from concner.encoders.sources import read_trim_corpus, trim_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "trim_check.json"
 

@@ -19,11 +19,11 @@ from typing import Any
 from concner.errors import ConfigError
 
 DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
-#: values of ``model.inference_precision`` (see concner/precision.py)
+#: values of ``model.inference_precision`` (see concner/method/precision.py)
 INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
-#: values of ``services.promote_rule`` (see concner/promotion.py)
+#: values of ``services.promote_rule`` (see concner/jobs/promotion.py)
 PROMOTE_RULES = ("mean", "every_language")
-#: values of ``loss.lcl_on`` (what the label contrastive loss contrasts; concner/training.py)
+#: values of ``loss.lcl_on`` (what the label contrastive loss contrasts; concner/method/training.py)
 LCL_INPUTS = ("projection", "logits")
 #: values of ``loss.tcl_level`` (what the translation contrastive loss contrasts)
 TCL_LEVELS = ("sentence", "entity")
@@ -57,7 +57,7 @@ class ModelConfig:
     #: prediction: "viterbi" (best valid IOB2 path) or "argmax" (stray I- repaired to B-);
     #: viterbi gave +1.4 to +6.8 F1 on PAN-X dev en/es/de/nl/ru/zh (source-only en1k model)
     decoding: str = "viterbi"
-    #: prediction numerics (concner/precision.py): "fp32" (on CPU with oneDNN-prepacked
+    #: prediction numerics (concner/method/precision.py): "fp32" (on CPU with oneDNN-prepacked
     #: weights, same results up to float rounding); "bf16" (bfloat16 matrix products: fast
     #: on GPUs and on CPUs with avx512_bf16/AMX, slower than fp32 on other CPUs); "int8"
     #: (CPU only: int8 linear layers, for CPUs with VNNI but no bf16). 2,000 es dev
@@ -122,7 +122,7 @@ class TrainingConfig:
     eval_batch_size: int = 64
     #: worker retrains: update the active model incrementally when few labels are new
     #: (warm start, new labels + a replay sample, ``incremental_epochs``, no distillation;
-    #: see concner/incremental.py); false = every retrain trains from scratch
+    #: see concner/jobs/incremental.py); false = every retrain trains from scratch
     incremental: bool = True
     #: more new (or changed) labelled sentences than this since the active model -> full retrain
     incremental_max_new_labels: int = 200
@@ -135,7 +135,7 @@ class TrainingConfig:
     #: after this many incremental updates in a row, the next retrain is a full one
     full_retrain_every: int = 5
     #: with a checkpoint folder (the worker's retrains), save the training state after every
-    #: epoch so a killed run resumes at the next epoch (concner/checkpoint.py); false = none
+    #: epoch so a killed run resumes at the next epoch (concner/method/checkpoint.py); false = none
     checkpoint_every_epoch: bool = True
 
 
@@ -187,10 +187,10 @@ class ServicesConfig:
     argilla_backoff_s: float = 1.0
     retrain_min_new_labels: int = 50
     #: automatic retraining waits until a project has this many labelled source sentences
-    #: (and target text, translations, a dev set: concner/readiness.py); on-demand retrains
+    #: (and target text, translations, a dev set: concner/jobs/readiness.py); on-demand retrains
     #: do not wait
     auto_retrain_min_source_labels: int = 100
-    #: when a new model version replaces the active one (concner/promotion.py; shown on the
+    #: when a new model version replaces the active one (concner/jobs/promotion.py; shown on the
     #: Models page): "mean" = its mean target dev F1 is at most promote_tolerance F1 points
     #: below the active version's; "every_language" = that, and no target language's dev
     #: F1 drops by more than promote_tolerance points
@@ -200,12 +200,12 @@ class ServicesConfig:
     keep_versions: int = 3
     #: worker: seconds between heartbeats (worker row and retrain lock)
     heartbeat_seconds: float = 5.0
-    #: a worker whose heartbeat is older than this is dead (concner.liveness, for the CLI
+    #: a worker whose heartbeat is older than this is dead (concner.jobs.liveness, for the CLI
     #: and the app), and so is the retrain lock it holds
     lock_stale_seconds: float = 60.0
     #: Huey consumer threads (a retrain occupies one; predictions can use another)
     worker_threads: int = 2
-    #: modules imported by the worker that register sync hooks (concner.tasks.register_sync_hook)
+    #: modules imported by the worker that register sync hooks (concner.jobs.queue.register_sync_hook)
     sync_modules: tuple[str, ...] = ()
     #: minutes between periodic syncs of every project
     sync_every_minutes: int = 5

@@ -3,8 +3,8 @@ parquet, CoNLL, JSONL); download, or push to the Hub. An admin action."""
 
 import streamlit as st
 
+from concner.corpus.export import FORMATS, LAYOUTS, PARTS, export_zip, gather, push_to_hub
 from concner.errors import ConcnerError
-from concner.export import FORMATS, LAYOUTS, PARTS, export_zip, gather, push_to_hub
 from concner.labels import LabelSchema
 from concner.ui.auth import admin_gate
 from concner.ui.context import ensure_navigation, get_store, require_project

@@ -1,13 +1,13 @@
 """Models: every model version side by side (per-language and per-label dev F1, the
 difference to the active one, the dev set it is scored on, folder, training data, state
-and why), the promotion rule in words, pin / roll back / unpin (concner.model_control) and
+and why), the promotion rule in words, pin / roll back / unpin (concner.jobs.model_control) and
 evaluating a version on the current dev sets (a worker job)."""
 
 import streamlit as st
 
 from concner.errors import ConcnerError
-from concner.model_control import pin, roll_back, unpin
-from concner.registry import ModelRegistry, rollback_target
+from concner.jobs.model_control import pin, roll_back, unpin
+from concner.jobs.registry import ModelRegistry, rollback_target
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.evaluations import scores_frame, start_evaluate, version_scores
 from concner.ui.models_view import per_label_frame, versions_frame

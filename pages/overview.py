@@ -95,7 +95,7 @@ with st.expander("Delete this project"):
         typed = st.text_input(f"Type the project name ({name}) to confirm",
                               key="delete-confirm")
         if st.button("Delete project", key="delete-project", disabled=typed != name):
-            from concner.registry import ModelRegistry
+            from concner.jobs.registry import ModelRegistry
 
             try:
                 deleted = ModelRegistry.from_config(store, config).delete_project(name)

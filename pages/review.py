@@ -5,7 +5,7 @@ answers come back."""
 
 import streamlit as st
 
-from concner.argilla_records import ASK_ORDER_LINK
+from concner.argilla.records import ASK_ORDER_LINK
 from concner.errors import ConcnerError
 from concner.labels import LabelSchema
 from concner.ui import jobs

@@ -200,10 +200,10 @@ def publish_evaluated(store, registry, name: str, bundle, f1_by_lang: dict[str, 
 
 
 def env_store(tmp_path: Path, monkeypatch):
-    """A fresh SQLite store that the CLI and ``concner.tasks`` (its ``CONFIG``) also use,
+    """A fresh SQLite store that the CLI and ``concner.jobs.queue`` (its ``CONFIG``) also use,
     through the ``CONCNER_*`` environment of this test."""
-    from concner import tasks
     from concner.config import load_config
+    from concner.jobs import queue as tasks
     from concner.store import Store
 
     url = f"sqlite:///{Path(tmp_path) / 'store.db'}"

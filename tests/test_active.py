@@ -402,9 +402,9 @@ def test_a_10000_sentence_pool_is_scored_in_batched_ops():
 # score_pool with a real (tiny) model
 
 def test_score_pool_runs_a_tiny_model(tmp_path):
-    pytest.importorskip("concner.inference", reason="concner/inference.py has not landed yet")
+    pytest.importorskip("concner.method.inference", reason="concner/method/inference.py has not landed yet")
     from concner.active import score_pool
-    from concner.inference import Predictor
+    from concner.method.inference import Predictor
     from concner.sentence import Sentence
     from tests.tiny import make_tiny_bundle
 

@@ -96,9 +96,9 @@ def test_report_reads_each_seed_against_its_own_random_curve_and_states_the_verd
 
 @pytest.mark.slow
 def test_smoke_run_writes_rows_summary_and_plot_and_resumes(tmp_path):
-    pytest.importorskip("concner.training", reason="concner/training.py has not landed yet")
-    pytest.importorskip("concner.inference", reason="concner/inference.py has not landed yet")
-    pytest.importorskip("concner.evaluation", reason="concner/evaluation.py has not landed yet")
+    pytest.importorskip("concner.method.training", reason="concner/method/training.py has not landed yet")
+    pytest.importorskip("concner.method.inference", reason="concner/method/inference.py has not landed yet")
+    pytest.importorskip("concner.method.evaluation", reason="concner/method/evaluation.py has not landed yet")
     argv = ["--smoke", "--out-dir", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
     assert bench.main(argv) == 0
 

@@ -157,7 +157,7 @@ def test_translation_tab_lists_every_backend(store):
 
 
 def test_source_from_a_datasets_folder(store, tmp_path):
-    from concner.export import write_export
+    from concner.corpus.export import write_export
     from concner.labels import LabelSchema
     from concner.sentence import Sentence
 

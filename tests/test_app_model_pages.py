@@ -352,7 +352,7 @@ def test_training_shows_progress_and_log_of_the_last_run(store):
 
 # -- Export ---------------------------------------------------------------------------------
 def test_export_download_round_trips(store, tmp_path):
-    from concner.export import read_export
+    from concner.corpus.export import read_export
 
     at = open_page("export", project="demo")
     no_exception(at)
@@ -402,7 +402,7 @@ def test_overview_shows_counts_and_active_model(store):
 
 
 def test_silver_export_holds_the_active_models_predictions(store, tmp_path):
-    from concner.export import gather, read_export, write_export
+    from concner.corpus.export import gather, read_export, write_export
     from concner.labels import LabelSchema
 
     splits = gather(store, "demo", ["silver"])

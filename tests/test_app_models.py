@@ -16,7 +16,7 @@ COUNTS = {"source": 24, "translated": 20, "target": 3, "annotations": 30}
 def store(tmp_path, monkeypatch):
     from tiny import make_tiny_bundle
 
-    from concner.registry import ModelRegistry
+    from concner.jobs.registry import ModelRegistry
     from concner.store import Store
 
     url = app_env(monkeypatch, tmp_path)

@@ -78,7 +78,7 @@ def test_model_versions_show_their_dev_set_and_can_be_evaluated_again(tmp_path, 
     from appkit import trained_store, use_store
     from storekit import make_sentences
 
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     store = trained_store(tmp_path, targets=("de",))
     use_store(monkeypatch, tmp_path)

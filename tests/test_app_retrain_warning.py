@@ -1,5 +1,5 @@
 """An on-demand retrain from the Training page runs even when the project is not ready,
-and the page says what is missing (concner/ui/jobs.py, concner/readiness.py)."""
+and the page says what is missing (concner/ui/jobs.py, concner/jobs/readiness.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from appkit import app_env, no_exception, open_page
 def test_start_a_retrain_of_an_unready_project_queues_it_and_warns(monkeypatch, tmp_path):
     from storekit import make_sentences
 
-    from concner import tasks
+    from concner.jobs import queue as tasks
     from concner.store import Store
 
     store = Store(app_env(monkeypatch, tmp_path))
@@ -33,7 +33,7 @@ def test_start_a_retrain_of_an_unready_project_queues_it_and_warns(monkeypatch, 
 def test_the_sync_message_says_a_retrain_needs_the_switch_and_readiness(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     synced = []
     monkeypatch.setattr(tasks, "sync", synced.append)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from appkit import no_exception, open_page
 from test_app_model_pages import _order, folder, store  # noqa: F401 (fixtures)
 
-from concner.argilla_records import dataset_name
+from concner.argilla.records import dataset_name
 
 
 def _marks(at) -> dict[str, str]:
@@ -15,7 +15,7 @@ def _marks(at) -> dict[str, str]:
 
 
 def test_review_marks_what_is_in_argilla_and_sends_the_rest(store):  # noqa: F811
-    from concner.argilla_sync import record_pushed
+    from concner.argilla.sync import record_pushed
 
     at = open_page("review", project="demo")
     no_exception(at)

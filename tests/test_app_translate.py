@@ -15,11 +15,11 @@ from appkit import app_env, no_exception, open_page
 from storekit import make_sentences
 from translation_support import require_freedict, write_freedict
 
-from concner import tasks
 from concner.config import config_from_dict, load_config
 from concner.errors import ConfigError
-from concner.registry import ModelRegistry
-from concner.runner import JobContext
+from concner.jobs import queue as tasks
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext
 from concner.ui.translate import backends, request_options
 
 N = 6

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from concner.argilla_io import ArgillaIO, Prediction, dataset_name
-from concner.argilla_launcher import LocalArgilla
+from concner.argilla.client import ArgillaIO, Prediction, dataset_name
+from concner.argilla.launcher import LocalArgilla
 from concner.config import load_config
 from concner.errors import LabelSchemaError, ServiceUnavailable
 from concner.labels import Span
@@ -286,7 +286,7 @@ def test_bad_api_key_is_refused_without_echoing_it(stack):
 
 
 def test_sync_project_pushes_pool_and_stores_every_answer(io, tmp_path):
-    from concner.argilla_sync import sync_project
+    from concner.argilla.sync import sync_project
     from concner.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -385,7 +385,7 @@ def _sync_project_store(tmp_path, n: int, tag: str):
 def _versions(store, pname: str, sid: str, author: str) -> list[list[str]]:
     import sqlalchemy as sa
 
-    from concner.store.models import Annotation, SentenceRow
+    from concner.store.model_versions import Annotation, SentenceRow
 
     with store.read() as s:
         return [list(t) for t in s.scalars(
@@ -395,7 +395,7 @@ def _versions(store, pname: str, sid: str, author: str) -> list[list[str]]:
 
 
 def test_a_sync_reads_only_what_changed_and_stores_a_changed_answer_once(stack, tmp_path):
-    from concner.argilla_sync import sync_project
+    from concner.argilla.sync import sync_project
 
     _, url, key = stack
     io = ArgillaIO(url, key, retries=2, backoff_s=0.2, batch_size=200)
@@ -444,7 +444,7 @@ def test_a_sync_reads_only_what_changed_and_stores_a_changed_answer_once(stack, 
 def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_path):
     from datetime import timedelta
 
-    from concner.argilla_io import _parse_time
+    from concner.argilla.client import _parse_time
 
     _, url, key = stack
     io = ArgillaIO(url, key, retries=2, backoff_s=0.2)
@@ -484,7 +484,7 @@ def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_
 
 
 def test_a_failed_save_moves_neither_cursor_nor_answers(stack, tmp_path):
-    from concner.argilla_sync import sync_project
+    from concner.argilla.sync import sync_project
 
     _, url, key = stack
     io = ArgillaIO(url, key, retries=2, backoff_s=0.2)
@@ -544,7 +544,7 @@ def _ranked_pool_store(tmp_path, n: int, order: list[int]):
 
 
 def test_the_sync_keeps_the_next_k_in_ask_order_and_tops_up_as_they_get_answered(io, tmp_path):
-    from concner.argilla_sync import sync_project
+    from concner.argilla.sync import sync_project
 
     order = [7, 2, 9, 1, 12, 4, 10, 3, 11, 6, 5, 8]  # sentence index -> ask order
     store, pname, asked = _ranked_pool_store(tmp_path, 12, order)

@@ -14,7 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from concner.argilla_io import ArgillaIO, Prediction, dataset_name, guidelines_text, resolve_api_key
+from concner.argilla.client import (
+    ArgillaIO,
+    Prediction,
+    dataset_name,
+    guidelines_text,
+    resolve_api_key,
+)
 from concner.config import ServicesConfig
 from concner.errors import ConfigError, ServiceUnavailable
 from concner.sentence import Sentence
@@ -141,7 +147,7 @@ def test_guidelines_explain_every_label_with_an_example():
     assert "malaria" in text
     # both datasets tell annotators how to follow the active-learning order, by the name
     # the metadata property shows in Argilla's sort menu
-    from concner.argilla_io import _ask_order_property
+    from concner.argilla.client import _ask_order_property
 
     title = _ask_order_property().title
     for role in ("source", "target"):
@@ -149,7 +155,7 @@ def test_guidelines_explain_every_label_with_an_example():
         assert "**Sort → Ask order** (ascending)" in words
         assert title.startswith("Ask order")
         # and name the Review page's link that opens the dataset already sorted
-        from concner.argilla_io import ASK_ORDER_LINK
+        from concner.argilla.client import ASK_ORDER_LINK
 
         assert f"**{ASK_ORDER_LINK}**" in words
 
@@ -157,7 +163,7 @@ def test_guidelines_explain_every_label_with_an_example():
 def test_the_ask_order_link_sorts_the_annotation_page_by_the_ask_order_metadata():
     from urllib.parse import parse_qs, urlparse
 
-    from concner.argilla_io import ASK_ORDER
+    from concner.argilla.client import ASK_ORDER
 
     io = ArgillaIO("http://argilla.test:6900/", "key")
     io.dataset_id = lambda name: "0d5c-id"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from concner.argilla_launcher import PARTS, VENV_REQUIREMENTS, LocalArgilla
+from concner.argilla.launcher import PARTS, VENV_REQUIREMENTS, LocalArgilla
 from concner.cli import main
 from concner.config import ServicesConfig
 from concner.errors import ConfigError, ServiceUnavailable
@@ -125,7 +125,7 @@ def test_cli_status_exit_code_and_report(tmp_path, capsys):
 
 def test_a_search_emulator_that_dies_on_start_is_started_once_more_on_a_new_port(tmp_path,
                                                                               monkeypatch):
-    import concner.argilla_launcher as launcher
+    from concner.argilla import launcher
 
     logs: list[str] = []
     stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
@@ -151,7 +151,7 @@ def test_a_search_emulator_that_dies_on_start_is_started_once_more_on_a_new_port
 
 def test_a_search_emulator_that_never_comes_up_fails_after_the_second_try(tmp_path,
                                                                            monkeypatch):
-    import concner.argilla_launcher as launcher
+    from concner.argilla import launcher
 
     stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
                          redis_port=0, search_port=4321, log=lambda m: None)
@@ -174,7 +174,7 @@ def test_a_search_emulator_that_runs_but_never_answers_is_replaced_not_waited_on
     """What CI saw: the emulator printed its banner and then answered nothing. The stuck
     process is killed and a new one started on a new port, within the short search timeout
     rather than the stack's three minutes."""
-    import concner.argilla_launcher as launcher
+    from concner.argilla import launcher
 
     logs: list[str] = []
     stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
@@ -207,7 +207,7 @@ def test_a_part_this_object_started_is_alive_whatever_its_proc_title_says(tmp_pa
     /proc/<pid>/cmdline for a moment and took a running redis for a dead one. A process this
     object started is judged by its Popen; one known from a pid file only still needs its
     command line to match (that pid may be someone else's by now)."""
-    import concner.argilla_launcher as launcher
+    from concner.argilla import launcher
 
     venv = fake_venv(tmp_path / "venv")
     stack = LocalArgilla(tmp_path / "data", venv=venv, port=0, redis_port=0, search_port=0,
@@ -236,7 +236,7 @@ def test_down_marks_the_search_index_clean_only_when_it_exited_when_asked(tmp_pa
                                                                           ignores_sigterm):
     """The emulator saves its index on SIGTERM: down() leaves the marker that spares the next
     start a reindex only then; one that must be SIGKILLed after the grace period saved nothing."""
-    import concner.argilla_launcher as launcher
+    from concner.argilla import launcher
 
     stack = LocalArgilla(tmp_path / "data", venv=fake_venv(tmp_path / "venv"), port=0,
                          redis_port=0, search_port=0, log=lambda m: None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from concner.argilla_records import PulledAnnotation, PullResult, PushReport, dataset_name
-from concner.argilla_sync import sync_project
+from concner.argilla.records import PulledAnnotation, PullResult, PushReport, dataset_name
+from concner.argilla.sync import sync_project
 from concner.sentence import Sentence
 from concner.store import Store
 

@@ -13,7 +13,7 @@ from concner.active import STRATEGIES, Diversity, get_strategy, score_pool
 from concner.cli import main
 from concner.commands.select import STRATEGY_NAMES
 from concner.corpus import read_any
-from concner.inference import Predictor
+from concner.method.inference import Predictor
 
 torch.set_num_threads(1)
 WORDS = ["John", "lives", "in", "Paris", "the", "United", "Nations", "Berlin", "Google", "of",
@@ -41,7 +41,7 @@ def pool(tmp_path):
 
 
 def model_dir_bundle(model_dir):
-    from concner.model import NerBundle
+    from concner.method.model import NerBundle
 
     return NerBundle.load(model_dir)
 

@@ -12,9 +12,9 @@ from appkit import no_exception, open_page, trained_store, use_store
 from storekit import make_sentences
 
 from concner.config import load_config
-from concner.registry import ModelRegistry
+from concner.jobs.registry import ModelRegistry
 from concner.store import Store, StoreConflict
-from concner.store.models import Base, Project
+from concner.store.model_versions import Base, Project
 
 
 @pytest.fixture(scope="module")

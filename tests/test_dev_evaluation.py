@@ -1,6 +1,6 @@
 """Evaluating any model version on the current dev sets (the ``evaluate`` job, one run
 for every version, ``concner project evaluate``), and every stored version getting F1
-when a dev set arrives or changes (concner/dev_refresh.py via the worker's tick)."""
+when a dev set arrives or changes (concner/jobs/dev_refresh.py via the worker's tick)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 from storekit import TINY_TRAINING, env_store, make_sentences, tiny_encoder
 
-from concner import tasks
 from concner.cli import main
 from concner.config import load_config
-from concner.dev_refresh import REASON, stale_versions
-from concner.registry import ModelRegistry
-from concner.runner import JobContext, execute_evaluate, execute_retrain
+from concner.jobs import queue as tasks
+from concner.jobs.dev_refresh import REASON, stale_versions
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext, execute_evaluate, execute_retrain
 from concner.ui.evaluations import CURRENT, NEVER, OLDER, scores_frame, version_scores
 
 torch.set_num_threads(1)

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny import make_tiny_tokenizer
 
-from concner.encoding import (
+from concner.errors import ConfigError, LabelSchemaError, ModelError
+from concner.labels import LabelSchema
+from concner.method.encoding import (
     IGNORE_INDEX,
     NO_WORD,
     Collator,
@@ -21,8 +23,6 @@ from concner.encoding import (
     encode_windows,
     window_bounds,
 )
-from concner.errors import ConfigError, LabelSchemaError, ModelError
-from concner.labels import LabelSchema
 from concner.sentence import Sentence
 
 torch.set_num_threads(1)

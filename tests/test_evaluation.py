@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from concner.errors import DataFormatError, LabelSchemaError
-from concner.evaluation import evaluate, format_table
+from concner.method.evaluation import evaluate, format_table
 from concner.sentence import Sentence
 
 

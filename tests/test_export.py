@@ -11,8 +11,7 @@ import zipfile
 import pytest
 
 from concner import corpus
-from concner.errors import ConcnerError, LabelSchemaError
-from concner.export import (
+from concner.corpus.export import (
     export_zip,
     push_to_hub,
     read_export,
@@ -20,6 +19,7 @@ from concner.export import (
     to_dataset_dict,
     write_export,
 )
+from concner.errors import ConcnerError, LabelSchemaError
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
 

@@ -157,7 +157,7 @@ def test_cli_lists_imports_and_unimports_one_after_the_confirmation(tmp_path, mo
 
 
 def test_undoing_a_dev_import_queues_the_evaluation_of_every_version(tmp_path, monkeypatch):
-    from concner.unimport import undo_import
+    from concner.jobs.unimport import undo_import
 
     monkeypatch.setenv("CONCNER_SERVICES__QUEUE_PATH", str(tmp_path / "queue.db"))
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")

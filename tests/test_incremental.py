@@ -12,7 +12,7 @@ from storekit import BACKENDS, TINY_TRAINING, make_project, make_sentences, open
 
 from concner.config import config_from_dict, load_config
 from concner.errors import ConfigError
-from concner.incremental import (
+from concner.jobs.incremental import (
     ActiveModel,
     PlanError,
     RetrainPlan,
@@ -22,8 +22,8 @@ from concner.incremental import (
     plan_retrain,
     sample_replay,
 )
-from concner.registry import ModelRegistry
-from concner.runner import JobContext, execute_retrain
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext, execute_retrain
 from concner.store.snapshot import Snapshot, take_snapshot
 
 torch.set_num_threads(1)
@@ -209,16 +209,16 @@ def encoder(tmp_path_factory):
 
 @pytest.fixture()
 def spy(monkeypatch):
-    """Every call of concner.training.train: (config, data, init)."""
-    import concner.training
+    """Every call of concner.method.training.train: (config, data, init)."""
+    import concner.method.training
 
-    calls, real = [], concner.training.train
+    calls, real = [], concner.method.training.train
 
     def train(config, data, *, init=None, **kwargs):
         calls.append((config, data, init))
         return real(config, data, init=init, **kwargs)
 
-    monkeypatch.setattr(concner.training, "train", train)
+    monkeypatch.setattr(concner.method.training, "train", train)
     return calls
 
 
@@ -316,8 +316,8 @@ def test_runner_updates_the_active_model_incrementally_and_retrains_fully_when_f
 
 def test_command_line_forces_a_full_retrain(store, tmp_path, encoder, spy, monkeypatch,
                                             capsys):
-    from concner import tasks
     from concner.cli import main
+    from concner.jobs import queue as tasks
 
     make_project(store, "p", encoder, n_source=12, n_dev=6, n_pool=10)
     ctx = _ctx(store, tmp_path)
@@ -344,7 +344,7 @@ def test_runs_before_incremental_updates_lead_to_a_full_retrain(store, tmp_path,
     ctx = _ctx(store, tmp_path)
     first = _retrain(ctx)
     with store.write() as s:  # as a run recorded before migration 0004 looks
-        from concner.store.models import Run
+        from concner.store.model_versions import Run
 
         s.get(Run, first).update_kind = None
         s.get(Run, first).trained_on = None

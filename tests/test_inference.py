@@ -14,11 +14,11 @@ import torch
 from tiny import make_tiny_bundle
 
 from concner.config import ModelConfig
-from concner.encoding import encode_windows
 from concner.errors import ConfigError
-from concner.inference import Predictor, resolve_device, spans_from_tags, viterbi_iob2
 from concner.labels import LabelSchema, iob2_errors, spans_to_tags
-from concner.model import NerBundle
+from concner.method.encoding import encode_windows
+from concner.method.inference import Predictor, resolve_device, spans_from_tags, viterbi_iob2
+from concner.method.model import NerBundle
 from concner.sentence import Sentence
 
 torch.set_num_threads(1)

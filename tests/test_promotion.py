@@ -8,7 +8,7 @@ import pytest
 
 from concner.config import config_from_dict
 from concner.errors import ConfigError
-from concner.promotion import PromotionRule, Scores
+from concner.jobs.promotion import PromotionRule, Scores
 
 # the reported case: v3's mean is within 0.5 of v2's, but de dropped 0.9 points
 V2 = Scores(0.7184, {"es": 0.7000, "de": 0.7368})
@@ -83,7 +83,7 @@ def test_the_registry_compares_with_the_stored_per_language_f1_of_the_active(tmp
     from storekit import publish_evaluated
     from tiny import make_tiny_bundle
 
-    from concner.registry import ModelRegistry
+    from concner.jobs.registry import ModelRegistry
     from concner.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
@@ -109,7 +109,7 @@ def test_a_later_evaluation_of_the_active_version_is_what_a_new_one_is_compared_
     from storekit import publish_evaluated
     from tiny import make_tiny_bundle
 
-    from concner.registry import ModelRegistry
+    from concner.jobs.registry import ModelRegistry
     from concner.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 's.db'}")

@@ -1,5 +1,5 @@
-"""The readiness rule (concner/readiness.py), the per-project automatic-retraining switch
-and the worker's automatic trigger (concner/autoretrain.py, tasks.tick), and their CLI."""
+"""The readiness rule (concner/jobs/readiness.py), the per-project automatic-retraining switch
+and the worker's automatic trigger (concner/jobs/autoretrain.py, tasks.tick), and their CLI."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import logging
 import pytest
 from storekit import env_store, make_sentences
 
-from concner import tasks
 from concner.cli import main
 from concner.config import load_config
-from concner.readiness import ProjectFacts, check, project_readiness
-from concner.registry import ModelRegistry
-from concner.runner import JobContext
+from concner.jobs import queue as tasks
+from concner.jobs.readiness import ProjectFacts, check, project_readiness
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext
 
 N_SOURCE = 120  # above the default services.auto_retrain_min_source_labels (100)
 
@@ -116,7 +116,7 @@ def test_importing_only_the_source_queues_no_automatic_retrain(store, ctx, caplo
     """The reported bug: a full retrain started the moment the English file was imported
     (and a second one right after), before target text, translations or a dev set."""
     import_source(store)
-    with caplog.at_level(logging.INFO, logger="concner.autoretrain"):
+    with caplog.at_level(logging.INFO, logger="concner.jobs.autoretrain"):
         assert tasks.tick(ctx)["enqueued"] == 0
         assert tasks.tick(ctx)["enqueued"] == 0
     assert store.runs("p", kind="retrain") == [] and ctx.queued == []
@@ -141,7 +141,7 @@ def test_the_switch_off_queues_nothing_and_says_why(store, ctx, caplog):
     import_source(store)
     import_the_rest(store)
     store.set_auto_retrain("p", False)
-    with caplog.at_level(logging.INFO, logger="concner.autoretrain"):
+    with caplog.at_level(logging.INFO, logger="concner.jobs.autoretrain"):
         assert tasks.tick(ctx)["enqueued"] == 0
     assert store.runs("p", kind="retrain") == []
     assert any("automatic retraining of 'p' is off" in r.getMessage() for r in caplog.records)

@@ -14,8 +14,8 @@ from storekit import BACKENDS, TINY_TRAINING, make_project, open_store, tiny_enc
 
 from concner.config import load_config
 from concner.errors import ModelError
-from concner.registry import MANIFEST, ModelRegistry
-from concner.runner import JobContext, execute_retrain, maybe_request_retrain
+from concner.jobs.registry import MANIFEST, ModelRegistry
+from concner.jobs.runner import JobContext, execute_retrain, maybe_request_retrain
 from concner.store import Store
 
 torch.set_num_threads(1)
@@ -44,7 +44,7 @@ def _ctx(store, tmp_path, **services) -> JobContext:
 @contextlib.contextmanager
 def _immediate_jobs(ctx: JobContext):
     """Run huey jobs in-process (immediate mode) with ``ctx`` as their context."""
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
     saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
@@ -206,7 +206,7 @@ def test_local_registry_is_atomic_and_cleans_leftovers(tmp_path):
 
 
 def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     make_project(store, "p", encoder, n_pool=15)
     ctx = _ctx(store, tmp_path)
@@ -236,13 +236,13 @@ def test_huey_jobs_in_immediate_mode(store, tmp_path, encoder):
 
 def test_a_sigkilled_workers_jobs_are_requeued_at_once_by_its_dead_pid(store, tmp_path, encoder):
     """A worker killed with SIGKILL leaves a fresh heartbeat row that says ``running``: the
-    tick knows it dead by its pid (concner.liveness), so its retrain is re-run and its pool
+    tick knows it dead by its pid (concner.jobs.liveness), so its retrain is re-run and its pool
     prediction is re-queued now, not after ``lock_stale_seconds`` (60 s by default)."""
     import signal
     import socket
     import subprocess
 
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     make_project(store, "p", encoder, n_pool=6)
     ctx = _ctx(store, tmp_path)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from concner.argilla_records import PullResult, PushReport, dataset_name
+from concner.argilla.records import PullResult, PushReport, dataset_name
 from concner.labels import Span
 from concner.sentence import Sentence
 from concner.ui.review import (
@@ -88,7 +88,7 @@ class _Argilla:
 
 
 def test_a_batch_sent_while_the_sync_runs_stays_marked_in_argilla(tmp_path):
-    from concner.argilla_sync import record_pushed, sync_project
+    from concner.argilla.sync import record_pushed, sync_project
     from concner.store import Store
     from concner.ui.argilla_view import in_argilla
 

@@ -56,9 +56,9 @@ def test_multi_teacher_kd_starts_from_concner_and_averages_with_source_only(tmp_
         trained.append((system, init, list(extra_teachers), translations))
         return None, {"f1": {}}
 
-    import concner.model
+    import concner.method.model
 
-    monkeypatch.setattr(concner.model.NerBundle, "load", staticmethod(load))
+    monkeypatch.setattr(concner.method.model.NerBundle, "load", staticmethod(load))
     monkeypatch.setattr(sb.SourceBudget, "train", fake_train)
     _, extra = bench.trained_cell("concner_kd_multi", 100, "de", 1)
     # neither teacher exists in the empty work folder: both are trained first

@@ -14,7 +14,7 @@ from storekit import TINY_TRAINING, database_url, make_project, make_sentences, 
 from concner.errors import DataFormatError, LabelSchemaError
 from concner.sentence import Sentence
 from concner.store import Store, StoreConflict, current_label, upgrade_database
-from concner.store.models import Base
+from concner.store.model_versions import Base
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 
@@ -238,8 +238,8 @@ def test_a_run_queued_while_the_lost_one_ran_takes_it_over(store):
 
 def test_cancel_queued_and_running(store, tmp_path):
     from concner.config import load_config
-    from concner.registry import ModelRegistry
-    from concner.runner import JobContext, execute_retrain
+    from concner.jobs.registry import ModelRegistry
+    from concner.jobs.runner import JobContext, execute_retrain
 
     slow = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 200}}
     make_project(store, "p", tiny_encoder(tmp_path), training=slow)
@@ -266,7 +266,7 @@ def test_cancel_queued_and_running(store, tmp_path):
 
 def test_sync_without_a_source_is_recorded(store):
     from concner.config import load_config
-    from concner.tasks import _SYNC_HOOKS, NO_SYNC_DATASET, SyncReport, run_sync
+    from concner.jobs.queue import _SYNC_HOOKS, NO_SYNC_DATASET, SyncReport, run_sync
 
     store.create_project("p", source_lang="en", target_langs=["de"], entity_types=["PER"],
                          encoder="enc")

@@ -15,7 +15,7 @@ import pytest
 from prockit import ProcessScope, alive
 from test_app_up import _answers, _free_port
 
-from concner.supervisor import GAVE_UP, RESTARTING, RUNNING, Part, RestartPolicy, state_lines
+from concner.stack.supervisor import GAVE_UP, RESTARTING, RUNNING, Part, RestartPolicy, state_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def _start_up(scope: ProcessScope, tmp_path: Path, port: int, env: dict[str, str
 
 @pytest.mark.slow
 def test_a_sigkilled_worker_is_restarted_while_the_app_stays_up(tmp_path):
-    from concner.liveness import judge
+    from concner.jobs.liveness import judge
     from concner.store import Store
 
     port, run_dir = _free_port(), tmp_path / "run"

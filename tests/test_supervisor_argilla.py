@@ -20,10 +20,10 @@ from prockit import ProcessScope, alive
 from test_app_up import _answers, _free_port
 from test_supervisor import _state, _up_env, wait_for
 
-from concner.argilla_launcher import PARTS, LocalArgilla, _redis_ok
+from concner.argilla.launcher import PARTS, LocalArgilla, _redis_ok
 from concner.config import load_config
 from concner.errors import ServiceUnavailable
-from concner.supervisor import RUNNING, RestartPolicy
+from concner.stack.supervisor import RUNNING, RestartPolicy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def _pids(folder: Path) -> dict[str, int]:
 
 def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers(
         local_argilla, tmp_path):
-    from concner.argilla_io import ArgillaIO, Prediction
+    from concner.argilla.client import ArgillaIO, Prediction
     from concner.commands.up import Supervisor
     from concner.labels import Span
     from concner.sentence import Sentence
@@ -105,7 +105,7 @@ def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers
 
 
 def test_up_starts_again_after_it_was_sigkilled_and_after_the_whole_stack_was(tmp_path):
-    from concner.liveness import pid_running
+    from concner.jobs.liveness import pid_running
 
     if not Path(load_config().services.argilla_venv).expanduser().joinpath("bin",
                                                                           "python").exists():

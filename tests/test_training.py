@@ -1,4 +1,4 @@
-"""Tests of concner.training (and concner.optim) with a tiny offline BERT."""
+"""Tests of concner.method.training (and concner.method.optim) with a tiny offline BERT."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from tiny import make_tiny_encoder_dir
 
 from concner.config import TrainingConfig, config_from_dict
 from concner.errors import ConfigError, DataFormatError, JobCancelled
-from concner.evaluation import evaluate
-from concner.inference import Predictor
-from concner.model import NerBundle
-from concner.optim import linear_schedule, parameter_groups
+from concner.method.evaluation import evaluate
+from concner.method.inference import Predictor
+from concner.method.model import NerBundle
+from concner.method.optim import linear_schedule, parameter_groups
+from concner.method.training import ProgressEvent, TrainData, pair_translations, train
 from concner.sentence import Sentence
-from concner.training import ProgressEvent, TrainData, pair_translations, train
 
 torch.set_num_threads(1)
 
@@ -203,7 +203,7 @@ def test_distillation_only_with_mse_from_an_existing_model(encoder_dir, source, 
 
 def test_missing_translations_or_unlabelled_text_warn_and_train_what_exists(
         encoder_dir, source, caplog):
-    with caplog.at_level("WARNING", logger="concner.training"):
+    with caplog.at_level("WARNING", logger="concner.method.training"):
         result = train(make_config(encoder_dir, full=True, kd=True, epochs=1), TrainData(source))
     assert [h["stage"] for h in result.history] == ["stage1"]  # no distillation stage
     assert set(result.history[0]["losses"]) == {"ce", "lcl"}  # no TCL without translations
@@ -296,8 +296,8 @@ def test_pair_translations(source, translations):
 def test_parameter_groups_and_schedule(encoder_dir):
     from concner.config import ModelConfig
     from concner.labels import LabelSchema
-    from concner.model import build_bundle
-    from concner.optim import freeze_word_embeddings
+    from concner.method.model import build_bundle
+    from concner.method.optim import freeze_word_embeddings
 
     bundle = build_bundle(encoder_dir, LabelSchema(["PER"]), ModelConfig())
     frozen = freeze_word_embeddings(bundle.model)
@@ -396,9 +396,9 @@ def test_train_command_errors(encoder_dir, tmp_path, capsys):
 def test_stage1_batch_rows_and_tcl_pairs(source, translations):
     from tiny import make_tiny_tokenizer
 
-    from concner.batches import Stage1Batches
-    from concner.encoding import Collator, encode_sentences
     from concner.labels import LabelSchema
+    from concner.method.batches import Stage1Batches
+    from concner.method.encoding import Collator, encode_sentences
 
     tok, schema = make_tiny_tokenizer(), LabelSchema(["PER", "ORG", "LOC"])
     src, _ = encode_sentences(tok, source[:3], schema, 64)

@@ -1,4 +1,4 @@
-"""A killed training resumes from its last epoch checkpoint (concner/checkpoint.py):
+"""A killed training resumes from its last epoch checkpoint (concner/method/checkpoint.py):
 
 - real processes SIGKILLed during stage 1 and during stage 2 (KD), resumed by another
   process, end with exactly the weights, history and dev metrics of a run that was never
@@ -25,12 +25,12 @@ import torch
 from storekit import TINY_TRAINING, make_project, make_sentences, service_env
 from tiny import make_tiny_encoder_dir
 
-from concner.checkpoint import CHECKPOINT, TEACHER
 from concner.config import config_from_dict, load_config
-from concner.registry import ModelRegistry
-from concner.runner import JobContext, execute_retrain, resume_dir
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext, execute_retrain, resume_dir
+from concner.method.checkpoint import CHECKPOINT, TEACHER
+from concner.method.training import TrainData, train
 from concner.store import Store
-from concner.training import TrainData, train
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
@@ -42,7 +42,7 @@ CHILD = textwrap.dedent("""
     import torch
     from storekit import make_sentences
     from concner.config import config_from_dict
-    from concner.training import TrainData, train
+    from concner.method.training import TrainData, train
 
     encoder, resume, out, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     torch.set_num_threads(1)
@@ -306,8 +306,8 @@ def test_worker_run_interrupted_after_epoch_1_resumes_when_requeued(tmp_path, en
 WORKER = textwrap.dedent("""
     import sys, time
     from concner.config import load_config
-    from concner.registry import ModelRegistry
-    from concner.runner import JobContext, RunProgress, execute_retrain
+    from concner.jobs.registry import ModelRegistry
+    from concner.jobs.runner import JobContext, RunProgress, execute_retrain
     from concner.store import Store
 
     url, models, run_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -392,7 +392,7 @@ def test_concner_train_sigkilled_after_epoch_1_resumes_when_rerun(encoder, tmp_p
     from safetensors.torch import load_file
 
     from concner.corpus import write_conll
-    from concner.model import WEIGHTS_FILE
+    from concner.method.model import WEIGHTS_FILE
 
     write_conll(make_sentences("src", 240, "en", seed=1), tmp_path / "train-en.tsv")
     write_conll(make_sentences("dev", 16, "en", seed=4), tmp_path / "dev-en.tsv")

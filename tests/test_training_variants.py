@@ -12,7 +12,7 @@ import torch
 from test_training import make_config, weights
 
 from concner.errors import ConfigError
-from concner.training import TrainData, train
+from concner.method.training import TrainData, train
 
 torch.set_num_threads(1)
 
@@ -62,9 +62,9 @@ def test_variant_settings_are_validated(encoder_dir):
 def test_stage1_batch_entity_index_marks_aligned_entities(source, translations):
     from tiny import make_tiny_tokenizer
 
-    from concner.batches import Stage1Batches, align_entities
-    from concner.encoding import Collator, encode_sentences
     from concner.labels import LabelSchema
+    from concner.method.batches import Stage1Batches, align_entities
+    from concner.method.encoding import Collator, encode_sentences
 
     tok, schema = make_tiny_tokenizer(), LabelSchema(["PER", "ORG", "LOC"])
     src, _ = encode_sentences(tok, source[:2], schema, 64)

@@ -12,11 +12,11 @@ import torch
 from storekit import BACKENDS, TINY_TRAINING, make_sentences, open_store, tiny_encoder
 from translation_support import write_freedict
 
-from concner import tasks
 from concner.config import load_config
 from concner.errors import ConfigError
-from concner.registry import ModelRegistry
-from concner.runner import JobContext, execute_retrain, execute_translate
+from concner.jobs import queue as tasks
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext, execute_retrain, execute_translate
 from concner.store.snapshot import take_snapshot
 
 torch.set_num_threads(1)

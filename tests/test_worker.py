@@ -18,10 +18,10 @@ import torch
 from storekit import TINY_TRAINING, database_url, make_project, service_env, tiny_encoder
 
 from concner.config import load_config
-from concner.registry import ModelRegistry
-from concner.runner import JobContext, execute_retrain
+from concner.jobs.registry import ModelRegistry
+from concner.jobs.runner import JobContext, execute_retrain
 from concner.store import Store
-from concner.store.models import Annotation
+from concner.store.model_versions import Annotation
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def test_sigkill_mid_training_loses_nothing_and_the_run_is_redone(tmp_path):
     assert len(store.sentences("p", role="target", split="pool", labelled=True)) == 20
     assert [v.id for v in store.model_versions("p")] == [v1.id]
     assert store.active_model_version("p").id == v1.id
-    from concner.inference import Predictor
+    from concner.method.inference import Predictor
 
     bundle, mv = registry.load_active("p")
     (pred,) = Predictor(bundle, batch_size=4).predict(store.sentences("p", split="dev")[:1])
@@ -146,7 +146,7 @@ def test_sigkill_mid_training_loses_nothing_and_the_run_is_redone(tmp_path):
 WRITER = """
 import json, sys
 from concner.store import Store
-from concner.store.models import Annotation
+from concner.store.model_versions import Annotation
 url, name, author, ids = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 store = Store(url, migrate=False)
 made = []

@@ -2,7 +2,7 @@
 
 Nothing here touches the network. ``make_tiny_encoder_dir`` writes a folder that
 ``AutoModel.from_pretrained`` / ``AutoTokenizer.from_pretrained`` load like any hub model;
-``make_tiny_bundle`` turns it into a :class:`concner.model.NerBundle` with a fixed seed.
+``make_tiny_bundle`` turns it into a :class:`concner.method.model.NerBundle` with a fixed seed.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def make_tiny_encoder_dir(path: str | Path, vocab_words: Iterable[str] | None = 
 
 def make_tiny_bundle(tmp_path: str | Path, schema=None, seed: int = 0, *,
                      vocab_words: Iterable[str] | None = None, config=None):
-    """A :class:`concner.model.NerBundle` over a tiny encoder written under ``tmp_path``.
+    """A :class:`concner.method.model.NerBundle` over a tiny encoder written under ``tmp_path``.
 
     ``schema`` defaults to ``LabelSchema(["PER", "ORG", "LOC"])``, ``config`` to a default
     :class:`concner.config.ModelConfig` with ``encoder`` set to the tiny folder. The heads
@@ -121,7 +121,7 @@ def make_tiny_bundle(tmp_path: str | Path, schema=None, seed: int = 0, *,
 
     from concner.config import ModelConfig
     from concner.labels import LabelSchema
-    from concner.model import build_bundle
+    from concner.method.model import build_bundle
 
     schema = LabelSchema(["PER", "ORG", "LOC"]) if schema is None else schema
     encoder_dir = make_tiny_encoder_dir(Path(tmp_path) / f"tiny-encoder-{seed}", vocab_words,

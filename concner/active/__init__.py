@@ -6,7 +6,7 @@
 - :mod:`concner.active.strategies`: the strategies, one signature
   ``select(outputs, k, *, exclude=frozenset(), seed=0) -> list[Selection]``, the
   :data:`STRATEGIES` registry and :func:`get_strategy`.
-- :mod:`concner.active.pool`: :func:`score_pool` runs a :class:`~concner.inference.Predictor`
+- :mod:`concner.active.pool`: :func:`score_pool` runs a :class:`~concner.method.inference.Predictor`
   over the pool in batched passes.
 
 Typical use::

@@ -19,7 +19,7 @@ from concner.active.strategies import Strategy, get_strategy
 from concner.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concner.inference import Predictor
+    from concner.method.inference import Predictor
     from concner.sentence import Sentence
 
 
@@ -48,7 +48,7 @@ def score_pool(
         word_probs: per sentence ``[n_words, C]`` probabilities ``predictor`` already gave
             (``Prediction.word_probs``); skips the deterministic pass.
         representations: ``[N, H]`` sentence embeddings ``predictor`` already gave
-            (:meth:`~concner.inference.Predictor.predict_with_embeddings`); skips the
+            (:meth:`~concner.method.inference.Predictor.predict_with_embeddings`); skips the
             representation pass of the diversity strategy.
 
     Returns:

@@ -20,7 +20,7 @@ from concner.active.strategies import MNLP, Strategy, get_strategy
 from concner.config import ActiveConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concner.inference import Prediction, Predictor
+    from concner.method.inference import Prediction, Predictor
     from concner.sentence import Sentence
 
 log = logging.getLogger("concner.active")

@@ -1,10 +1,10 @@
-"""``concner argilla up | down | status``: the local Argilla stack (see concner.argilla_launcher)."""
+"""``concner argilla up | down | status``: the local Argilla stack (see concner.argilla.launcher)."""
 
 from __future__ import annotations
 
 import argparse
 
-from concner.argilla_launcher import LocalArgilla, StackStatus
+from concner.argilla.launcher import LocalArgilla, StackStatus
 from concner.config import load_config
 
 

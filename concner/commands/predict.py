@@ -74,8 +74,8 @@ def _read(path: str, lang: str | None, fmt: str, repair_iob: bool = False):
 def _predictor(args):
     import torch
 
-    from concner.inference import Predictor
-    from concner.model import NerBundle
+    from concner.method.inference import Predictor
+    from concner.method.model import NerBundle
 
     if args.threads < 0:
         raise ConcnerError("--threads must be >= 0")
@@ -126,7 +126,7 @@ def run_predict(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from concner.evaluation import evaluate, format_table
+    from concner.method.evaluation import evaluate, format_table
 
     sentences = _read(args.data, args.lang, "auto", args.repair_iob)
     unlabelled = [s.id for s in sentences if s.tags is None]

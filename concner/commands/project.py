@@ -105,7 +105,7 @@ def register(subparsers) -> None:
     k.add_argument("run_id", type=int)
     k.set_defaults(func=run_cancel)
 
-    from concner.translate_job import BACKENDS
+    from concner.jobs.translate import BACKENDS
 
     t = sub.add_parser("translate", help="translate the labelled source sentences now")
     t.add_argument("name")
@@ -211,10 +211,10 @@ def run_import(args) -> int:
 
 def status(store, name: str, *, worker_timeout_s: float | None = None) -> dict:
     """Everything ``status`` prints, as plain data. A worker's ``status`` is what
-    :mod:`concner.liveness` makes of its heartbeat row (``running``, ``dead``, ``silent``,
+    :mod:`concner.jobs.liveness` makes of its heartbeat row (``running``, ``dead``, ``silent``,
     ``stopped``; the app's health block uses the same judge); ``reported`` is what the row
     itself says. ``worker_timeout_s``: ``services.lock_stale_seconds`` by default."""
-    from concner import liveness
+    from concner.jobs import liveness
 
     project = store.get_project(name)
     timeout = liveness.DEFAULT_TIMEOUT_S if worker_timeout_s is None else worker_timeout_s
@@ -251,7 +251,7 @@ def status(store, name: str, *, worker_timeout_s: float | None = None) -> dict:
 
 def run_status(args) -> int:
     config = _config(args)
-    from concner.readiness import project_readiness
+    from concner.jobs.readiness import project_readiness
 
     store = _store(config)
     info = status(store, args.name, worker_timeout_s=config.services.lock_stale_seconds)
@@ -347,7 +347,7 @@ def run_next(args) -> int:
 
 
 def run_retrain(args) -> int:
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     _config(args)
     store = _store(tasks.CONFIG)
@@ -370,7 +370,7 @@ def print_readiness(readiness, auto_on: bool, file=None) -> None:
 
 
 def run_auto_retrain(args) -> int:
-    from concner.readiness import project_readiness
+    from concner.jobs.readiness import project_readiness
 
     config = _config(args)
     store = _store(config)
@@ -384,7 +384,7 @@ def run_auto_retrain(args) -> int:
 def warn_not_ready(store, name: str, config) -> None:
     """On stderr: what is missing when an on-demand retrain is asked of a project that is
     not ready (it runs anyway)."""
-    from concner.readiness import project_readiness
+    from concner.jobs.readiness import project_readiness
 
     warning = project_readiness(store, name, config).on_demand_warning("cli")
     if warning:
@@ -392,9 +392,9 @@ def warn_not_ready(store, name: str, config) -> None:
 
 
 def run_evaluate(args) -> int:
-    from concner import tasks
     from concner.errors import ConcnerError
-    from concner.registry import ModelRegistry
+    from concner.jobs import queue as tasks
+    from concner.jobs.registry import ModelRegistry
 
     _config(args)
     store = _store(tasks.CONFIG)
@@ -433,7 +433,7 @@ TRANSLATE_FLAGS = {"pair": "--pair", "share": "--share", "seed": "--seed",
 def translate_options(args) -> dict:
     """The backend options the flags give; a flag the backend does not use is an error."""
     from concner.errors import ConfigError
-    from concner.translate_job import OPTIONS
+    from concner.jobs.translate import OPTIONS
 
     given = {"pair": args.pair, "share": args.share, "seed": args.seed,
              "directory": args.dictionary_dir, "model": args.model,
@@ -499,7 +499,7 @@ def run_translate(args) -> int:
     import time
 
     from concner.errors import ConcnerError
-    from concner.translate_job import translate_now
+    from concner.jobs.translate import translate_now
 
     config = _config(args)
     store = _store(config)
@@ -545,7 +545,7 @@ def run_translate(args) -> int:
 
 
 def run_delete(args) -> int:
-    from concner.registry import ModelRegistry
+    from concner.jobs.registry import ModelRegistry
 
     config = _config(args)
     store = _store(config)

@@ -60,7 +60,7 @@ def run_unimport(args) -> int:
             print(f"Not deleted: the answer was not {args.import_id} (pass --yes to skip the "
                   "question).", file=sys.stderr)
             return 1
-    from concner.unimport import undo_import
+    from concner.jobs.unimport import undo_import
 
     deleted, dev_note = undo_import(store, args.name, args.import_id)
     print(f"deleted import {args.import_id} of {args.name!r}: {deleted.summary()}"

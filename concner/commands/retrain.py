@@ -1,6 +1,6 @@
 """``concner retrain NAME [--full]``: queue a retrain of a project for the worker.
 
-Without ``--full`` the worker decides (:mod:`concner.incremental`): an incremental update
+Without ``--full`` the worker decides (:mod:`concner.jobs.incremental`): an incremental update
 of the active model when few labels are new, a full retrain otherwise. ``--full`` forces a
 full retrain from scratch (and turns an already queued retrain into a full one). The
 request coalesces with a retrain that is already queued.
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.config:
         os.environ["CONCNER_CONFIG"] = os.path.abspath(args.config)
-    from concner import tasks
+    from concner.jobs import queue as tasks
     from concner.store import Store
 
     store = Store(tasks.CONFIG.services.database_url)

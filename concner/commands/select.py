@@ -75,9 +75,9 @@ def run_select(args) -> int:
     from concner.active.outputs import repeated_ids
     from concner.commands.predict import _predict_all, _predictor, _read, _write_atomic
     from concner.config import ActiveConfig
-    from concner.inference import Predictor
-    from concner.model import NerBundle
-    from concner.registry import TEACHER_DIR
+    from concner.jobs.registry import TEACHER_DIR
+    from concner.method.inference import Predictor
+    from concner.method.model import NerBundle
 
     if args.n < 1 or args.batch < 1:
         raise ConcnerError("--n and --batch must be >= 1")

@@ -113,7 +113,7 @@ def load_inputs(config) -> tuple[Any, dict]:
     """Read the files of ``config.paths`` into a :class:`TrainData` and a description of
     what was read (counts of sentences and entity labels per part)."""
     from concner.corpus import sample
-    from concner.training import TrainData
+    from concner.method.training import TrainData
 
     paths, data_cfg = config.paths, config.data
     if "train" not in paths and config.training.epochs > 0:
@@ -219,13 +219,13 @@ def run_train(args) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="concner: %(message)s", stream=sys.stderr)
 
-    from concner.training import train
+    from concner.method.training import train
 
     data, seen = load_inputs(config)
     log.info("source %d sentences, translations %d, unlabelled %d, dev %s",
              len(data.source), len(data.translations or []), len(data.unlabelled_target),
              {lang: len(s) for lang, s in data.dev.items()})
-    from concner import checkpoint
+    from concner.method import checkpoint
 
     resume = Path(out) / RESUME_FOLDER
     if args.fresh:

@@ -1,7 +1,7 @@
 """``concner up``: everything the app needs on one machine, in one command.
 
 In order: migrate the store; start the local Argilla stack (unless ``--no-argilla``)
-through :mod:`concner.argilla_launcher`; start the queue worker as a subprocess;
+through :mod:`concner.argilla.launcher`; start the queue worker as a subprocess;
 start ``streamlit run app.py`` on ``127.0.0.1:8501``. It prints where to open the app and
 supervises: a part that dies (the worker, the app, Argilla's redis, search emulator,
 server or rq worker) is started again after 1 s, 2 s, 4 s ... (``services.supervisor_*``)
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from concner.errors import ConcnerError, DependencyDown, ServiceUnavailable
-from concner.supervisor import (
+from concner.stack.supervisor import (
     GAVE_UP,
     RUNNING,
     STOPPED,
@@ -81,7 +81,7 @@ def _cmdline(pid: int) -> bytes:
 
 def _stop_group(pid: int, grace: float, name: str) -> None:
     """SIGTERM to process group ``pid``, SIGKILL after ``grace`` seconds."""
-    from concner.liveness import pid_running
+    from concner.jobs.liveness import pid_running
 
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -177,7 +177,7 @@ class Supervisor:
 
     def adopt_argilla(self, launcher) -> None:
         """Supervise each part of ``launcher`` (a started :class:`LocalArgilla`)."""
-        from concner.argilla_launcher import PARTS
+        from concner.argilla.launcher import PARTS
 
         self.launcher = launcher
         self.argilla_folder = str(launcher.folder)
@@ -213,7 +213,7 @@ class Supervisor:
             self.save()
 
     def _poll_argilla(self, now: float) -> bool:
-        from concner.argilla_launcher import PARTS
+        from concner.argilla.launcher import PARTS
 
         changed = False
         for part_name, code in self.launcher.exited().items():
@@ -287,7 +287,7 @@ ORPHAN_GRACE_SECONDS = 5.0
 def clear_previous_run(state_file: Path, *, grace: float = ORPHAN_GRACE_SECONDS) -> dict | None:
     """Make room after an earlier ``concner up`` (its state file): refuse when it still runs;
     stop the worker and app it left behind when it was killed. Returns its state."""
-    from concner.liveness import pid_running
+    from concner.jobs.liveness import pid_running
 
     previous = read_state(state_file)
     if not previous:
@@ -342,19 +342,19 @@ def _child_env(args, config) -> dict[str, str]:
 
 
 def _start_argilla(args, config, env: dict[str, str], previous: dict | None):
-    """Start the local Argilla stack (:mod:`concner.argilla_launcher`); put its URL and API
+    """Start the local Argilla stack (:mod:`concner.argilla.launcher`); put its URL and API
     key into ``env`` for the children. Returns ``(launcher or None, status)``: ``None``
     when the stack was already running on its own (``concner argilla up``: then it is left
     running on exit, and not supervised). A stack left behind by an earlier ``concner up``
     that was killed is adopted: supervised, and stopped on exit."""
-    from concner.argilla_launcher import LocalArgilla
+    from concner.argilla.launcher import LocalArgilla
 
     launcher = LocalArgilla.from_config(config.services, args.argilla_home)
     status = launcher.up()
     env["CONCNER_SERVICES__ARGILLA_URL"] = status.url
     modules = [m for m in config.services.sync_modules if m]
-    if "concner.argilla_sync" not in modules:  # the worker syncs with this Argilla
-        env["CONCNER_SERVICES__SYNC_MODULES"] = ",".join(modules + ["concner.argilla_sync"])
+    if "concner.argilla.sync" not in modules:  # the worker syncs with this Argilla
+        env["CONCNER_SERVICES__SYNC_MODULES"] = ",".join(modules + ["concner.argilla.sync"])
     if status.api_key:
         env["CONCNER_SERVICES__ARGILLA_API_KEY"] = status.api_key
     before = (previous or {}).get("argilla") or {}

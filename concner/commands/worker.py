@@ -16,6 +16,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.config:
         os.environ["CONCNER_CONFIG"] = os.path.abspath(args.config)
-    from concner.worker import run_worker
+    from concner.jobs.worker import run_worker
 
     return run_worker(args.threads)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 
 from concner.store.db import make_engine
-from concner.store.models import Base
+from concner.store.model_versions import Base
 
 MIGRATION_LOCK_KEY = 0x434E4552  # "CNER"
 

@@ -1,7 +1,7 @@
 """Destructive project administration: deleting a project and everything it owns.
 
 Methods of :class:`concner.store.Store`. The checkpoint files of the deleted model
-versions are the registry's business: call :meth:`concner.registry.ModelRegistry.
+versions are the registry's business: call :meth:`concner.jobs.registry.ModelRegistry.
 delete_project`, which deletes the rows through here and then the files.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from concner.store.db import StoreConflict
-from concner.store.models import (
+from concner.store.model_versions import (
     ACTIVE_RUN_STATUSES,
     Annotation,
     ImportBatch,

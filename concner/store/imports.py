@@ -1,7 +1,7 @@
 """Import batches: list the imports of a project, and undo one (its sentences go).
 
 Every :meth:`~concner.store.projects.ProjectRepository.import_sentences` call records one
-:class:`~concner.store.models.ImportBatch` (file name, role, split, language, count) and
+:class:`~concner.store.model_versions.ImportBatch` (file name, role, split, language, count) and
 stamps its sentences with it. Undoing an import deletes, in ONE transaction, the batch's
 sentences, the translation sentences linked to them (a translation of a sentence that is
 gone serves nothing), and everything that hangs off those sentences: label versions
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from concner.errors import ImportBatchNotFound
 from concner.store.db import StoreConflict
-from concner.store.models import (
+from concner.store.model_versions import (
     Annotation,
     ImportBatch,
     PredictionRow,

@@ -21,7 +21,7 @@ from concner.labels import LabelSchema
 from concner.sentence import Sentence
 from concner.store.consensus import CurrentLabel, current_label
 from concner.store.db import ProjectNotFound, StoreConflict
-from concner.store.models import (
+from concner.store.model_versions import (
     LINK_STATUSES,
     ORIGINS,
     ROLES,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from concner.errors import ConfigError
-from concner.store.models import (
+from concner.store.model_versions import (
     ACTIVE_RUN_STATUSES,
     RUN_KINDS,
     UPDATE_KINDS,
@@ -270,7 +270,7 @@ class RunRepository:
     def record_update(self, run_id: int, *, kind: str, reason: str, new: int, replay: int,
                       depth: int, base_model_version_id: int | None,
                       trained_on: Mapping[int, int]) -> None:
-        """Record a retrain's plan (see :mod:`concner.incremental`): full or incremental,
+        """Record a retrain's plan (see :mod:`concner.jobs.incremental`): full or incremental,
         why, what it trained on, and ``trained_on`` (sentence id -> label version of every
         labelled sentence its model will have learnt from)."""
         if kind not in UPDATE_KINDS:
@@ -354,7 +354,7 @@ class RunRepository:
         """``{sentence id: authors}`` of each labelled sentence's current label: everyone
         whose latest version counts (people; the import only when no person labelled it,
         as in :mod:`concner.store.consensus`), in the order they answered."""
-        from concner.store.models import Annotation
+        from concner.store.model_versions import Annotation
 
         ids = sorted(set(sentence_ids))
         versions: dict[int, list] = {}

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
-from concner.store.models import Annotation, Project, SentenceRow, TranslationLink
+from concner.store.model_versions import Annotation, Project, SentenceRow, TranslationLink
 from concner.store.projects import row_to_sentence
 
 USABLE_LINKS = ("ok", "repaired")
@@ -63,7 +63,7 @@ class Snapshot:
             :class:`concner.store.projects.DevSet`), ``unlabelled``.
         label_versions: sentence id -> label version (the annotation id of its current
             label) of every labelled training sentence (``source`` and ``target_gold``); a
-            corrected label gets a new version (see :mod:`concner.incremental`).
+            corrected label gets a new version (see :mod:`concner.jobs.incremental`).
     """
 
     project: str

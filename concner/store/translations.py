@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from concner.errors import ConfigError
 from concner.sentence import Sentence
-from concner.store.models import Annotation, SentenceRow, TranslationLink, utcnow
+from concner.store.model_versions import Annotation, SentenceRow, TranslationLink, utcnow
 from concner.store.projects import ImportReport, row_to_sentence
 
 USABLE = ("ok", "repaired")

@@ -1,10 +1,10 @@
 """Argilla as the pages see it: reachability, the project's datasets with progress per
 annotator, and sending a batch of sentences for correction.
 
-Everything goes through :mod:`concner.argilla_io` (the only module that imports
+Everything goes through :mod:`concner.argilla.client` (the only module that imports
 ``argilla``). The page-facing connection makes no retries and uses a short timeout, so a
 down server costs a page a few seconds at most; the API key comes from the configuration,
-the environment or Streamlit secrets (:func:`concner.argilla_io.resolve_api_key`) and is
+the environment or Streamlit secrets (:func:`concner.argilla.client.resolve_api_key`) and is
 never shown.
 """
 
@@ -36,7 +36,7 @@ class SendResult:
 
 def connect(services):
     """A no-retry, short-timeout connection for pages (raises ConfigError without a key)."""
-    from concner.argilla_io import ArgillaIO, resolve_api_key
+    from concner.argilla.client import ArgillaIO, resolve_api_key
 
     return ArgillaIO(services.argilla_url, resolve_api_key(services),
                      workspace=services.argilla_workspace, retries=0,
@@ -45,7 +45,7 @@ def connect(services):
 
 def project_datasets(project) -> list[tuple[str, str, str]]:
     """``(role, lang, dataset name)`` of every dataset the project may have in Argilla."""
-    from concner.argilla_io import dataset_name
+    from concner.argilla.client import dataset_name
 
     out = [("source", project.source_lang, dataset_name(project.name, "source",
                                                         project.source_lang))]
@@ -93,7 +93,7 @@ def send_batch(config, store, project, rows, role: str = "target") -> SendResult
     correction, ``source``: annotation; one per language, created on first use); the
     suggestion's ``agent`` is that version (``v3``). Returns the last dataset's name and UI
     address and the number of records sent or already there."""
-    from concner.argilla_io import Prediction
+    from concner.argilla.client import Prediction
 
     if not rows:
         raise ConcnerError("nothing to send: choose at least one sentence")
@@ -102,7 +102,7 @@ def send_batch(config, store, project, rows, role: str = "target") -> SendResult
     groups: dict[tuple[str, int | None], list] = {}
     for r in rows:
         groups.setdefault((r.sentence.lang, r.model_version), []).append(r)
-    from concner.argilla_sync import record_pushed
+    from concner.argilla.sync import record_pushed
 
     labels = list(project.label_schema["entity_types"])
     total, name = 0, ""
@@ -130,7 +130,7 @@ def ask_order_links(config, project) -> list[tuple[str, str]]:
 def in_argilla(store, project) -> set[str]:
     """Sentence ids of the project's records in Argilla that nobody has answered yet, as
     the sync (and the send button) last saw them: from the store, no server call."""
-    from concner.argilla_io import ArgillaIO
+    from concner.argilla.client import ArgillaIO
 
     out: set[str] = set()
     for _role, _lang, name in project_datasets(project):

@@ -1,6 +1,6 @@
 """Model versions and their dev F1 for the pages: which dev set each score was computed
 on, and queueing an evaluation of one version or of all of them (a worker job:
-:func:`concner.tasks.request_evaluate`).
+:func:`concner.jobs.queue.request_evaluate`).
 
 :func:`version_scores` and :func:`scores_frame` are pure reads (tested directly; the
 Models page can use them); :func:`start_evaluate` is the buttons' Streamlit side.
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from concner.dev_refresh import freshness
 from concner.errors import ConcnerError
+from concner.jobs.dev_refresh import freshness
 
 CURRENT, OLDER, NEVER = "current dev set", "older dev set", "not evaluated"
 
@@ -88,7 +88,7 @@ def start_evaluate(store, project: str, model_version_id: int | None = None,
                    label: str = "every version") -> int | None:
     """Queue an evaluation (of one version, or ``None``: every stored version) on the
     current dev sets and say so; returns the run id (None when it could not be queued)."""
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     if store.dev_set(project).empty:
         st.warning(f"Project {project!r} has no gold dev sentences to evaluate on: import "

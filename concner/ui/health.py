@@ -6,8 +6,8 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 
 from concner.errors import ConcnerError
-from concner.liveness import worker_status
-from concner.supervisor import read_state, state_lines, state_path
+from concner.jobs.liveness import worker_status
+from concner.stack.supervisor import read_state, state_lines, state_path
 
 
 def store_status(store) -> tuple[bool, str]:

@@ -1,6 +1,6 @@
 """The Data page's list of imports, and "Delete this import": what goes is shown first,
 then the user confirms (see :mod:`concner.store.imports`; a changed dev set has every
-model version evaluated again, :mod:`concner.unimport`)."""
+model version evaluated again, :mod:`concner.jobs.unimport`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from concner.errors import ConcnerError
-from concner.unimport import undo_import
+from concner.jobs.unimport import undo_import
 
 #: session key of the import the user asked to delete (waiting for the confirmation)
 PENDING_KEY = "import-delete-pending"

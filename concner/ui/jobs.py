@@ -1,6 +1,6 @@
 """Queued jobs from the pages: start, cancel, and live progress (never run in the page).
 
-Progress is read from the run rows the worker writes (:class:`concner.store.models.Run`
+Progress is read from the run rows the worker writes (:class:`concner.store.model_versions.Run`
 ``progress``: stage, step, total, loss, log tail, a retrain's plan and per-epoch dev F1),
 refreshed by ``st.fragment(run_every=)``: one progress line across a retrain's stages with
 the elapsed time and an estimate of the time left, and a small chart of the dev F1 per
@@ -21,7 +21,7 @@ LIVE_SECONDS = 2
 
 
 def _tasks():
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     return tasks
 
@@ -49,8 +49,8 @@ def start_retrain(store, project: str, *, full: bool = False) -> int | None:
 
 def warn_not_ready(store, project: str) -> None:
     """A warning naming what is missing when the project is not ready for training (an
-    on-demand retrain runs anyway; see :mod:`concner.readiness`)."""
-    from concner.readiness import project_readiness
+    on-demand retrain runs anyway; see :mod:`concner.jobs.readiness`)."""
+    from concner.jobs.readiness import project_readiness
     from concner.ui.context import get_config
 
     warning = project_readiness(store, project, get_config()).on_demand_warning("app")

@@ -1,12 +1,12 @@
 """The Overview's training controls: the readiness checklist and the "Automatic
-retraining" switch of the current project (see :mod:`concner.readiness`,
-:mod:`concner.autoretrain`)."""
+retraining" switch of the current project (see :mod:`concner.jobs.readiness`,
+:mod:`concner.jobs.autoretrain`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from concner.readiness import Readiness, project_readiness
+from concner.jobs.readiness import Readiness, project_readiness
 
 AUTO_LABEL = "Automatic retraining"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from concner.labels import Span
 from concner.sentence import Sentence
-from concner.store.models import ask_order_key
+from concner.store.model_versions import ask_order_key
 
 #: which pool the Review page shows: store role -> label
 SIDES = {

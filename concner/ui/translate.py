@@ -1,5 +1,5 @@
 """The Data page's Translation tab: every backend with what it needs, checked before the
-``translate`` run is queued (the worker runs it; :mod:`concner.translate_job`).
+``translate`` run is queued (the worker runs it; :mod:`concner.jobs.translate`).
 
 :func:`backends` and :func:`request_options` hold the logic (no Streamlit, unit-tested);
 :func:`translation_panel` draws the widgets.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from concner.errors import ConcnerError, ConfigError
-from concner.translate_job import BACKENDS, check_request
+from concner.jobs.translate import BACKENDS, check_request
 from concner.translation.langcodes import iso3
 
 FILE_FORMAT = ('JSONL lines {"source_id", "text"} with the entities marked '
@@ -28,7 +28,7 @@ class Backend:
 
 
 def backends(config) -> dict[str, Backend]:
-    """Every translation backend (in :data:`concner.translate_job.BACKENDS` order), whether
+    """Every translation backend (in :data:`concner.jobs.translate.BACKENDS` order), whether
     it can run here, and what it offers or how to install it."""
     found: dict[str, Backend] = {}
     if shutil.which("apertium") is None:
@@ -95,7 +95,7 @@ def request_options(backend: str, *, source_lang: str, target_lang: str, config,
 def translation_panel(store, config, project) -> None:
     import streamlit as st
 
-    from concner import tasks
+    from concner.jobs import queue as tasks
     from concner.ui.jobs import live_run_panel
 
     st.markdown("Translations with projected labels feed the translation-contrastive loss.")

@@ -109,7 +109,7 @@ def curve_summary(frame: pd.DataFrame) -> str:
 
 def per_label_frame(metrics: Sequence[Any]) -> pd.DataFrame:
     """Per-label F1 rows (``label``, ``language``, ``f1``, ``support``) from metrics rows
-    (``per_label`` as written by :func:`concner.evaluation.evaluate`)."""
+    (``per_label`` as written by :func:`concner.method.evaluation.evaluate`)."""
     rows = []
     for m in metrics:
         for label, rep in sorted((m.per_label or {}).items()):
@@ -250,9 +250,9 @@ def runs_frame(runs: Sequence[Any], versions: Sequence[Any] = (),
 
 def worker_status(workers: Sequence[Any], now: datetime | None = None,
                   fresh_seconds: float = WORKER_FRESH_SECONDS) -> tuple[bool, str]:
-    """``(healthy, text)`` from worker heartbeat rows: :func:`concner.liveness.worker_status`
+    """``(healthy, text)`` from worker heartbeat rows: :func:`concner.jobs.liveness.worker_status`
     (the one judge of liveness, shared with ``concner project status``)."""
-    from concner.liveness import worker_status as judged_status
+    from concner.jobs.liveness import worker_status as judged_status
 
     return judged_status(workers, now, timeout_s=fresh_seconds)
 

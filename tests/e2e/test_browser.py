@@ -77,7 +77,7 @@ def _http_ok(url: str) -> bool:
 # -- services ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def argilla(tmp_path_factory):
-    from concner.argilla_launcher import LocalArgilla
+    from concner.argilla.launcher import LocalArgilla
     from concner.errors import ServiceUnavailable
 
     if shutil.which("redis-server") is None:
@@ -128,7 +128,7 @@ def services(tmp_path_factory, argilla):
     env = service_env(folder, db_url,
                       CONCNER_SERVICES__ARGILLA_URL=argilla.url,
                       CONCNER_SERVICES__ARGILLA_API_KEY=argilla.api_key,
-                      CONCNER_SERVICES__SYNC_MODULES="concner.argilla_sync",
+                      CONCNER_SERVICES__SYNC_MODULES="concner.argilla.sync",
                       CONCNER_SERVICES__RETRAIN_MIN_NEW_LABELS="3",
                       # the journey's 24 English sentences make the project ready
                       CONCNER_SERVICES__AUTO_RETRAIN_MIN_SOURCE_LABELS="10",
@@ -271,7 +271,7 @@ class App:
 def test_project_to_dashboard_in_a_browser(services, data, argilla, browser):
     from playwright.sync_api import expect
 
-    from concner.argilla_io import ArgillaIO, dataset_name
+    from concner.argilla.client import ArgillaIO, dataset_name
     from concner.store import Store
 
     store = Store(services["db_url"], migrate=False)

@@ -1,7 +1,7 @@
 """Undo one import, and what follows from it: when the import held gold dev sentences, the
 dev set changed, so every stored model version is evaluated on the new one (one evaluate
-job, :func:`concner.tasks.request_evaluate`; the worker's tick would also notice the new
-dev set fingerprint, see :mod:`concner.dev_refresh`, but the user sees the run here)."""
+job, :func:`concner.jobs.queue.request_evaluate`; the worker's tick would also notice the new
+dev set fingerprint, see :mod:`concner.jobs.dev_refresh`, but the user sees the run here)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def refresh_dev_scores(store, name: str, deleted: ImportDeletion) -> str:
     if store.dev_set(name).empty:
         return (f"{changed} and the project has no dev sentences left: the stored versions "
                 "keep their old dev F1 until gold target dev data is imported again.")
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     try:
         run_id = tasks.request_evaluate(store, name, None)

@@ -1,6 +1,6 @@
 """Resumable training checkpoints: save, load and validate the state of a training run.
 
-:func:`concner.training.train` with a ``resume_dir`` writes, at the end of every epoch, one
+:func:`concner.method.training.train` with a ``resume_dir`` writes, at the end of every epoch, one
 checkpoint into that folder, and on start resumes from it when it is valid. The folder:
 
 - ``checkpoint.pt``: the last finished epoch (see :meth:`CheckpointDir.save_state`);

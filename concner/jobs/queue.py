@@ -1,4 +1,4 @@
-"""The job queue (Huey) and its jobs: thin wrappers over :mod:`concner.runner`.
+"""The job queue (Huey) and its jobs: thin wrappers over :mod:`concner.jobs.runner`.
 
 The queue is ``SqliteHuey`` at ``services.queue_path`` by default, or ``RedisHuey`` when
 ``CONCNER_REDIS_URL`` (or ``services.redis_url``) is set so workers can run on other hosts.
@@ -17,7 +17,7 @@ records that no sync source is configured. A promotion queues ``predict_pool``, 
 finished prediction queues ``sync`` (so Argilla gets the new model's suggestions in the
 new active-learning order). A periodic task syncs every project, applies
 the retrain policy, evaluates every stored model version when a dev set arrived or changed
-(:mod:`concner.dev_refresh`), and re-queues work whose worker died.
+(:mod:`concner.jobs.dev_refresh`), and re-queues work whose worker died.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from concner.config import Config, load_config
 from concner.errors import ConcnerError, ConfigError, ServiceUnavailable
 
-log = logging.getLogger("concner.tasks")
+log = logging.getLogger("concner.jobs.queue")
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ _resources_lock = threading.Lock()
 
 
 def context():
-    """The :class:`concner.runner.JobContext` of this process (built on first use)."""
-    from concner.registry import ModelRegistry
-    from concner.runner import JobContext
+    """The :class:`concner.jobs.runner.JobContext` of this process (built on first use)."""
+    from concner.jobs.registry import ModelRegistry
+    from concner.jobs.runner import JobContext
     from concner.store import Store
 
     with _resources_lock:
@@ -130,28 +130,28 @@ def _enqueue(task, *args) -> None:
 # -- jobs ------------------------------------------------------------------------------
 @huey.task(name="retrain")
 def retrain(project: str, run_id: int, full: bool = False) -> str:
-    from concner.runner import execute_retrain
+    from concner.jobs.runner import execute_retrain
 
     return execute_retrain(context(), project, run_id, full=full)
 
 
 @huey.task(name="predict_pool")
 def predict_pool(project: str, run_id: int) -> str:
-    from concner.runner import execute_predict
+    from concner.jobs.runner import execute_predict
 
     return execute_predict(context(), project, run_id)
 
 
 @huey.task(name="evaluate")
 def evaluate(project: str, run_id: int, model_version_id: int | None) -> str:
-    from concner.runner import execute_evaluate
+    from concner.jobs.runner import execute_evaluate
 
     return execute_evaluate(context(), project, run_id, model_version_id)
 
 
 @huey.task(name="translate")
 def translate(project: str, run_id: int) -> str:
-    from concner.runner import execute_translate
+    from concner.jobs.runner import execute_translate
 
     return execute_translate(context(), project, run_id)
 
@@ -185,19 +185,19 @@ def run_sync(store, project: str, config: Config) -> list[dict]:
 def tick(ctx=None, *, startup: bool = False) -> dict:
     """Housekeeping the worker runs on every heartbeat: fail and re-queue retrains whose
     worker died (stale lock), apply the automatic-retraining rule to every project (its
-    switch, its readiness and the new-labels policy: :mod:`concner.autoretrain`), and
+    switch, its readiness and the new-labels policy: :mod:`concner.jobs.autoretrain`), and
     re-enqueue queued runs of every kind that have waited longer than
     ``services.lock_stale_seconds`` without a worker taking them (all of them at
     ``startup``)."""
-    from concner.autoretrain import auto_retrain
-    from concner.dev_refresh import maybe_request_dev_evaluation
-    from concner.liveness import judge_all
+    from concner.jobs.autoretrain import auto_retrain
+    from concner.jobs.dev_refresh import maybe_request_dev_evaluation
+    from concner.jobs.liveness import judge_all
 
     ctx = ctx or context()
     store, services = ctx.store, ctx.config.services
     enqueue: dict[int, str] = {}
     dev_evaluations = 0
-    # one liveness judge (concner.liveness): a worker SIGKILLed on this host is known dead
+    # one liveness judge (concner.jobs.liveness): a worker SIGKILLed on this host is known dead
     # at once by its pid, without waiting lock_stale_seconds for its heartbeat to go stale
     judged = judge_all(store.workers(), timeout_s=services.lock_stale_seconds)
     dead = {w.worker_id for w in judged if w.state == "dead"}
@@ -255,7 +255,7 @@ def request_retrain(store, project: str, reason: str = "on_demand", *,
     """Queue a retrain (coalescing with one already queued); returns ``(run_id, created)``.
     ``full=True`` forces a full retrain (a queued retrain it joins becomes full too);
     otherwise the worker updates the active model incrementally when few labels are new
-    (:mod:`concner.incremental`)."""
+    (:mod:`concner.jobs.incremental`)."""
     run_id, created = store.request_run(project, reason=reason, full=full)
     if created:
         _enqueue(retrain, project, run_id, full)
@@ -290,7 +290,7 @@ def request_translate(store, project: str, *, backend: str, target_lang: str,
     ``share``, ``seed``, ``directory``; hf: ``model``; file: ``translations``); they are
     checked here, so a mistake is reported to the caller instead of failing the run later.
     """
-    from concner.translate_job import check_project_request
+    from concner.jobs.translate import check_project_request
 
     _, options = check_project_request(store, project, backend, target_lang, backend_options)
     run_id, _ = store.request_run(project, kind="translate", config={

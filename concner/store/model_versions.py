@@ -20,7 +20,7 @@ ORIGINS = ("import", "argilla", "correction")
 LINK_STATUSES = ("ok", "repaired", "failed")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 RUN_KINDS = ("retrain", "evaluate", "predict", "translate")
-#: how a retrain trained (see concner/incremental.py)
+#: how a retrain trained (see concner/jobs/incremental.py)
 UPDATE_KINDS = ("full", "incremental")
 ACTIVE_RUN_STATUSES = ("queued", "running")
 
@@ -191,7 +191,7 @@ class Run(Base):
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
-    # -- retrains: full or incremental (concner/incremental.py) ---------------------------
+    # -- retrains: full or incremental (concner/jobs/incremental.py) ---------------------------
     #: a full retrain was asked for (CLI --full, the app, the job argument); kept by the
     #: follow-up a shutdown or a dead worker queues
     force_full: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

@@ -11,7 +11,7 @@ SHA-256) exists; the manifest is always written last.
   manifest uploaded last; loaders ignore versions without a manifest.
 
 A new version is promoted (made active) when there is no active version, or it passes
-the promotion rule against the active one (:class:`concner.promotion.PromotionRule`:
+the promotion rule against the active one (:class:`concner.jobs.promotion.PromotionRule`:
 ``services.promote_rule`` and ``services.promote_tolerance``), unless the active version
 is pinned (:meth:`ModelRegistry.pin`; a rollback is a pin of an older version). The last
 ``services.keep_versions`` versions are kept, and never the active one is deleted. The database row of a version is written only after its files are complete.
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from concner.errors import ModelError, ModelVersionError
-from concner.promotion import PromotionRule, Scores
-from concner.store.models import ModelVersion
+from concner.jobs.promotion import PromotionRule, Scores
+from concner.store.model_versions import ModelVersion
 
 MANIFEST = "MANIFEST.json"
 #: sub-folder of a version holding the stage-1 teacher (teacher/student active learning)
@@ -270,14 +270,14 @@ class ModelRegistry:
         return target
 
     def load(self, mv: ModelVersion, device: str = "cpu"):
-        from concner.model import NerBundle
+        from concner.method.model import NerBundle
 
         return NerBundle.load(self.local_folder(mv), device=device)
 
     def load_teacher(self, mv: ModelVersion, device: str = "cpu"):
         """The stage-1 teacher saved with version ``mv``, or None (saved only when the
         retrain distilled and the active-learning strategy needs a teacher)."""
-        from concner.model import NerBundle
+        from concner.method.model import NerBundle
 
         folder = self.local_folder(mv) / TEACHER_DIR
         return NerBundle.load(folder, device=device) if folder.is_dir() else None

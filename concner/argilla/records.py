@@ -1,7 +1,7 @@
 """What goes to and comes back from Argilla, without the SDK: dataset names, the API key,
 predictions to push, pulled annotations, annotation guidelines.
 
-:mod:`concner.argilla_io` (the only module importing ``argilla``) re-exports these.
+:mod:`concner.argilla.client` (the only module importing ``argilla``) re-exports these.
 """
 
 from __future__ import annotations

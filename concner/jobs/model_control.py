@@ -2,7 +2,7 @@
 
 The Models page and ``concner model pin/rollback/unpin`` call these. When the active
 version changes, a pool prediction is queued exactly as after a promotion
-(:func:`concner.tasks.request_predict`; its end queues the Argilla sync), so the review
+(:func:`concner.jobs.queue.request_predict`; its end queues the Argilla sync), so the review
 order and the suggestions come from the newly active version.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from concner.errors import ServiceUnavailable
-from concner.store.models import ModelVersion
+from concner.store.model_versions import ModelVersion
 
 #: ``queue_prediction(store, project) -> run id``
 QueuePrediction = Callable[[object, str], int]
@@ -31,7 +31,7 @@ class Switched:
 
 
 def _queue_prediction(store, project: str) -> int:
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     return tasks.request_predict(store, project)
 

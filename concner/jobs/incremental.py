@@ -24,7 +24,7 @@ record of what it learnt from, when the settings that shape a model changed, whe
 sentences it learnt from are no longer training data, when nothing is new, when more than
 ``training.incremental_max_new_labels`` sentences are new, or after
 ``training.full_retrain_every`` updates in a row. :func:`build_incremental_data` and
-:func:`incremental_config` give :func:`concner.training.train` what an update trains on.
+:func:`incremental_config` give :func:`concner.method.training.train` what an update trains on.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from concner.config import Config
 from concner.errors import ConcnerError
 
 if TYPE_CHECKING:
+    from concner.method.training import TrainData
     from concner.store.snapshot import Snapshot
-    from concner.training import TrainData
 
 __all__ = [
     "ActiveModel",
@@ -300,11 +300,11 @@ def build_incremental_data(snap: Snapshot, plan: RetrainPlan, config: Config) ->
         PlanError: ``plan`` is not incremental, or names sentences that are not labelled
             training sentences of ``snap`` (plan and data must come from one snapshot).
     """
-    from concner.training import TrainData
+    from concner.method.training import TrainData
 
     if plan.kind != "incremental":
         raise PlanError(f"a {plan.kind} plan trains on the whole snapshot "
-                        "(concner.runner.build_train_data), not on an incremental selection")
+                        "(concner.jobs.runner.build_train_data), not on an incremental selection")
     chosen = set(plan.new_ids) | set(plan.replay_ids)
     available = {s.meta["db_id"] for s in (*snap.source, *snap.target_gold)}
     missing = sorted(chosen - available)

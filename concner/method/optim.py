@@ -1,4 +1,4 @@
-"""Optimisation plumbing for :mod:`concner.training`: parameter groups, AdamW, the
+"""Optimisation plumbing for :mod:`concner.method.training`: parameter groups, AdamW, the
 warmup + linear-decay schedule, frozen word embeddings and in-memory checkpoints.
 
 CPU notes (measured on 2 cores, an e5-small-shaped encoder, 32 sentences x 24 sub-words;
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from concner.config import TrainingConfig
-from concner.model import NerModel
+from concner.method.model import NerModel
 
 
 def freeze_word_embeddings(model: NerModel) -> int:

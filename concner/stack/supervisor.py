@@ -143,7 +143,7 @@ def state_path(services) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    from concner.liveness import pid_running
+    from concner.jobs.liveness import pid_running
 
     return pid_running(pid)
 

@@ -7,15 +7,15 @@ consumer and in tests. A retrain:
 1. takes the project's retrain lock (at most one per project; others coalesce),
 2. snapshots the store and records the label counts it saw (source, translated, target),
 3. plans a full retrain or an incremental update of the active model
-   (:func:`concner.incremental.plan_retrain`) and records the plan on the run: its kind,
+   (:func:`concner.jobs.incremental.plan_retrain`) and records the plan on the run: its kind,
    why, and the labelled sentences (with label versions) the new model has learnt from,
-4. trains with :func:`concner.training.train` (an update warm-starts from the active
+4. trains with :func:`concner.method.training.train` (an update warm-starts from the active
    model), writing progress and honouring cancel, and checkpoints every epoch into the
    project's resume folder (:func:`resume_dir`): a run re-queued after its worker died or
    shut down resumes from the last finished epoch when it trains on the same snapshot
    and config (it says so in its log: "resumed from stage 1 epoch 2 of 3"),
 5. evaluates every target language on its gold dev sentences, one metrics row each,
-6. publishes the checkpoint (:class:`concner.registry.ModelRegistry` decides promotion;
+6. publishes the checkpoint (:class:`concner.jobs.registry.ModelRegistry` decides promotion;
    on promotion ``ctx.after_promotion`` runs: the worker queues the pool prediction,
    which scores the pool with ``active.strategy`` and then queues the Argilla sync),
 7. deletes the resume folder when the run finished (succeeded, failed or cancelled; not
@@ -40,11 +40,11 @@ from typing import Self
 
 from concner.config import Config, config_from_dict
 from concner.errors import ConcnerError, JobCancelled
-from concner.registry import ModelRegistry
+from concner.jobs.registry import ModelRegistry
 from concner.store import Store
 from concner.store.snapshot import Snapshot, Watermark, current_watermark, take_snapshot
 
-log = logging.getLogger("concner.worker")
+log = logging.getLogger("concner.jobs.worker")
 LOG_TAIL = 30
 #: sub-folder of a project's checkpoint folder holding its retrain's resume checkpoint
 RESUME_DIR = ".resume"
@@ -135,7 +135,7 @@ def project_config(base: Config, snap: Snapshot) -> Config:
 
 
 class RunProgress:
-    """Progress callback for :func:`concner.training.train` that writes to the run row.
+    """Progress callback for :func:`concner.method.training.train` that writes to the run row.
 
     Writes at most every ``interval`` seconds (and on every stage change), reads the cancel
     flag on each write, and raises :class:`JobCancelled` (or :class:`WorkerShutdown`).
@@ -171,7 +171,7 @@ class RunProgress:
 
     def plan(self, steps: dict[str, int]) -> None:
         """The training stages to come and their optimiser steps (the progress line's
-        denominator; see :func:`concner.training.planned_steps`)."""
+        denominator; see :func:`concner.method.training.planned_steps`)."""
         self.state["plan"] = dict(steps)
         self._write(force=True)
 
@@ -179,7 +179,7 @@ class RunProgress:
         """After training: every evaluated epoch's dev F1 (the whole history, also the
         epochs a resumed run did not redo) and the epoch kept per stage, into the run's
         progress and log."""
-        from concner.training import chosen_epochs
+        from concner.method.training import chosen_epochs
 
         self.state["dev_f1"] = [dict(stage=r["stage"], epoch=r["epoch"], **r["dev"],
                                      score=r["score"]) for r in history if "score" in r]
@@ -230,11 +230,11 @@ class LockKeeper:
 
 
 def build_train_data(snap: Snapshot):
-    """:class:`concner.training.TrainData` from a snapshot: the gold source sentences, then
+    """:class:`concner.method.training.TrainData` from a snapshot: the gold source sentences, then
     the gold target sentences (labelled data without a translation); every usable
     translation paired with its source by index (several target languages per source are
     fine); unlabelled target sentences for distillation; gold dev sentences per language."""
-    from concner.training import TrainData
+    from concner.method.training import TrainData
 
     translations = [tr for _, tr in snap.pairs]
     return TrainData(source=list(snap.source) + list(snap.target_gold),
@@ -247,8 +247,8 @@ def evaluate_dev(bundle, snap: Snapshot, known: dict | None = None,
                  batch_size: int = 64, device: str = "auto") -> dict[str, dict]:
     """``lang -> evaluate() report`` on the gold dev sentences of every target language
     that has some (``known`` reports, e.g. from training, are reused)."""
-    from concner.evaluation import evaluate
-    from concner.inference import Predictor
+    from concner.method.evaluation import evaluate
+    from concner.method.inference import Predictor
 
     reports: dict[str, dict] = {}
     predictor = None
@@ -288,7 +288,7 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = Fal
     ``"skipped"`` when the run is not queued or another retrain holds the lock.
 
     ``full=True`` (or the run's ``force_full``, set when it was requested) forces a full
-    retrain; otherwise :func:`concner.incremental.plan_retrain` decides."""
+    retrain; otherwise :func:`concner.jobs.incremental.plan_retrain` decides."""
     store = ctx.store
     if not store.acquire_retrain(run_id, ctx.owner):
         log.info("run %s of %s not started (not queued, or another retrain runs)", run_id, name)
@@ -309,7 +309,7 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = Fal
             outcome.status, outcome.model_version_id = _retrain(ctx, name, run_id, progress,
                                                                 full, folder)
         if not interrupted and not progress.lock_lost:  # lock lost: the new owner's folder
-            from concner.checkpoint import clear
+            from concner.method.checkpoint import clear
 
             clear(folder)
     finally:
@@ -320,9 +320,9 @@ def execute_retrain(ctx: JobContext, name: str, run_id: int, *, full: bool = Fal
 
 
 def active_model(store: Store, name: str):
-    """:class:`concner.incremental.ActiveModel` of project ``name`` (what its active model
+    """:class:`concner.jobs.incremental.ActiveModel` of project ``name`` (what its active model
     learnt from, how many updates in a row made it, its config), or None."""
-    from concner.incremental import ActiveModel
+    from concner.jobs.incremental import ActiveModel
 
     mv = store.active_model_version(name)
     if mv is None:
@@ -337,7 +337,7 @@ def active_model(store: Store, name: str):
 
 def _retrain(ctx: JobContext, name: str, run_id: int, progress: RunProgress, full: bool,
              folder: Path):
-    from concner.incremental import plan_retrain
+    from concner.jobs.incremental import plan_retrain
 
     progress.stage("snapshot")
     retry = lost_training(folder)
@@ -413,7 +413,7 @@ def remember_training(folder: Path, run_id: int, watermark: Watermark | None) ->
 def lost_training(folder: Path) -> LostTraining | None:
     """The training a killed run left in ``folder`` (a checkpoint and its data's watermark),
     or None when there is none to resume."""
-    from concner.checkpoint import CHECKPOINT
+    from concner.method.checkpoint import CHECKPOINT
 
     if not (folder / CHECKPOINT).is_file():
         return None
@@ -429,7 +429,7 @@ def _full(snap: Snapshot, config: Config, progress: RunProgress, folder: Path):
     """A fresh model on every labelled sentence, checkpointed into ``folder`` (resumed from
     it when it holds this run's checkpoint); returns ``(TrainResult, teacher)``."""
     from concner.active.ranking import needs_teacher
-    from concner.training import planned_steps, train
+    from concner.method.training import planned_steps, train
 
     data = build_train_data(snap)
     progress.plan(planned_steps(config, data))
@@ -448,8 +448,8 @@ def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
     not distil, so it makes no new one)."""
     from concner.active.ranking import needs_teacher
     from concner.errors import ModelError
-    from concner.incremental import build_incremental_data, incremental_config
-    from concner.training import planned_steps, train
+    from concner.jobs.incremental import build_incremental_data, incremental_config
+    from concner.method.training import planned_steps, train
 
     base = ctx.store.get_model_version(plan.base_model_version_id)
     try:
@@ -617,7 +617,7 @@ class _PoolRanker:
 
     def __init__(self, ctx: JobContext, bundle, mv, active, progress: RunProgress, chunk: int,
                  total: int):
-        from concner.inference import Predictor
+        from concner.method.inference import Predictor
 
         self.ctx, self.mv, self.active, self.progress, self.chunk = ctx, mv, active, progress, chunk
         tc = ctx.config.training
@@ -629,7 +629,7 @@ class _PoolRanker:
     def teacher(self):
         """The stage-1 teacher's predictor when the strategy needs one and it was saved."""
         from concner.active.ranking import needs_teacher
-        from concner.inference import Predictor
+        from concner.method.inference import Predictor
 
         loaded = self.ctx.registry.load_teacher(self.mv) if needs_teacher(self.active) else None
         if loaded is None:
@@ -665,8 +665,8 @@ class _PoolRanker:
 def execute_translate(ctx: JobContext, name: str, run_id: int) -> str:
     """Translate the labelled source sentences of ``name`` that have no usable translation
     into the run's target language yet, with the run's backend, and import the pairs in one
-    transaction (see :mod:`concner.translate_job`). Returns the final status, or
+    transaction (see :mod:`concner.jobs.translate`). Returns the final status, or
     ``"skipped"`` when the run is no longer queued."""
-    from concner.translate_job import run_translate
+    from concner.jobs.translate import run_translate
 
     return run_translate(ctx, name, run_id)

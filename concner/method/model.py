@@ -1,7 +1,7 @@
 """The NER model: a Hugging Face encoder, dropout and a linear tag classifier, plus a small
 projection head used only by the label contrastive loss; and its self-contained folder.
 
-The forward pass computes no loss (losses live in :mod:`concner.losses`). A saved model is a
+The forward pass computes no loss (losses live in :mod:`concner.method.losses`). A saved model is a
 folder with ``model.safetensors`` (all weights), the tokenizer files, ``labels.json`` (the
 label schema), ``concner_config.json`` (the :class:`~concner.config.ModelConfig`) and the
 encoder's ``config.json``. Loading reads only safetensors and JSON: nothing is unpickled.

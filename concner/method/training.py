@@ -39,13 +39,13 @@ callback: raising :class:`~concner.errors.JobCancelled` from it stops training (
 exception propagates to the caller; nothing is written but the checkpoint below).
 
 Resuming. With ``train(..., resume_dir=DIR)`` (and ``training.checkpoint_every_epoch``), the
-end of every epoch of both stages writes a checkpoint into DIR (:mod:`concner.checkpoint`:
+end of every epoch of both stages writes a checkpoint into DIR (:mod:`concner.method.checkpoint`:
 weights, optimizer, LR schedule, RNG states, stage/epoch/step, the data order's position,
 the best epoch so far and its weights, the stage-1 teacher during stage 2), and a run that
 finds a valid checkpoint of the same config, data and starting model there continues with
 the next epoch: on a CPU it ends with the same weights and history as a run that was never
 interrupted. The caller deletes DIR when it no longer wants to resume
-(:func:`concner.checkpoint.clear`).
+(:func:`concner.method.checkpoint.clear`).
 """
 
 from __future__ import annotations
@@ -61,14 +61,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from concner.batches import (
+from concner.config import Config
+from concner.errors import ConfigError, DataFormatError
+from concner.labels import OUTSIDE, LabelSchema
+from concner.method.batches import (
     DistillationBatches,
     Stage1Batches,
     align_entities,
     pair_translations,
     teacher_logits,
 )
-from concner.checkpoint import (
+from concner.method.checkpoint import (
     TEACHER,
     CheckpointDir,
     Resumed,
@@ -76,13 +79,10 @@ from concner.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from concner.config import Config
-from concner.encoding import Collator, Encoded, encode_sentences
-from concner.errors import ConfigError, DataFormatError
-from concner.evaluation import evaluate
-from concner.inference import Predictor, resolve_device
-from concner.labels import OUTSIDE, LabelSchema
-from concner.losses import (
+from concner.method.encoding import Collator, Encoded, encode_sentences
+from concner.method.evaluation import evaluate
+from concner.method.inference import Predictor, resolve_device
+from concner.method.losses import (
     average_teachers,
     cross_entropy,
     distillation,
@@ -90,8 +90,14 @@ from concner.losses import (
     label_contrastive,
     translation_contrastive,
 )
-from concner.model import NerBundle, build_bundle
-from concner.optim import freeze_word_embeddings, linear_schedule, make_optimizer, restore, snapshot
+from concner.method.model import NerBundle, build_bundle
+from concner.method.optim import (
+    freeze_word_embeddings,
+    linear_schedule,
+    make_optimizer,
+    restore,
+    snapshot,
+)
 from concner.sentence import Sentence
 
 log = logging.getLogger(__name__)
@@ -158,7 +164,7 @@ class TrainResult:
     """``bundle``: the returned (best) model, in eval mode on the training device;
     ``history``: one dict per epoch (stage, epoch, steps, mean losses, dev F1 per
     language, score, seconds, time split into data/forward/backward/optimizer);
-    ``dev_metrics``: language -> :func:`concner.evaluation.evaluate` report of the
+    ``dev_metrics``: language -> :func:`concner.method.evaluation.evaluate` report of the
     returned model; ``n_truncated``: training sentences cut at ``model.max_length``;
     ``teacher``: the stage-1 model distillation started from (eval mode), when
     ``train(..., keep_teacher=True)`` and stage 2 ran, else None; ``resumed``: where a
@@ -353,7 +359,7 @@ class _Runner:
 
     def _save_checkpoint(self, stage: str, epoch: int, epochs: int, step: int, optimizer,
                          scheduler, best: dict, batches) -> None:
-        """The end of ``epoch``: everything the next epoch needs (see concner.checkpoint)."""
+        """The end of ``epoch``: everything the next epoch needs (see concner.method.checkpoint)."""
         source_draws = step if stage == "kd" and getattr(batches, "source", None) else 0
         meta = {"stage": stage, "epoch": epoch, "epochs": epochs, "step": step,
                 "best_score": best["score"] if best["score"] > float("-inf") else None,

@@ -1,9 +1,9 @@
-"""Training batches for :mod:`concner.training`: source/translation pairing, stage-1 batches
+"""Training batches for :mod:`concner.method.training`: source/translation pairing, stage-1 batches
 (one forward pass over ``[sources; translations]``), distillation batches with the
 teacher's cached logits, and the teacher pass itself.
 
 Every batch is a dict of tensors on the training device as the
-:class:`~concner.encoding.Collator` makes it (``input_ids``, ``attention_mask``,
+:class:`~concner.method.encoding.Collator` makes it (``input_ids``, ``attention_mask``,
 ``labels``, ``word_ids``: ``[R, T]``), plus:
 
 - stage 1: ``tcl_src`` / ``tcl_tgt`` ``[K]`` long: rows of the K (source, translation)
@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from concner.encoding import Collator, Encoded, LengthGroupedBatchSampler, PairBatchSampler
 from concner.errors import DataFormatError
 from concner.labels import tags_to_spans
-from concner.model import NerModel
+from concner.method.encoding import Collator, Encoded, LengthGroupedBatchSampler, PairBatchSampler
+from concner.method.model import NerModel
 from concner.sentence import Sentence
 
 Batch = dict

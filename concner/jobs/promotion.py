@@ -8,7 +8,7 @@ Two rules (``services.promote_rule``), both with a tolerance of
 - ``every_language``: that, and no target language that both versions were evaluated on
   drops by more than the tolerance (a mean can hide one language getting worse).
 
-A pinned active version is never replaced (:mod:`concner.registry` pins and unpins).
+A pinned active version is never replaced (:mod:`concner.jobs.registry` pins and unpins).
 :meth:`PromotionRule.decide` is pure: the registry hands it the F1 of the new version and
 the stored F1 of the active one (F1 values are fractions in [0, 1]; texts show points).
 """

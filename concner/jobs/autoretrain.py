@@ -3,8 +3,8 @@
 The worker's tick asks :func:`auto_retrain` for every project. It queues nothing when the
 project's switch is off (``projects.auto_retrain``: the Overview's "Automatic retraining"
 toggle, ``concner project auto-retrain NAME on|off``) or the project is not ready
-(:mod:`concner.readiness`); otherwise the new-labels policy decides
-(:func:`concner.runner.maybe_request_retrain`). Each decision is said in words
+(:mod:`concner.jobs.readiness`); otherwise the new-labels policy decides
+(:func:`concner.jobs.runner.maybe_request_retrain`). Each decision is said in words
 (:class:`AutoDecision`), and logged when it changes, so the worker log tells why a project
 is not retraining. On-demand retrains (buttons, ``concner retrain``) never come here.
 """
@@ -15,9 +15,9 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from concner.readiness import project_readiness
+from concner.jobs.readiness import project_readiness
 
-log = logging.getLogger("concner.autoretrain")
+log = logging.getLogger("concner.jobs.autoretrain")
 _last_said: dict[str, str] = {}
 _lock = threading.Lock()
 
@@ -33,7 +33,7 @@ class AutoDecision:
 def decide(store, name: str, config) -> AutoDecision:
     """Apply the switch, the readiness rule and the new-labels policy to project ``name``
     (``config``: the worker's base configuration)."""
-    from concner.runner import maybe_request_retrain
+    from concner.jobs.runner import maybe_request_retrain
 
     if not store.get_project(name).auto_retrain:
         return AutoDecision(None, f"automatic retraining of {name!r} is off (Overview: "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-log = logging.getLogger("concner.dev_refresh")
+log = logging.getLogger("concner.jobs.dev_refresh")
 #: reason recorded on the evaluate runs this module queues
 REASON = "dev_changed"
 

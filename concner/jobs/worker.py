@@ -4,7 +4,7 @@
 
 - imports the sync-hook modules (``services.sync_modules``),
 - writes a ``worker_heartbeats`` row every ``services.heartbeat_seconds`` and, on the same
-  beat, runs :func:`concner.tasks.tick` (recover retrains of dead workers, re-enqueue
+  beat, runs :func:`concner.jobs.queue.tick` (recover retrains of dead workers, re-enqueue
   queued runs, apply the retrain policy),
 - runs the consumer with thread workers,
 - on SIGTERM (or SIGINT) stops cleanly: a running training stops at its next step, its
@@ -24,7 +24,7 @@ import uuid
 
 from huey.consumer import Consumer
 
-log = logging.getLogger("concner.worker")
+log = logging.getLogger("concner.jobs.worker")
 
 
 class _Consumer(Consumer):
@@ -79,7 +79,7 @@ def run_worker(threads: int | None = None) -> int:
     http_level = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
     for name in ("httpx", "httpcore", "argilla"):
         logging.getLogger(name).setLevel(http_level)
-    from concner import tasks
+    from concner.jobs import queue as tasks
 
     config = tasks.CONFIG
     tasks.load_sync_modules(config)

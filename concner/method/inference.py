@@ -2,7 +2,7 @@
 
 How it stays fast on CPU and independent of the batch size:
   * all sentences are tokenised in one batched call of the fast tokenizer;
-  * long sentences become overlapping windows (:func:`concner.encoding.encode_windows`),
+  * long sentences become overlapping windows (:func:`concner.method.encoding.encode_windows`),
     each word taken from the window where it is most central (largest distance in
     sub-words to the window's edge; ties go to the earlier window);
   * windows are sorted by length (longest first) and cut into batches of at most
@@ -10,7 +10,7 @@ How it stays fast on CPU and independent of the batch size:
     longest of their batch, and small enough for the activations to stay in cache;
   * the forward pass runs under ``torch.inference_mode`` in eval mode (dropout off unless
     MC dropout is asked for); on CPU the encoder's linear layers run prepacked for oneDNN
-    (or in int8), see :mod:`concner.precision` and ``model.inference_precision``; bf16
+    (or in int8), see :mod:`concner.method.precision` and ``model.inference_precision``; bf16
     autocast on CUDA;
   * per-word results are gathered with array operations over the whole input, not per
     sentence.
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from concner.encoding import Collator, Encoded, encode_windows
 from concner.errors import ConfigError
 from concner.labels import Span
-from concner.model import NerBundle
-from concner.precision import check_precision, int8_copy, packed_copy, weights_version
+from concner.method.encoding import Collator, Encoded, encode_windows
+from concner.method.model import NerBundle
+from concner.method.precision import check_precision, int8_copy, packed_copy, weights_version
 from concner.sentence import Sentence
 
 DECODINGS = ("argmax", "viterbi")
@@ -162,12 +162,12 @@ class Predictor:
         decoding: ``"argmax"`` (per word, stray ``I-`` repaired to ``B-``) or ``"viterbi"``
             (best valid IOB2 sequence); None takes ``bundle.config.decoding``.
         precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (CPU only), see
-            :mod:`concner.precision`; None takes ``bundle.config.inference_precision``.
+            :mod:`concner.method.precision`; None takes ``bundle.config.inference_precision``.
         max_tokens: at most this many padded tokens (rows x longest) per forward pass; a
             longer sequence runs alone; 0: no limit. None: :data:`CPU_MAX_TOKENS` on CPU
             (small batches keep activations in cache and padding low), no limit on CUDA.
         prepack: on CPU, run fp32/bf16 linear layers with oneDNN-prepacked weights
-            (:func:`concner.precision.packed_copy`; same numerics up to rounding order);
+            (:func:`concner.method.precision.packed_copy`; same numerics up to rounding order);
             False runs the bundle's own modules (torch's default path).
 
     On CPU the predictor runs a converted copy of the encoder's linear layers (prepacked,

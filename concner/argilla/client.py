@@ -27,7 +27,7 @@ import argilla as rg
 import httpx
 from argilla._exceptions import ArgillaAPIError, ArgillaCredentialsError, ArgillaError
 
-from concner.argilla_records import (  # noqa: F401 (re-exported)
+from concner.argilla.records import (  # noqa: F401 (re-exported)
     ASK_ORDER_LINK,
     LABEL_HELP,
     ROLES,

@@ -2,7 +2,7 @@
 target language and import the projected pairs.
 
 The run row carries the request (``config = {"backend", "target_lang", "options"}``, see
-:func:`concner.tasks.request_translate`). The job translates only the sources without a
+:func:`concner.jobs.queue.request_translate`). The job translates only the sources without a
 usable translation into that language (the translation cache makes a re-run cheap for the
 Apertium and seq2seq backends), writes ``progress = {"stage": "translate", "step": done,
 "total": n}`` and honours cancel between chunks, then imports every pair in ONE
@@ -134,12 +134,12 @@ def make_translator(config: Config, backend: str, source_lang: str, target_lang:
 def run_translate(ctx, name: str, run_id: int, chunk: int = 200, *,
                   translator: Translator | None = None,
                   on_progress: Callable[[dict], None] | None = None) -> str:
-    """Body of :func:`concner.runner.execute_translate` (same contract).
+    """Body of :func:`concner.jobs.runner.execute_translate` (same contract).
 
     ``translator``: one already made for the run's request (else it is made from the
     request); ``on_progress(state)`` sees every progress update before it is written (it
     may raise :class:`concner.errors.JobCancelled` to stop the run)."""
-    from concner.runner import LOG_TAIL, RunProgress, job_outcome
+    from concner.jobs.runner import LOG_TAIL, RunProgress, job_outcome
 
     class EchoedProgress(RunProgress):
         def _write(self, force: bool = False) -> None:
@@ -212,8 +212,8 @@ def translate_now(store, config: Config, name: str, *, backend: str, target_lang
     Everything that can be checked is checked before the run exists: the project and its
     target language, the backend and its options, the files it names, and the backend
     itself (a seq2seq model is loaded, a translations file opened)."""
-    from concner.registry import ModelRegistry
-    from concner.runner import JobContext
+    from concner.jobs.registry import ModelRegistry
+    from concner.jobs.runner import JobContext
 
     project, options = check_project_request(store, name, backend, target_lang, options)
     translator = make_translator(config, backend, project.source_lang, target_lang, options)

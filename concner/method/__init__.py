@@ -1,0 +1,1 @@
+"""The method: the network, its inputs, its losses, training, inference and evaluation."""

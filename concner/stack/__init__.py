@@ -1,0 +1,1 @@
+"""The processes `concner up` runs and supervises."""
