@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import PANX, RESULTS, markdown_table, provenance
-from concner.argilla.client import ArgillaIO, Prediction
+from concner.argilla.client import ArgillaIO, SpanSuggestion
 from concner.argilla.launcher import LocalArgilla
 from concner.labels import Span
 from concner.sentence import Sentence
@@ -68,7 +68,7 @@ def timed(stack, fn):
 def run_once(io: ArgillaIO, annotator: ArgillaIO, sents: list[Sentence], tag: str,
              stack: LocalArgilla | None) -> dict:
     name = io.ensure_dataset(f"bench-{tag}", "target", "es", ["PER", "ORG", "LOC"])
-    preds = {s.id: Prediction([Span(sp.start, sp.end, sp.label, 0.9) for sp in s.spans], 0.5)
+    preds = {s.id: SpanSuggestion([Span(sp.start, sp.end, sp.label, 0.9) for sp in s.spans], 0.5)
              for s in sents}
     report, push_s, push_cpu = timed(stack, lambda: io.push(name, sents, preds, model_version="v1"))
     assert report.created == len(sents), report

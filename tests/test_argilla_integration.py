@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from concner.argilla.client import ArgillaIO, Prediction, dataset_name
+from concner.argilla.client import ArgillaIO, SpanSuggestion, dataset_name
 from concner.argilla.launcher import LocalArgilla
 from concner.config import load_config
 from concner.errors import LabelSchemaError, ServiceUnavailable
@@ -65,13 +65,13 @@ def model_guess(sent: Sentence) -> list[str]:
     return tags
 
 
-def predictions(sents, version_bias: float = 0.0) -> dict[str, Prediction]:
+def predictions(sents, version_bias: float = 0.0) -> dict[str, SpanSuggestion]:
     out = {}
     for k, s in enumerate(sents):
         guess = s.with_tags(model_guess(s))
         spans = [Span(sp.start, sp.end, sp.label, round(0.5 + 0.01 * (k % 40), 3))
                  for sp in guess.spans]
-        out[s.id] = Prediction(spans, uncertainty=round(version_bias + 0.001 * k, 4))
+        out[s.id] = SpanSuggestion(spans, uncertainty=round(version_bias + 0.001 * k, 4))
     return out
 
 
@@ -224,13 +224,13 @@ def test_records_carry_the_ask_order_and_an_old_dataset_gets_the_property(io, pr
     sents = corpus(12, prefix="h")
     # the strategy's order is not the uncertainty order (a diversity batch mixes them)
     order = [5, 0, 9, 2, 11, 7, 1, 3, 8, 4, 10, 6]
-    preds = {s.id: Prediction(p.spans, p.uncertainty, ask_order=order.index(k) + 1)
+    preds = {s.id: SpanSuggestion(p.spans, p.uncertainty, ask_order=order.index(k) + 1)
              for k, (s, p) in enumerate(zip(sents, predictions(sents).values()))}
     io.push(name, sents, preds, model_version="v1")
     assert io.next_to_ask(name, 4) == [sents[k].id for k in order[:4]]
     assert io.most_uncertain(name, 2) == ["h011", "h010"]
     # a new model's order reaches the records nobody has answered yet
-    reordered = {sid: Prediction(p.spans, p.uncertainty, ask_order=13 - p.ask_order)
+    reordered = {sid: SpanSuggestion(p.spans, p.uncertainty, ask_order=13 - p.ask_order)
                  for sid, p in preds.items()}
     assert io.refresh_suggestions(name, sents, reordered, model_version="v2").updated == 12
     assert io.next_to_ask(name, 2) == [sents[order[-1]].id, sents[order[-2]].id]

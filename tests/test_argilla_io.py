@@ -16,7 +16,7 @@ import pytest
 
 from concner.argilla.client import (
     ArgillaIO,
-    Prediction,
+    SpanSuggestion,
     dataset_name,
     guidelines_text,
     resolve_api_key,
@@ -134,7 +134,7 @@ def test_backoff_is_bounded():
 
 def test_prediction_from_tags_uses_character_offsets():
     sent = Sentence.from_tokens("s1", "zh", list("李明在北京"))
-    pred = Prediction.from_tags(sent, ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], 0.7)
+    pred = SpanSuggestion.from_tags(sent, ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], 0.7)
     assert [(sp.start, sp.end, sp.label) for sp in pred.spans] == [(0, 2, "PER"), (3, 5, "LOC")]
     assert [sent.text[sp.start:sp.end] for sp in pred.spans] == ["李明", "北京"]
 

@@ -62,7 +62,7 @@ def _pids(folder: Path) -> dict[str, int]:
 
 def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers(
         local_argilla, tmp_path):
-    from concner.argilla.client import ArgillaIO, Prediction
+    from concner.argilla.client import ArgillaIO, SpanSuggestion
     from concner.commands.up import Supervisor
     from concner.labels import Span
     from concner.sentence import Sentence
@@ -72,7 +72,7 @@ def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers
     name = io.ensure_dataset("sup", "target", "es", ["PER", "LOC"])
     sents = [Sentence.from_tokens(f"s{i:03d}", "es", ["Ana", "vive", "en", "Lima"],
                                   ["B-PER", "O", "O", "B-LOC"]) for i in range(6)]
-    preds = {s.id: Prediction([Span(sp.start, sp.end, sp.label, 0.9) for sp in s.spans],
+    preds = {s.id: SpanSuggestion([Span(sp.start, sp.end, sp.label, 0.9) for sp in s.spans],
                               uncertainty=0.1 * i) for i, s in enumerate(sents)}
     io.push(name, sents, preds, model_version="v1")
     ranked = io.most_uncertain(name, 3)  # a query the search engine answers

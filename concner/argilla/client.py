@@ -31,7 +31,7 @@ from concner.argilla.records import (  # noqa: F401 (re-exported)
     ASK_ORDER_LINK,
     LABEL_HELP,
     ROLES,
-    Prediction,
+    SpanSuggestion,
     PulledAnnotation,
     PullResult,
     PushReport,
@@ -93,7 +93,7 @@ def _ask_order_property() -> rg.IntegerMetadataProperty:
     return rg.IntegerMetadataProperty(name=ASK_ORDER, title="Ask order (1 = first)")
 
 
-def _suggestion(pred: Prediction, agent: str) -> rg.Suggestion:
+def _suggestion(pred: SpanSuggestion, agent: str) -> rg.Suggestion:
     value = [{"start": s.start, "end": s.end, "label": s.label} for s in pred.spans]
     scores = [s.score for s in pred.spans]
     score = [float(x) for x in scores] if value and None not in scores else None
@@ -361,7 +361,7 @@ class ArgillaIO:
 
     # -- push ----------------------------------------------------------------------------
     def push(self, name: str, sentences: Sequence[Sentence],
-             predictions: Mapping[str, Prediction] | None = None, *, model_version: str | None = None,
+             predictions: Mapping[str, SpanSuggestion] | None = None, *, model_version: str | None = None,
              only_existing: bool = False, max_new: int | None = None,
              on_batch: Callable[[list[str]], None] | None = None,
              memo: dict[str, str] | None = None) -> PushReport:
@@ -430,14 +430,14 @@ class ArgillaIO:
         return report
 
     def refresh_suggestions(self, name: str, sentences: Sequence[Sentence],
-                            predictions: Mapping[str, Prediction], *, model_version: str) -> PushReport:
+                            predictions: Mapping[str, SpanSuggestion], *, model_version: str) -> PushReport:
         """After a promotion: new suggestions on existing records nobody has answered yet;
         answered records keep what the annotator saw. No records are created."""
         return self.push(name, sentences, predictions, model_version=model_version,
                          only_existing=True)
 
     @staticmethod
-    def _record(sent: Sentence, pred: Prediction | None, model_version: str | None) -> rg.Record:
+    def _record(sent: Sentence, pred: SpanSuggestion | None, model_version: str | None) -> rg.Record:
         meta: dict = {"lang": sent.lang, "sentence_id": sent.id}
         if model_version is not None and pred is not None:
             meta["model_version"] = str(model_version)

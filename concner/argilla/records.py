@@ -78,8 +78,8 @@ def resolve_api_key(services: ServicesConfig, env: Mapping[str, str] | None = No
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """A model's prediction for one sentence, pushed as an Argilla span suggestion.
+class SpanSuggestion:
+    """The suggestion an Argilla record carries: a model's spans for one sentence.
 
     ``spans`` carry character offsets into the sentence text and an optional ``score``
     each; ``uncertainty`` (higher = less sure) and ``ask_order`` (the active-learning
@@ -91,7 +91,7 @@ class Prediction:
 
     @classmethod
     def from_tags(cls, sentence: Sentence, tags: Sequence[str],
-                  uncertainty: float | None = None) -> Prediction:
+                  uncertainty: float | None = None) -> SpanSuggestion:
         return cls(sentence.with_tags(tags).spans, uncertainty)
 
 

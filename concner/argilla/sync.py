@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from concner.argilla.client import ArgillaIO, Prediction, PushReport, dataset_name
+from concner.argilla.client import ArgillaIO, SpanSuggestion, PushReport, dataset_name
 from concner.config import Config
 from concner.errors import LabelSchemaError
 from concner.labels import LabelSchema, Span
@@ -80,7 +80,7 @@ class DatasetSync:
         return msg
 
 
-def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, tuple], str | None]:
+def _predictions(store, project: str) -> tuple[dict[int, SpanSuggestion], dict[int, tuple], str | None]:
     """Active model's predictions by sentence row id, their push order key by sentence row
     id (:func:`~concner.store.model_versions.ask_order_key`: the order of ``active.strategy``
     stored by the pool prediction, else its score, else the uncertainty; smallest first),
@@ -94,7 +94,7 @@ def _predictions(store, project: str) -> tuple[dict[int, Prediction], dict[int, 
     for row in store.predictions(mv.id):
         spans = [Span(int(d["start"]), int(d["end"]), d["label"], d.get("score"))
                  for d in row.spans]
-        preds[row.sentence_id] = Prediction(spans, row.uncertainty, row.al_rank)
+        preds[row.sentence_id] = SpanSuggestion(spans, row.uncertainty, row.al_rank)
         priority[row.sentence_id] = ask_order_key(row.al_rank, row.al_score, row.uncertainty)
     return preds, priority, f"v{mv.version}"
 

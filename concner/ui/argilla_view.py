@@ -93,7 +93,7 @@ def send_batch(config, store, project, rows, role: str = "target") -> SendResult
     correction, ``source``: annotation; one per language, created on first use); the
     suggestion's ``agent`` is that version (``v3``). Returns the last dataset's name and UI
     address and the number of records sent or already there."""
-    from concner.argilla.client import Prediction
+    from concner.argilla.client import SpanSuggestion
 
     if not rows:
         raise ConcnerError("nothing to send: choose at least one sentence")
@@ -111,7 +111,7 @@ def send_batch(config, store, project, rows, role: str = "target") -> SendResult
                                  min_submitted=services.argilla_min_submitted)
         memo: dict[str, str] = {}  # what was sent: the sync's memo learns it (in Argilla)
         report = io.push(name, [r.sentence for r in group],
-                         {r.sentence.id: Prediction(r.spans, r.uncertainty, r.al_rank)
+                         {r.sentence.id: SpanSuggestion(r.spans, r.uncertainty, r.al_rank)
                           for r in group},
                          model_version=None if version is None else f"v{version}", memo=memo)
         record_pushed(store, project.name, name, io.dataset_id(name), memo)
