@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from concner.argilla.client import ArgillaIO, SpanSuggestion, PushReport, dataset_name
+from concner.argilla.client import ArgillaIO, PushReport, SpanSuggestion, dataset_name
 from concner.config import Config
 from concner.errors import LabelSchemaError
 from concner.labels import LabelSchema, Span
