@@ -23,7 +23,7 @@ STRATEGY_NAMES = ("bald", "diversity", "least_confidence", "margin", "max_entrop
 
 
 def register(subparsers) -> None:
-    from concner.commands.predict import _common
+    from concner.commands.tagging import add_prediction_options
     from concner.config import ActiveConfig
 
     defaults = ActiveConfig()
@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--format", dest="fmt", default="auto",
                    choices=["auto", "text", "conll", "jsonl", "hf"],
                    help="pool format; auto guesses from the name")
-    _common(p)
+    add_prediction_options(p)
     p.set_defaults(func=run_select)
 
 
@@ -73,7 +73,8 @@ def _read_ids(path: str) -> set[str]:
 def run_select(args) -> int:
     from concner.active import get_strategy, score_pool
     from concner.active.outputs import repeated_ids
-    from concner.commands.predict import _predict_all, _predictor, _read, _write_atomic
+    from concner.commands.common import write_atomic
+    from concner.commands.tagging import load_predictor, predict_all, read_input
     from concner.config import ActiveConfig
     from concner.jobs.registry import TEACHER_DIR
     from concner.method.inference import Predictor
@@ -81,7 +82,7 @@ def run_select(args) -> int:
 
     if args.n < 1 or args.batch < 1:
         raise ConcnerError("--n and --batch must be >= 1")
-    sentences = _read(args.pool, args.lang, args.fmt)
+    sentences = read_input(args.pool, args.lang, args.fmt)
     if not sentences:
         raise DataFormatError("the pool has no sentences", path=args.pool)
     # the same check PoolOutputs makes, here before minutes of prediction, naming the file
@@ -97,7 +98,7 @@ def run_select(args) -> int:
     config = ActiveConfig(strategy=args.strategy, batch_size=args.batch,
                           mc_passes=args.mc_passes, diversity_base=args.diversity_base)
     strategy = get_strategy(args.strategy, config)
-    predictor = _predictor(args)
+    predictor = load_predictor(args)
     teacher = None
     if strategy.needs_teacher:
         folder = Path(args.teacher) if args.teacher else Path(args.model) / TEACHER_DIR
@@ -108,7 +109,7 @@ def run_select(args) -> int:
                             device=args.device)
     start = time.perf_counter()
     # the diversity strategy's sentence embeddings come from the same pass
-    predictions, representations = _predict_all(
+    predictions, representations = predict_all(
         predictor, candidates, "predict", embeddings=strategy.needs_representations)
     outputs = score_pool(predictor, candidates, strategy, mc_passes=args.mc_passes,
                          teacher=teacher, seed=args.seed,
@@ -124,7 +125,7 @@ def run_select(args) -> int:
         sentence, prediction = by_id[sid]
         lines.append(json.dumps({"rank": rank, "strategy": name, "score": float(scores[sid]),
                                  **prediction.to_dict(sentence)}, ensure_ascii=False))
-    _write_atomic(args.out, lines)
+    write_atomic(args.out, lines)
     skipped = f" ({len(sentences) - len(candidates)} excluded)" if exclude else ""
     print(f"scored {len(candidates)} pool sentences{skipped} with {name} in {seconds:.1f} s; "
           f"wrote the {len(picked)} to ask first to {args.out}", file=sys.stderr)
