@@ -4,12 +4,13 @@ correction. Logic: concner.ui.quick_review."""
 
 import streamlit as st
 
+from concner.active.ask_order import review_rows
 from concner.errors import ConcnerError
 from concner.labels import LabelSchema
 from concner.ui import quick_review as qr
 from concner.ui.context import ensure_navigation, get_config, get_store, require_project
 from concner.ui.highlight import highlight_html, legend_html
-from concner.ui.review import SIDES, review_rows, sort_rows
+from concner.ui.review import SIDES, sort_rows
 
 ensure_navigation()
 st.title("Quick review")

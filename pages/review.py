@@ -5,6 +5,7 @@ answers come back."""
 
 import streamlit as st
 
+from concner.active.ask_order import review_rows
 from concner.argilla.records import ASK_ORDER_LINK
 from concner.errors import ConcnerError
 from concner.labels import LabelSchema
@@ -23,7 +24,6 @@ from concner.ui.review import (
     page_count,
     page_of,
     ranking_strategy,
-    review_rows,
     sort_choices,
     sort_rows,
 )

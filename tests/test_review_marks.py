@@ -8,12 +8,12 @@ import json
 
 import pytest
 
+from concner.active.ask_order import ReviewRow
 from concner.argilla.records import PullResult, PushReport, dataset_name
 from concner.labels import Span
 from concner.sentence import Sentence
 from concner.ui.review import (
     STATUSES,
-    ReviewRow,
     argilla_mark,
     batch_to_send,
     filter_rows,

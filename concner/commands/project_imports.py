@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
+from concner.commands.common import config_from_args, open_store
+
 
 def add_actions(sub) -> None:
     """Add the two actions to ``concner project``'s sub-parsers (not named ``register``:
@@ -25,9 +27,7 @@ def add_actions(sub) -> None:
 
 def _project_store(args):
     """The store, read the way every ``concner project`` action reads it."""
-    from concner.commands.project import _config, _store
-
-    return _store(_config(args))
+    return open_store(config_from_args(args))
 
 
 def run_imports(args) -> int:

@@ -33,7 +33,7 @@ def run(args) -> int:
     store = Store(tasks.CONFIG.services.database_url)
     try:
         run_id, created = tasks.request_retrain(store, args.name, full=args.full)
-        from concner.commands.project import warn_not_ready
+        from concner.commands.project_status import warn_not_ready
 
         warn_not_ready(store, args.name, tasks.CONFIG)
     finally:

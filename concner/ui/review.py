@@ -1,15 +1,13 @@
 """Rows of the Review page: the active model's predictions on target sentences, filtered
-and sorted, and prediction-vs-correction pairs once corrections come back."""
+and sorted, and prediction-vs-correction pairs once corrections come back. The rows and
+their stored ask order come from :mod:`concner.active.ask_order`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 
-from concner.labels import Span
-from concner.sentence import Sentence
-from concner.store.model_versions import ask_order_key
+from concner.active.ask_order import ReviewRow, in_ask_order
 
 #: which pool the Review page shows: store role -> label
 SIDES = {
@@ -23,56 +21,6 @@ SORTS = {
     "confidence": "most confident first",
     "id": "sentence id",
 }
-
-
-@dataclass
-class ReviewRow:
-    sentence: Sentence
-    tags: list[str]
-    spans: list[Span]
-    uncertainty: float
-    corrected: list[str] | None  # current labels when someone labelled the sentence
-    model_version: int | None = None  # the version that made this prediction
-    al_score: float | None = None  # active-learning score (higher = ask first), if scored
-    al_strategy: str | None = None  # the strategy that gave ``al_score``
-    al_rank: int | None = None  # position in that strategy's order to ask (1 = first)
-    authors: list[str] = field(default_factory=list)  # who made the current labels
-
-    @property
-    def labels(self) -> set[str]:
-        return {s.label for s in self.spans}
-
-
-def spans_from_dicts(items: Sequence[dict]) -> list[Span]:
-    return [Span(int(d["start"]), int(d["end"]), str(d["label"]),
-                 None if d.get("score") is None else float(d["score"])) for d in items]
-
-
-def review_rows(sentences: Sequence[Sentence],
-                predictions: Sequence[tuple[int, Sequence]],
-                authors: Mapping[int, Sequence[str]] | None = None) -> list[ReviewRow]:
-    """Join stored predictions with the sentences of one role (``meta["db_id"]``).
-
-    ``predictions`` is ``[(model version number, PredictionRow list), ...]`` newest first;
-    each sentence takes the newest version that predicted it (a corrected sentence keeps
-    the prediction its annotator saw, since pool prediction skips labelled sentences).
-    Sentences no version predicted are left out (predict the pool to include them).
-    ``authors``: sentence id -> who made its current labels (:meth:`Store.label_authors`).
-    """
-    authors = authors or {}
-    by_id = {s.meta.get("db_id"): s for s in sentences}
-    taken: dict[int, ReviewRow] = {}
-    for version, rows in predictions:
-        for p in rows:
-            s = by_id.get(p.sentence_id)
-            if s is None or p.sentence_id in taken:
-                continue
-            corrected = list(s.tags) if s.tags is not None else None
-            taken[p.sentence_id] = ReviewRow(s, list(p.tags), spans_from_dicts(p.spans),
-                                             float(p.uncertainty), corrected, version,
-                                             p.al_score, p.al_strategy, p.al_rank,
-                                             list(authors.get(p.sentence_id, ())))
-    return list(taken.values())
 
 
 def ranking_strategy(rows: Sequence[ReviewRow], version: int) -> str | None:
@@ -149,12 +97,10 @@ def batch_to_send(rows: Sequence[ReviewRow], in_argilla: Collection[str],
 
 
 def sort_rows(rows: Sequence[ReviewRow], how: str) -> list[ReviewRow]:
-    """``strategy``: in the active-learning order (:func:`ask_order_key`: the strategy's
-    rank, else its score, else uncertainty), ties by sentence id; or by uncertainty,
-    confidence or id."""
+    """``strategy``: in the stored ask order (:func:`~concner.active.ask_order.in_ask_order`);
+    or by uncertainty, confidence or id, ties by sentence id."""
     if how == "strategy":
-        return sorted(rows, key=lambda r: (ask_order_key(r.al_rank, r.al_score, r.uncertainty),
-                                           r.sentence.id))
+        return in_ask_order(rows)
     if how == "uncertainty":
         return sorted(rows, key=lambda r: (-r.uncertainty, r.sentence.id))
     if how == "confidence":
