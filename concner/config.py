@@ -60,8 +60,8 @@ class ModelConfig:
     dropout: float = setting(0.1, ge=0.0, lt=1.0)
     projection_dim: int = setting(128, gt=0)
     max_length: int = setting(128, ge=8)
-    #: windows for prediction overlap by this many sub-words (below max_length/2: validate())
-    window_stride: int = setting(32, ge=0)
+    #: windows for prediction overlap by this many sub-words
+    window_stride: int = setting(32, ge=0, help="and less than max_length/2")
     freeze_embeddings: bool = False
     #: prediction: "viterbi" (best valid IOB2 path) or "argmax" (stray I- repaired to B-);
     #: viterbi gave +1.4 to +6.8 F1 on PAN-X dev en/es/de/nl/ru/zh (source-only en1k model)
@@ -244,9 +244,8 @@ class TranslationConfig:
     #: entity types Apertium must not translate (it turns "Smith" into "Herrero")
     apertium_protect_types: tuple[str, ...] = ("PER",)
     dictionary_dir: str = "/usr/share/dictd"
-    dictionary_share: float = setting(
-        1.0, ge=0, le=1,
-        help="share of non-entity words the dictionary backend replaces (when it knows them)")
+    #: share of non-entity words the dictionary backend replaces (when it knows them)
+    dictionary_share: float = setting(1.0, ge=0, le=1)
     dictionary_seed: int = 13
     hf_batch_size: int = setting(16, ge=1)
     hf_max_new_tokens: int = setting(256, ge=1)
