@@ -1,7 +1,21 @@
-"""Typed errors for ConCNER Studio.
+"""Typed errors for ConCNER Studio, all defined here.
 
 Every error a user can cause is a :class:`ConcnerError` child whose message says
 what to fix. The command line turns them into a one-line message and exit code 2.
+
+- :class:`ConfigError`: a setting is missing, of the wrong type or out of range
+- :class:`LabelSchemaError`: a label unknown to the schema, or tags that are not IOB2
+- :class:`DataFormatError`: a malformed data file or upload (file and line when known)
+- :class:`ImportBatchNotFound`: an import batch id the project does not have
+- :class:`ProjectNotFound`: a project name the store does not know
+- :class:`StoreConflict`: a write that would break a uniqueness rule, or is refused
+- :class:`ServiceUnavailable`: Argilla, the queue, the database or an MT engine is down;
+  :class:`DependencyDown`: a part waits for a part it needs
+- :class:`ModelError`: a model folder is missing, incomplete or incompatible;
+  :class:`ModelVersionError`: a version that cannot be pinned or rolled back to
+- :class:`JobCancelled`: a running job was asked to stop
+- :class:`MarkerError`: entity markers in an MT output cannot be read (internal: the
+  translation becomes a failed projection)
 """
 
 from __future__ import annotations
@@ -34,6 +48,10 @@ class ConfigError(ConcnerError):
 
 class LabelSchemaError(ConcnerError):
     """A label is unknown to the schema, or a tag sequence is not valid IOB2."""
+
+
+class MarkerError(ConcnerError):
+    """The markers in an engine output cannot be read (internal; becomes ``failed``)."""
 
 
 class DataFormatError(ConcnerError):
@@ -80,6 +98,14 @@ class DataFormatError(ConcnerError):
 
 class ImportBatchNotFound(ConcnerError):
     """An import batch id that the project does not have (see ``concner project imports``)."""
+
+
+class ProjectNotFound(ConcnerError):
+    """A project name that the store does not know."""
+
+
+class StoreConflict(ConcnerError):
+    """A write that would break a uniqueness rule (duplicate project or sentence id)."""
 
 
 class ServiceUnavailable(ConcnerError):

@@ -49,3 +49,42 @@ def test_missing_and_broken_file(tmp_path):
     bad.write_text("[training\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_each_setting_is_declared_once_with_its_range_and_form_label():
+    """validate()'s range checks, their wording and the Training form's fields all come from
+    the settings' declarations (concner.settings.setting)."""
+    from concner.config import TrainingConfig
+    from concner.settings import Spec, setting_spec
+    from concner.ui.training_form import FORM_FIELDS
+
+    assert setting_spec(TrainingConfig, "learning_rate").allowed() == "in (0, 1)"
+    assert Spec(ge=0, lt=1).allowed() == "in [0, 1)" and Spec(ge=1).allowed() == ">= 1"
+    assert Spec(gt=0).allowed() == "> 0" and Spec(ge=1, le=59).allowed() == "in [1, 59]"
+    assert Spec(choices=("kl", "mse")).allowed() == "one of kl, mse"
+    assert setting_spec(TrainingConfig, "epochs").form == "epochs (stage 1)"
+    assert [(s, n) for s, n, _ in FORM_FIELDS] == [
+        ("loss", "use_translation"), ("loss", "lambda_lcl"), ("loss", "lambda_tcl"),
+        ("loss", "temperature_lcl"), ("loss", "temperature_tcl"), ("loss", "kd"),
+        ("training", "epochs"), ("training", "kd_epochs"), ("training", "batch_size"),
+        ("training", "learning_rate"), ("training", "seed")]
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"training": {"kd_epochs": -1}}, "training.kd_epochs must be >= 0, got -1"),
+        ({"loss": {"kd_temperature": 0}}, "loss.kd_temperature must be > 0, got 0.0"),
+        ({"active": {"mc_passes": 0}}, "active.mc_passes must be >= 1, got 0"),
+        ({"training": {"replay_size": -1}},
+         "training.replay_size must be >= 0, got -1 (0 = no replay)"),
+        ({"model": {"window_stride": 64}},
+         "model.window_stride must be in [0, max_length/2), got 64 with max_length 128"),
+        ({"services": {"supervisor_backoff_s": 60}},
+         "services.supervisor_backoff_s must be > 0 and <= services.supervisor_backoff_max_s"),
+    ],
+)
+def test_a_range_error_names_the_exact_key_the_range_and_the_value(data, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, env={})
+    assert str(err.value) == message

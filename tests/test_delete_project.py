@@ -12,8 +12,9 @@ from appkit import no_exception, open_page, trained_store, use_store
 from storekit import make_sentences
 
 from concner.config import load_config
+from concner.errors import StoreConflict
 from concner.jobs.registry import ModelRegistry
-from concner.store import Store, StoreConflict
+from concner.store import Store
 from concner.store.model_versions import Base, Project
 
 

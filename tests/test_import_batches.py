@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from storekit import database_url, make_sentences
 
-from concner.errors import ImportBatchNotFound
-from concner.store import Store, StoreConflict
+from concner.errors import ImportBatchNotFound, StoreConflict
+from concner.store import Store
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from storekit import TINY_TRAINING, database_url, make_project, make_sentences, tiny_encoder
 
-from concner.errors import DataFormatError, LabelSchemaError
+from concner.errors import DataFormatError, LabelSchemaError, StoreConflict
 from concner.sentence import Sentence
-from concner.store import Store, StoreConflict, current_label, upgrade_database
+from concner.store import Store, current_label, upgrade_database
 from concner.store.model_versions import Base
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]

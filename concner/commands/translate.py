@@ -24,8 +24,7 @@ from pathlib import Path
 from concner.config import load_config
 from concner.errors import ConfigError
 from concner.translation.base import Translator, status_counts, usable_pairs
-
-BACKENDS = ("apertium", "dictionary", "hf", "file")
+from concner.translation.requests import BACKENDS, SHARE, open_translator
 
 
 def register(subparsers) -> None:
@@ -42,7 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--target", help="target language(s), comma-separated (not for apertium)")
     p.add_argument("--model", help="hub id or local folder of a seq2seq model (hf backend)")
     p.add_argument("--translations", help="your translations, JSONL or TSV (file backend)")
-    p.add_argument("--share", type=float, help="dictionary: share of words to replace")
+    p.add_argument("--share", type=float,
+                   help=f"dictionary: share of words to replace ({SHARE.allowed()}; default "
+                        "translation.dictionary_share)")
     p.add_argument("--seed", type=int, help="dictionary: seed of the word choice")
     p.add_argument("--cache", help="translation cache (SQLite; default translation.cache_path)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
@@ -55,16 +56,13 @@ def register(subparsers) -> None:
 
 
 def build_translator(args, config) -> tuple[Translator, list[str]]:
-    """The backend object and the target languages the arguments ask for."""
-    tc = config.translation
+    """The backend object and the target languages the arguments ask for (each missing or
+    clashing flag is named; the object comes from
+    :func:`concner.translation.requests.open_translator`, as for the job and the app)."""
     targets = [t.strip() for t in (args.target or "").split(",") if t.strip()]
-    cache = None
-    if not args.no_cache and args.backend in ("apertium", "hf"):
-        from concner.translation.cache import TranslationCache
-
-        cache = TranslationCache(args.cache or tc.cache_path)
+    source_lang = args.lang or config.data.source_lang
+    options: dict = {"cache": False if args.no_cache else (args.cache or True)}
     if args.backend == "apertium":
-        from concner.translation.apertium import ApertiumTranslator
         from concner.translation.langcodes import split_pair
 
         if not args.pair:
@@ -72,30 +70,25 @@ def build_translator(args, config) -> tuple[Translator, list[str]]:
         target = split_pair(args.pair)[1]
         if targets and targets != [target]:
             raise ConfigError(f"--pair {args.pair} translates into {target}; drop --target")
-        return ApertiumTranslator(args.pair, config=tc, cache=cache), [target]
-    if not targets:
+        targets = [target]
+        options["pair"] = args.pair
+    elif not targets:
         raise ConfigError(f"--backend {args.backend} needs --target (e.g. de or de,nl)")
-    if args.backend == "dictionary":
-        from concner.translation.dictionary import DictionaryTranslator
-
-        if args.share is not None and not 0.0 <= args.share <= 1.0:
-            raise ConfigError("--share must be in [0, 1]")
-        return DictionaryTranslator(args.lang or config.data.source_lang, config=tc,
-                                    share=args.share, seed=args.seed), targets
-    if args.backend == "hf":
-        from concner.translation.hf import HFTranslator
-
+    elif args.backend == "dictionary":
+        if args.share is not None and SHARE.problem(args.share) is not None:
+            raise ConfigError(f"--share must be {SHARE.allowed()}")
+        options = {"share": args.share, "seed": args.seed}
+    elif args.backend == "hf":
         if not args.model:
             raise ConfigError("--backend hf needs --model (hub id or local folder)")
-        return HFTranslator(args.model, source_lang=args.lang or config.data.source_lang,
-                            config=tc, cache=cache), targets
-    from concner.translation.file import FileTranslator
-
-    if not args.translations:
-        raise ConfigError("--backend file needs --translations (your JSONL or TSV file)")
-    if len(targets) != 1:
-        raise ConfigError("--backend file takes one --target language")
-    return FileTranslator(args.translations), targets
+        options["model"] = args.model
+    else:
+        if not args.translations:
+            raise ConfigError("--backend file needs --translations (your JSONL or TSV file)")
+        if len(targets) != 1:
+            raise ConfigError("--backend file takes one --target language")
+        options = {"translations": args.translations}
+    return open_translator(config, args.backend, source_lang, options), targets
 
 
 def _write(sentences, path: Path) -> None:

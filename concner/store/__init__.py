@@ -10,15 +10,10 @@ repository methods of :mod:`concner.store.projects`, :mod:`concner.store.runs`,
 
 from __future__ import annotations
 
+from concner.errors import ProjectNotFound, StoreConflict  # raised by the store (re-exported)
 from concner.store.admin import AdminRepository
 from concner.store.consensus import CurrentLabel, current_label
-from concner.store.db import (
-    ProjectNotFound,
-    StoreBase,
-    StoreConflict,
-    make_engine,
-    upgrade_database,
-)
+from concner.store.db import StoreBase, make_engine, upgrade_database
 from concner.store.imports import ImportBatchInfo, ImportDeletion, ImportRepository
 from concner.store.outcomes import OutcomeRepository
 from concner.store.projects import DevSet, ImportReport, ProjectRepository, row_to_sentence

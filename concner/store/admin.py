@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from concner.store.db import StoreConflict
+from concner.errors import StoreConflict
 from concner.store.model_versions import (
     ACTIVE_RUN_STATUSES,
     Annotation,

@@ -18,19 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
-from concner.errors import ConcnerError, ServiceUnavailable
+from concner.errors import ConcnerError, ServiceUnavailable, StoreConflict
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _UPGRADE_LOCK = threading.Lock()
-
-
-class ProjectNotFound(ConcnerError):
-    """A project name that the store does not know."""
-
-
-class StoreConflict(ConcnerError):
-    """A write that would break a uniqueness rule (duplicate project or sentence id)."""
 
 
 def make_engine(url: str) -> Engine:

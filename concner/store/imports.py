@@ -19,8 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from concner.errors import ImportBatchNotFound
-from concner.store.db import StoreConflict
+from concner.errors import ImportBatchNotFound, StoreConflict
 from concner.store.model_versions import (
     Annotation,
     ImportBatch,

@@ -16,11 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from concner.errors import ConfigError, DataFormatError, LabelSchemaError
+from concner.errors import (
+    ConfigError,
+    DataFormatError,
+    LabelSchemaError,
+    ProjectNotFound,
+    StoreConflict,
+)
 from concner.labels import LabelSchema
 from concner.sentence import Sentence
 from concner.store.consensus import CurrentLabel, current_label
-from concner.store.db import ProjectNotFound, StoreConflict
 from concner.store.model_versions import (
     LINK_STATUSES,
     ORIGINS,

@@ -25,11 +25,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from concner.errors import DataFormatError, LabelSchemaError
+from concner.errors import DataFormatError, LabelSchemaError, MarkerError
 from concner.labels import iob2_errors, split_tag
 from concner.sentence import Sentence
 from concner.translation.base import Progress, ProjectedPair, Status, Translator, failed
-from concner.translation.markers import MarkerError, mark, project, read_markers
+from concner.translation.markers import mark, project, read_markers
 
 
 @dataclass

@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass
 from itertools import pairwise
 
-from concner.errors import LabelSchemaError
+from concner.errors import LabelSchemaError, MarkerError
 from concner.labels import Span, spans_to_tags, split_tag
 from concner.sentence import Sentence, tokenize_text
 from concner.translation.base import ProjectedPair, Status, failed
@@ -167,10 +167,6 @@ def mark(sentence: Sentence, style: str = "html", *, protect: frozenset[str] = f
 # --------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------
-class MarkerError(Exception):
-    """The markers in an engine output cannot be read (internal; becomes ``failed``)."""
-
-
 _HTML_TAG = re.compile(r'<b id="e(\d+)">|</b>|<[^<>]*>')
 _BRACKET = re.compile(r"[\[\]]")
 

@@ -59,7 +59,7 @@ def set_current_project(name: str | None) -> None:
 def unknown_project_text(store, wanted: str) -> str:
     """Why the address's project is not selected: the store's own "no project named"
     message plus what to do."""
-    from concner.store import ProjectNotFound
+    from concner.errors import ProjectNotFound
 
     try:
         store.get_project(wanted)

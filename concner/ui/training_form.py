@@ -7,26 +7,17 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
-from concner.config import Config, config_from_dict
+from concner.config import SECTIONS, Config, config_from_dict
 from concner.errors import ConfigError
+from concner.settings import form_fields
 
 #: sections a project may override (services and data stay machine/project level)
 EDITABLE_SECTIONS = ("model", "loss", "training", "active")
 
-#: the fields shown as widgets: (section, field, label)
-FORM_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("loss", "use_translation", "use translations (translation contrastive loss)"),
-    ("loss", "lambda_lcl", "λ label contrastive"),
-    ("loss", "lambda_tcl", "λ translation contrastive"),
-    ("loss", "temperature_lcl", "temperature (label contrastive)"),
-    ("loss", "temperature_tcl", "temperature (translation contrastive)"),
-    ("loss", "kd", "knowledge distillation (stage 2)"),
-    ("training", "epochs", "epochs (stage 1)"),
-    ("training", "kd_epochs", "epochs (distillation)"),
-    ("training", "batch_size", "batch size"),
-    ("training", "learning_rate", "learning rate (encoder)"),
-    ("training", "seed", "seed"),
-)
+#: the fields shown as widgets: (section, field, label), from the settings' declarations
+#: (``setting(..., form=label)`` in concner/config.py)
+FORM_FIELDS: tuple[tuple[str, str, str], ...] = form_fields(
+    {section: SECTIONS[section] for section in EDITABLE_SECTIONS})
 
 
 def effective_config(overrides: dict[str, Any] | None) -> Config:

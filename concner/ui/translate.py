@@ -1,5 +1,6 @@
 """The Data page's Translation tab: every backend with what it needs, checked before the
-``translate`` run is queued (the worker runs it; :mod:`concner.jobs.translate`).
+``translate`` run is queued (the worker runs it; :mod:`concner.jobs.translate`), with the
+checks of :mod:`concner.translation.requests`.
 
 :func:`backends` and :func:`request_options` hold the logic (no Streamlit, unit-tested);
 :func:`translation_panel` draws the widgets.
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from concner.errors import ConcnerError, ConfigError
-from concner.jobs.translate import BACKENDS, check_request
 from concner.translation.langcodes import iso3
+from concner.translation.requests import BACKENDS, SHARE, check_request
 
 FILE_FORMAT = ('JSONL lines {"source_id", "text"} with the entities marked '
                '<b id="e1">…</b> (or "tokens" + "ner_tags"), or TSV')
@@ -28,8 +29,8 @@ class Backend:
 
 
 def backends(config) -> dict[str, Backend]:
-    """Every translation backend (in :data:`concner.jobs.translate.BACKENDS` order), whether
-    it can run here, and what it offers or how to install it."""
+    """Every translation backend (in :data:`concner.translation.requests.BACKENDS` order),
+    whether it can run here, and what it offers or how to install it."""
     found: dict[str, Backend] = {}
     if shutil.which("apertium") is None:
         found["apertium"] = Backend("apertium", False, "not installed: apt-get install "
@@ -122,7 +123,8 @@ def translation_panel(store, config, project) -> None:
         values["pair"] = st.text_input("Apertium pair", key="tr-pair", placeholder=default)
     elif backend == "dictionary":
         c1, c2, c3 = st.columns([1, 1, 2])
-        values["share"] = c1.number_input("Share of words replaced", 0.0, 1.0,
+        values["share"] = c1.number_input("Share of words replaced", float(SHARE.ge),
+                                          float(SHARE.le),
                                           float(tc.dictionary_share), 0.05, key="tr-share")
         values["seed"] = c2.number_input("Seed", value=int(tc.dictionary_seed), step=1,
                                          key="tr-seed")
