@@ -64,7 +64,7 @@ def _pids(folder: Path) -> dict[str, int]:
 def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers(
         local_argilla, tmp_path):
     from concner.argilla.client import ArgillaIO, Prediction
-    from concner.commands.up import Supervisor
+    from concner.stack.supervisor import Supervisor
     from concner.labels import Span
     from concner.sentence import Sentence
 
