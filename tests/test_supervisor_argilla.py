@@ -64,9 +64,9 @@ def _pids(folder: Path) -> dict[str, int]:
 def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers(
         local_argilla, tmp_path):
     from concner.argilla.client import ArgillaIO, Prediction
-    from concner.stack.supervisor import Supervisor
     from concner.labels import Span
     from concner.sentence import Sentence
+    from concner.stack.supervisor import Supervisor
 
     stack, status, logs = local_argilla
     io = ArgillaIO(status.url, status.api_key, retries=2, backoff_s=0.2, batch_size=64)
