@@ -262,8 +262,8 @@ class ArgillaIO(RecordReads):
         ``memo`` (sentence id -> what was pushed, kept by the caller with the sync cursor):
         records that match it are not read again (a record someone answered since is left
         alone either way); only the others are looked up, by id, or by one full listing
-        when there are more than :data:`~concner.argilla.server_json.BY_ID_MAX`. Updated in place. Without it every
-        record of the dataset is read."""
+        when there are more than :data:`~concner.argilla.server_json.BY_ID_MAX`. Updated in
+        place. Without it every record of the dataset is read."""
         predictions = predictions or {}
         report = PushReport(name)
         planned = []

@@ -85,9 +85,9 @@ class RecordReads:
         offset = 0
         while True:
             page = self.request(f"reading records of {name}", "GET",
-                              f"/api/v1/datasets/{ds_id}/records",
-                              params={"offset": offset, "limit": PAGE,
-                                      "include": ["responses", "suggestions"]}).json()["items"]
+                                f"/api/v1/datasets/{ds_id}/records",
+                                params={"offset": offset, "limit": PAGE,
+                                        "include": ["responses", "suggestions"]}).json()["items"]
             self.stats["records_read"] += len(page)
             yield from page
             if len(page) < PAGE:
@@ -98,9 +98,9 @@ class RecordReads:
                 include: Sequence[str] = ("responses",)) -> dict:
         ds_id = self.dataset_id(name)
         out = self.request(f"searching {name}", "POST",
-                         f"/api/v1/datasets/{ds_id}/records/search",
-                         params={"offset": offset, "limit": limit, "include": list(include)},
-                         json=body).json()
+                           f"/api/v1/datasets/{ds_id}/records/search",
+                           params={"offset": offset, "limit": limit, "include": list(include)},
+                           json=body).json()
         self.stats["records_read"] += len(out["items"])
         return out
 
@@ -149,8 +149,8 @@ class RecordReads:
     def _pending_sorted(self, name: str, prop: str, order: str, limit: int) -> list[str]:
         ds_id = self.dataset_id(name)
         items = self.request(f"searching {name}", "POST",
-                           f"/api/v1/datasets/{ds_id}/records/search", params={"limit": limit},
-                           json=pending_sorted_by(prop, order)).json()["items"]
+                             f"/api/v1/datasets/{ds_id}/records/search", params={"limit": limit},
+                             json=pending_sorted_by(prop, order)).json()["items"]
         return [item["record"]["external_id"] for item in items]
 
     # -- pull ----------------------------------------------------------------------------
@@ -172,7 +172,7 @@ class RecordReads:
         records are pushed), so an unchanged value means no answer changed."""
         ds_id = self.dataset_id(name)
         return self.request(f"reading dataset {name}", "GET",
-                          f"/api/v1/datasets/{ds_id}").json().get("last_activity_at")
+                            f"/api/v1/datasets/{ds_id}").json().get("last_activity_at")
 
     # the cursor, read without a server call (see concner.argilla.cursor)
     full_sync_due = staticmethod(full_sync_due)
