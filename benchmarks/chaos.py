@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tiny.py (the tiny encoder), prockit.py, storekit.py
 from prockit import alive
 
-from concner.argilla.launcher import _free_port, _http_ok, _redis_ok
+from concner.argilla.processes import free_port, http_ok, redis_ok
 
 PROJECT = "chaos"
 LABELS = ("PER", "ORG", "LOC")
@@ -274,13 +274,13 @@ class Stack:
     # probes -------------------------------------------------------------------------
     def answering(self, part: str, old_pid: int | None = None) -> bool:
         if part == "app":
-            return _http_ok(f"http://127.0.0.1:{self.ports['app']}/_stcore/health")
+            return http_ok(f"http://127.0.0.1:{self.ports['app']}/_stcore/health")
         if part == "server":
-            return _http_ok(f"http://127.0.0.1:{self.ports['server']}/api/v1/version")
+            return http_ok(f"http://127.0.0.1:{self.ports['server']}/api/v1/version")
         if part == "redis":
-            return _redis_ok(self.ports["redis"])
+            return redis_ok(self.ports["redis"])
         if part == "search":
-            return _http_ok(f"http://127.0.0.1:{self.ports['search']}/")
+            return http_ok(f"http://127.0.0.1:{self.ports['search']}/")
         if part == "rq":
             pid = self.pid("rq")
             return pid is not None and pid != old_pid
@@ -488,8 +488,8 @@ def soak(work: Path, *, duration: float, kills: int, seed: int, form: str,
     rng = random.Random(seed)
     t0 = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
-    ports = {"app": _free_port(), "server": _free_port(), "redis": _free_port(),
-             "search": _free_port()}
+    ports = {"app": free_port(), "server": free_port(), "redis": free_port(),
+             "search": free_port()}
     config = write_config(work, ports)
     files = write_data(work, form)
     result: dict = {"form": form, "seed": seed, "duration_s": duration, "kills_asked": kills,

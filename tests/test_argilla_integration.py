@@ -444,7 +444,7 @@ def test_a_sync_reads_only_what_changed_and_stores_a_changed_answer_once(stack, 
 def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_path):
     from datetime import timedelta
 
-    from concner.argilla.client import _parse_time
+    from concner.argilla.cursor import parse_server_time
 
     _, url, key = stack
     io = ArgillaIO(url, key, retries=2, backoff_s=0.2)
@@ -457,7 +457,7 @@ def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_
     ids = io.record_ids(name)
     ann.submit({ids["t0000"]: gold_spans})
     resp = next(r for r in io.iter_raw_records(name) if r["responses"])["responses"][0]
-    when = _parse_time(resp["updated_at"])
+    when = parse_server_time(resp["updated_at"])
 
     # a cursor whose time is in the same second as the answer, just before it
     same_second = json.loads(before) | {"t": when.replace(microsecond=0).isoformat(),
@@ -480,7 +480,7 @@ def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_
     again = io.pull(name, sents, at.cursor)
     assert len(again.annotations) == 1 and again.annotations[0].submitted_at > when
     assert io.pull(name, sents, again.cursor).annotations == []
-    assert _parse_time(json.loads(again.cursor)["t"]) >= when - timedelta(seconds=5)
+    assert parse_server_time(json.loads(again.cursor)["t"]) >= when - timedelta(seconds=5)
 
 
 def test_a_failed_save_moves_neither_cursor_nor_answers(stack, tmp_path):

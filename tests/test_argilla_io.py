@@ -147,9 +147,9 @@ def test_guidelines_explain_every_label_with_an_example():
     assert "malaria" in text
     # both datasets tell annotators how to follow the active-learning order, by the name
     # the metadata property shows in Argilla's sort menu
-    from concner.argilla.client import _ask_order_property
+    from concner.argilla.client import ask_order_property
 
-    title = _ask_order_property().title
+    title = ask_order_property().title
     for role in ("source", "target"):
         words = guidelines_text(["PER"], role=role)
         assert "**Sort → Ask order** (ascending)" in words

@@ -255,7 +255,7 @@ def test_a_part_waiting_for_a_dead_dependency_is_not_given_up_and_restarts_when_
         tmp_path):
     """The long chaos soak gave up Argilla's rq worker after one real death, because each
     restart refused while search was down counted as a crash."""
-    from concner.commands.up import Supervisor
+    from concner.stack.supervisor import Supervisor
 
     policy = RestartPolicy(backoff_s=0.01, backoff_max_s=0.02, max_restarts=2, window_s=600.0)
     logs: list[str] = []

@@ -20,7 +20,8 @@ from prockit import ProcessScope, alive
 from test_app_up import _answers, _free_port
 from test_supervisor import _state, _up_env, wait_for
 
-from concner.argilla.launcher import PARTS, LocalArgilla, _redis_ok
+from concner.argilla.launcher import PARTS, LocalArgilla
+from concner.argilla.processes import redis_ok
 from concner.config import load_config
 from concner.errors import ServiceUnavailable
 from concner.stack.supervisor import RUNNING, RestartPolicy
@@ -63,9 +64,9 @@ def _pids(folder: Path) -> dict[str, int]:
 def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers(
         local_argilla, tmp_path):
     from concner.argilla.client import ArgillaIO, SpanSuggestion
-    from concner.commands.up import Supervisor
     from concner.labels import Span
     from concner.sentence import Sentence
+    from concner.stack.supervisor import Supervisor
 
     stack, status, logs = local_argilla
     io = ArgillaIO(status.url, status.api_key, retries=2, backoff_s=0.2, batch_size=64)
@@ -96,7 +97,7 @@ def test_a_sigkilled_redis_or_search_emulator_is_restarted_and_the_stack_answers
         assert _state(tmp_path / "run")["parts"][f"argilla {part}"]["last_exit_code"] == -9
         assert stack.pid_of("server") == server_pid  # the server was left alone
         assert stack.status().answering
-    assert _redis_ok(stack.ports["redis"])
+    assert redis_ok(stack.ports["redis"])
     assert any("rebuilding its index" in m for m in logs), logs
     # the records are back in the fresh emulator's index, in the same order
     assert wait_for(lambda: io.most_uncertain(name, 3) == ranked, 60, "search answering again")

@@ -15,6 +15,10 @@ under ``<folder>/run``; ``down`` stops exactly those groups.
 
 On first start an owner user with a random password and API key is created; both are
 kept in ``<folder>/credentials.json`` (mode 0600) and never logged.
+
+Beside it: :mod:`concner.argilla.processes` (pids, process groups, ports, health checks),
+:mod:`concner.argilla.server_setup` (the virtualenv, each part's command line, the server's
+CLI, the owner) and :mod:`concner.argilla.stack_status` (what is reported).
 """
 
 from __future__ import annotations
@@ -22,28 +26,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from concner.argilla.processes import (
+    cmdline_has,
+    free_port,
+    group_members,
+    http_ok,
+    pid_alive,
+    port_accepts,
+    process_state,
+    redis_ok,
+    wait_gone,
+)
+from concner.argilla.server_setup import (  # noqa: F401 (OWNER, WORKSPACE re-exported)
+    OWNER,
+    VENV_REQUIREMENTS,
+    WORKSPACE,
+    ensure_server_venv,
+    noida_binary,
+    owner_steps,
+    part_command,
+    read_json,
+    run_server_cli,
+    server_env,
+)
+from concner.argilla.stack_status import PartStatus, StackStatus
 from concner.config import ServicesConfig
 from concner.errors import ConfigError, DependencyDown, ServiceUnavailable
 
-#: What the server's virtualenv holds (OFFLINE.md: click<8.2, and requests for the SDK).
-VENV_REQUIREMENTS = ("argilla-server==2.8.0", "argilla==2.8.0", "requests", "click<8.2",
-                     "noida-db==0.2.3")
-OWNER = "owner"
-WORKSPACE = "argilla"
 PARTS = ("redis", "search", "server", "worker")
 _STOP_GRACE_S = 15.0
 #: how long a SIGKILLed part is waited for before it is logged as still exiting
@@ -57,58 +74,6 @@ _SEARCH_ATTEMPTS = 3
 _ADOPT_WAIT_S = 10.0
 
 
-@dataclass
-class PartStatus:
-    name: str
-    running: bool
-    pid: int | None
-    detail: str = ""
-
-
-@dataclass
-class StackStatus:
-    """What :meth:`LocalArgilla.status` and :meth:`LocalArgilla.up` report.
-
-    ``api_key``/``password`` are ``None`` until the first start created them; ``repr``
-    hides them so a status can be logged.
-    """
-
-    folder: Path
-    url: str
-    answering: bool
-    parts: list[PartStatus]
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
-    already_running: bool = False
-
-    @property
-    def all_running(self) -> bool:
-        return self.answering and all(p.running for p in self.parts)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
 #: what each part's command line contains (a pid file may outlive its process, and the
 #: pid be reused by something else, which must never be signalled)
 _CMDLINE_MARK = {"redis": b"redis-server", "search": b"noida-db", "server": b"argilla_server",
@@ -116,84 +81,8 @@ _CMDLINE_MARK = {"redis": b"redis-server", "search": b"noida-db", "server": b"ar
 
 
 def _is_ours(pid: int, part: str) -> bool:
-    """Does ``pid``'s command line say it is ``part``? redis rewrites its process title
-    after start, and on a slow machine ``/proc/<pid>/cmdline`` reads empty for a moment
-    then, so an empty read is tried again before the answer is no."""
-    for _ in range(20):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        if cmdline:
-            return _CMDLINE_MARK[part] in cmdline
-        time.sleep(0.05)
-    return False
-
-
-#: local health checks never go through an HTTP proxy from the environment
-_LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with _LOCAL_HTTP.open(url, timeout=timeout) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    """Wait up to ``timeout_s`` for ``pid`` to exit; True if it did."""
-    deadline = time.monotonic() + timeout_s
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not _pid_alive(pid)
-
-
-def _port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _process_state(pid: int) -> str:
-    """``/proc`` facts about a process that does not answer: its state letter (R running,
-    S sleeping, D waiting on I/O, T stopped), its thread count and the kernel function it
-    waits in, for the error message."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        threads = next((line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                        if line.startswith("Threads:")), "?")
-        wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
-    except (OSError, IndexError):
-        return "no /proc entry"
-    return f"state {state}, {threads} threads, waiting in {wchan}"
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live processes of process group ``pgid`` (from ``/proc``)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
-def _redis_ok(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+    """Does ``pid``'s command line say it is ``part``?"""
+    return cmdline_has(pid, _CMDLINE_MARK[part])
 
 
 class LocalArgilla:
@@ -224,7 +113,7 @@ class LocalArgilla:
         self._procs: dict[str, subprocess.Popen] = {}
         self._auto_ports: set[str] = set()
         self.ports = {"server": port, "redis": redis_port, "search": search_port}
-        saved = self._read_json(self.folder / "stack.json") or {}
+        saved = read_json(self.folder / "stack.json") or {}
         ports = saved.get("ports") if isinstance(saved.get("ports"), dict) else None
         if ports and any(self._alive(p) for p in PARTS):  # a running stack keeps its ports
             with contextlib.suppress(TypeError, ValueError):
@@ -261,13 +150,6 @@ class LocalArgilla:
     def _logfile(self, part: str) -> Path:
         return self.folder / "logs" / f"{part}.log"
 
-    @staticmethod
-    def _read_json(path: Path) -> dict | None:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-
     def _pid(self, part: str) -> int | None:
         try:
             return int(self._pidfile(part).read_text().strip())
@@ -281,9 +163,9 @@ class LocalArgilla:
         also have ``part``'s command line, since that pid may belong to something else now."""
         proc = self._procs.get(part)
         if proc is not None:
-            return proc.pid if proc.poll() is None and _pid_alive(proc.pid) else None
+            return proc.pid if proc.poll() is None and pid_alive(proc.pid) else None
         pid = self._pid(part)
-        return pid if pid is not None and _pid_alive(pid) and _is_ours(pid, part) else None
+        return pid if pid is not None and pid_alive(pid) and _is_ours(pid, part) else None
 
     def _alive(self, part: str) -> bool:
         return self._owned_pid(part) is not None
@@ -291,84 +173,22 @@ class LocalArgilla:
     # -- the virtualenv ------------------------------------------------------------------
     def ensure_venv(self) -> Path:
         """Create the server's virtualenv once (~70 s); reuse it when its marker matches."""
-        marker = self.venv / ".concner-requirements"
-        wanted = "\n".join(VENV_REQUIREMENTS)
-        if self.python.exists() and marker.exists() and marker.read_text() == wanted:
-            return self.venv
-        self.log(f"argilla: creating the server virtualenv in {self.venv} (once, ~70 s)")
-        tmp = self.venv.with_name(self.venv.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        steps = [[sys.executable, "-m", "venv", str(tmp)],
-                 [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q",
-                  "--disable-pip-version-check", *VENV_REQUIREMENTS]]
-        for cmd in steps:
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise ServiceUnavailable(
-                    f"could not build the Argilla server virtualenv ({' '.join(cmd[:4])} ...): "
-                    f"{done.stderr.strip()[-800:]}\nCheck that PyPI is reachable, then retry."
-                )
-        (tmp / ".concner-requirements").write_text(wanted)
-        if marker.exists() and marker.read_text() == wanted:  # another process was faster
-            shutil.rmtree(tmp, ignore_errors=True)
-            return self.venv
-        if self.venv.exists():  # stale (other pins): replace it
-            shutil.rmtree(self.venv)
-        os.replace(tmp, self.venv)  # the venv runs via `bin/python -m`, so a rename is safe
-        return self.venv
-
-    def _noida_binary(self) -> Path:
-        found = sorted(self.venv.glob("lib/python*/site-packages/noida_db/noida-db"))
-        if not found:
-            raise ServiceUnavailable(f"noida-db is missing from {self.venv}; delete that folder "
-                                     "and run `concner argilla up` again to rebuild it")
-        return found[0]
+        return ensure_server_venv(self.venv, self.log)
 
     # -- processes -----------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ARGILLA_", "PYTHON", "VIRTUAL_ENV"))}
-        env.update(
-            ARGILLA_HOME_PATH=str(self.folder / "home"),
-            ARGILLA_DATABASE_URL=f"sqlite+aiosqlite:///{self.folder / 'argilla.db'}",
-            ARGILLA_REDIS_URL=f"redis://127.0.0.1:{self.ports['redis']}/0",
-            ARGILLA_SEARCH_ENGINE="elasticsearch",
-            ARGILLA_ELASTICSEARCH=f"http://127.0.0.1:{self.ports['search']}",
-            HF_HUB_OFFLINE="1",
-            HF_HUB_DISABLE_TELEMETRY="1",
-        )
-        return env
+        return server_env(self.folder, self.ports)
 
     def _command(self, part: str) -> list[str]:
-        py = str(self.python)
-        if part == "redis":
-            binary = shutil.which("redis-server")
-            if binary is None:
-                raise ServiceUnavailable(
-                    "redis-server is not installed; Argilla needs it. Install it with "
-                    "`apt-get install redis-server` (Debian/Ubuntu; `brew install redis` on macOS)"
-                )
-            (self.folder / "redis").mkdir(exist_ok=True)
-            return [binary, "--bind", "127.0.0.1", "--port", str(self.ports["redis"]),
-                    "--dir", str(self.folder / "redis"), "--daemonize", "no",
-                    "--save", "60 1", "--appendonly", "no"]
-        if part == "search":
-            return [str(self._noida_binary()), "start", "--data-dir", str(self.folder / "search"),
-                    "--only", "elasticsearch", "--elasticsearch-port", str(self.ports["search"])]
-        if part == "server":
-            return [py, "-m", "argilla_server", "start", "--host", "127.0.0.1",
-                    "--port", str(self.ports["server"])]
-        return [py, "-m", "argilla_server", "worker", "--num-workers", "1"]
+        return part_command(part, venv=self.venv, folder=self.folder, ports=self.ports)
 
     def _ready(self, part: str) -> bool:
         if part == "redis":
-            return _redis_ok(self.ports["redis"])
+            return redis_ok(self.ports["redis"])
         if part == "search":
-            return _http_ok(f"http://127.0.0.1:{self.ports['search']}/")
+            return http_ok(f"http://127.0.0.1:{self.ports['search']}/")
         if part == "server":
-            return _http_ok(f"{self.url}/api/v1/version")
+            return http_ok(f"{self.url}/api/v1/version")
         return True  # the worker has no port; it is ready when it runs
 
     def _spawn(self, part: str) -> None:
@@ -392,13 +212,13 @@ class LocalArgilla:
             if not self._alive(part):
                 break
             time.sleep(0.3)
-        # (no exit code: _pid_alive reaps children, so Popen cannot know it)
+        # (no exit code: pid_alive reaps children, so Popen cannot know it)
         alive = self._alive(part)
         why = f"no answer within {timeout:.0f} s" if alive else "it stopped running"
         if alive and part != "worker":
             port = self.ports[part]
-            why += (f"; port {port} {'accepts connections' if _port_accepts(port) else 'is not open'}"
-                    f"; process {_process_state(self._pid(part))}")
+            why += (f"; port {port} {'accepts connections' if port_accepts(port) else 'is not open'}"
+                    f"; process {process_state(self._pid(part))}")
         raise ServiceUnavailable(
             f"Argilla's {part} did not come up ({why}; see {self._logfile(part)}): "
             f"{self._log_tail(part)}"
@@ -423,7 +243,7 @@ class LocalArgilla:
                 self.log(f"argilla: {err}; starting it again (try {attempt + 1} of {attempts})")
                 self._stop_part(part)
                 if may_move and part in self._auto_ports:  # a port the user chose stays
-                    self.ports[part] = _free_port()
+                    self.ports[part] = free_port()
                 (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
 
     def _stop_part(self, part: str, *, grace_s: float = 0.0) -> tuple[bool, bool]:
@@ -437,13 +257,13 @@ class LocalArgilla:
             if grace_s > 0:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
-                clean = _wait_gone(pid, grace_s)
+                clean = wait_gone(pid, grace_s)
             if not clean:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                if not _wait_gone(pid, _KILL_WAIT_S):
+                if not wait_gone(pid, _KILL_WAIT_S):
                     self.log(f"argilla: {part} (pid {pid}) is still exiting after SIGKILL "
-                             f"({_process_state(pid)})")
+                             f"({process_state(pid)})")
         proc = self._procs.pop(part, None)
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -456,13 +276,13 @@ class LocalArgilla:
         """Kill what a dead ``part`` left in its process group (argilla-server's worker
         forks a work horse that outlives a SIGKILLed parent). Only processes whose command
         line says they are ``part`` are signalled: the group id may be someone else's by now."""
-        if leader is None or _pid_alive(leader):
+        if leader is None or pid_alive(leader):
             return
-        for pid in _group_members(leader):
+        for pid in group_members(leader):
             if _is_ours(pid, part):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, _KILL_WAIT_S)
+                wait_gone(pid, _KILL_WAIT_S)
 
     def _log_tail(self, part: str, n: int = 600) -> str:
         try:
@@ -471,28 +291,7 @@ class LocalArgilla:
             return "(no log)"
 
     def _run_cli(self, steps: list[list[str]], what: str) -> None:
-        """Run ``python -m argilla_server <args>`` for each step in ONE process (importing
-        the server takes most of the time); arguments travel on stdin, not in ``ps``."""
-        script = ("import json, sys\nfrom argilla_server.cli.__main__ import app\n"
-                  "for args in json.load(sys.stdin):\n    app(args, standalone_mode=False)\n")
-        done = subprocess.run([str(self.python), "-c", script], input=json.dumps(steps),
-                              env=self._env(), cwd=self.folder, capture_output=True, text=True,
-                              check=False)
-        if done.returncode:
-            raise ServiceUnavailable(f"Argilla {what} failed: {done.stderr.strip()[-800:]}")
-
-    def _owner_steps(self) -> list[list[str]]:
-        """The step creating the owner on first start (credentials saved, mode 0600)."""
-        if self._read_json(self.credentials_path):
-            return []
-        creds = {"username": OWNER, "password": secrets.token_urlsafe(18),
-                 "api_key": "concner." + secrets.token_urlsafe(32)}
-        fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(creds, f)
-        return [["database", "users", "create", "--first-name", "ConCNER", "--username", OWNER,
-                 "--password", creds["password"], "--api-key", creds["api_key"],
-                 "--role", "owner", "--workspace", WORKSPACE]]
+        run_server_cli(self.python, steps, what, env=self._env(), cwd=self.folder)
 
     def _stop_unanswering(self, wait_s: float = _ADOPT_WAIT_S) -> None:
         """Parts left running by an earlier run (known from their pid files: a `concner up`
@@ -582,7 +381,7 @@ class LocalArgilla:
         self._stop_unanswering()
         self._auto_ports = {part for part, port in self.ports.items() if port == 0}
         for part in self._auto_ports:
-            self.ports[part] = _free_port()
+            self.ports[part] = free_port()
         self.ensure_venv()
         (self.folder / "stack.json").write_text(json.dumps({"ports": self.ports}))
         # The emulator keeps its index in memory and saves it when stopped cleanly (down()
@@ -597,7 +396,7 @@ class LocalArgilla:
             self._start_part("redis")
             self._start_part("search", before_spawn=lambda: clean.unlink(missing_ok=True))
             if not self._alive("server"):
-                owner = self._owner_steps()
+                owner = owner_steps(self.credentials_path)
                 steps = ([["database", "migrate"]] if migrate else []) + owner
                 steps += [["search-engine", "reindex"]] if reindex else []
                 try:
@@ -617,7 +416,7 @@ class LocalArgilla:
         except BaseException:
             self.down()
             raise
-        creds = self._read_json(self.credentials_path) or {}
+        creds = read_json(self.credentials_path) or {}
         status = self.status()
         status.username, status.password, status.api_key = (
             creds.get("username"), creds.get("password"), creds.get("api_key"))
@@ -643,6 +442,6 @@ class LocalArgilla:
             where = "" if part == "worker" else f" on 127.0.0.1:{self.ports[part]}"
             detail = ("answering" if ready else "started, not answering") + where if alive else "stopped"
             parts.append(PartStatus(part, alive and ready, pid if alive else None, detail))
-        creds = self._read_json(self.credentials_path) or {}
+        creds = read_json(self.credentials_path) or {}
         return StackStatus(self.folder, self.url, self._ready("server"), parts,
                            creds.get("username"), creds.get("password"), creds.get("api_key"))

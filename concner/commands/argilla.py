@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from concner.argilla.launcher import LocalArgilla, StackStatus
+from concner.argilla.launcher import LocalArgilla
+from concner.argilla.stack_status import StackStatus
 from concner.config import load_config
 
 

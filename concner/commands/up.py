@@ -19,39 +19,27 @@ answer (and replaced when they do not), stale pid files are ignored.
 The children get the resolved settings as ``CONCNER_*`` environment variables (database
 URL, Argilla URL and API key, the config file as ``CONCNER_CONFIG``), so the app and the
 worker see the same store and the same Argilla. The API key is never printed.
+
+The machinery is in :mod:`concner.stack`: :class:`~concner.stack.supervisor.Supervisor`
+(restarts, the state file), :mod:`concner.stack.processes` (the children) and
+:mod:`concner.stack.previous_run` (what an earlier run left behind, the port check).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from concner.errors import ConcnerError, DependencyDown, ServiceUnavailable
-from concner.stack.supervisor import (
-    GAVE_UP,
-    RUNNING,
-    STOPPED,
-    Part,
-    RestartPolicy,
-    read_state,
-    state_path,
-    write_state,
-)
+from concner.errors import ConcnerError
+from concner.stack.previous_run import PORT_RELEASE_SECONDS, clear_previous_run, port_in_use
+from concner.stack.supervisor import RUNNING, RestartPolicy, Supervisor, state_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_FILE = REPO_ROOT / "app.py"
-STOP_GRACE_SECONDS = 15.0
 POLL_SECONDS = 0.5
-#: what the command line of each child of an earlier `concner up` contains
-_CHILD_MARK = {"worker": b"workers.retrain", "app": b"streamlit"}
 
 
 def register(subparsers) -> None:
@@ -70,263 +58,6 @@ def register(subparsers) -> None:
     p.add_argument("--argilla-home", default=None,
                    help="folder for the local Argilla's data (default: services.argilla_data_dir)")
     p.set_defaults(func=run)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _stop_group(pid: int, grace: float, name: str) -> None:
-    """SIGTERM to process group ``pid``, SIGKILL after ``grace`` seconds."""
-    from concner.jobs.liveness import pid_running
-
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while pid_running(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.1)
-    if pid_running(pid):
-        print(f"concner up: {name} did not stop in {grace:.0f} s; killing it", file=sys.stderr)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10  # gone, and its port free, before we go on
-        while pid_running(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
-def _tee(stream, log_path: Path) -> None:
-    """Copy a child's output to this terminal and to its log file."""
-    with open(log_path, "ab") as log:
-        for line in iter(stream.readline, b""):
-            log.write(line)
-            log.flush()
-            with contextlib.suppress(OSError, ValueError):
-                sys.stdout.buffer.write(line)
-                sys.stdout.flush()
-
-
-class Child:
-    """A supervised subprocess in its own process group (the worker, the app)."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path):
-        self.name, self.argv, self.env, self.log = name, argv, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def spawn(self) -> int:
-        # the caller's directory: relative paths in the config mean the same to everyone
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=os.getcwd(),
-                                     start_new_session=True, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        threading.Thread(target=_tee, args=(self.proc.stdout, self.log), daemon=True,
-                         name=f"tee-{self.name}").start()
-        return self.proc.pid
-
-    def exit_code(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def stop(self, grace: float) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            else:
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    print(f"concner up: {self.name} did not stop in {grace:.0f} s; killing it",
-                          file=sys.stderr)
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left behind
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-class Supervisor:
-    """The worker, the app and (when this run owns it) the local Argilla's parts: each one
-    restarted on its own when it dies, under a :class:`RestartPolicy`; everything stopped
-    in reverse start order by :meth:`stop_all`."""
-
-    def __init__(self, policy: RestartPolicy, state_file: Path, *,
-                 log=lambda msg: print(msg, file=sys.stderr, flush=True)):
-        self.policy, self.state_file, self.log = policy, state_file, log
-        self.children: dict[str, Child] = {}
-        self.parts: dict[str, Part] = {}
-        self.launcher = None
-        self.argilla_folder: str | None = None
-        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self.status = "starting"
-
-    # -- parts ---------------------------------------------------------------------------
-    def start(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> int:
-        child = Child(name, argv, env, log)
-        pid = child.spawn()
-        self.children[name] = child
-        self.parts[name] = Part(name, log=str(log), pid=pid)
-        self.save()
-        return pid
-
-    def adopt_argilla(self, launcher) -> None:
-        """Supervise each part of ``launcher`` (a started :class:`LocalArgilla`)."""
-        from concner.argilla.launcher import PARTS
-
-        self.launcher = launcher
-        self.argilla_folder = str(launcher.folder)
-        for part in PARTS:
-            self.parts[f"argilla {part}"] = Part(f"argilla {part}", pid=launcher.pid_of(part),
-                                                 log=str(launcher.log_path(part)))
-        self.save()
-
-    def poll(self, now: float | None = None) -> None:
-        """One round: notice parts that died, restart the ones whose backoff is over."""
-        now = time.monotonic() if now is None else now
-        changed = False
-        for name, child in self.children.items():
-            part = self.parts[name]
-            if part.state == RUNNING:
-                code = child.exit_code()
-                if code is not None:
-                    self._died(part, code, now)
-                    changed = True
-            if part.due(now):
-                try:
-                    pid = child.spawn()
-                except OSError as exc:
-                    self._died(part, None, now, why=str(exc))
-                else:
-                    part.started(pid)
-                    self.log(f"concner up: {name} restarted (pid {pid}, restart "
-                             f"{part.restarts})")
-                changed = True
-        if self.launcher is not None:
-            changed |= self._poll_argilla(now)
-        if changed:
-            self.save()
-
-    def _poll_argilla(self, now: float) -> bool:
-        from concner.argilla.launcher import PARTS
-
-        changed = False
-        for part_name, code in self.launcher.exited().items():
-            part = self.parts[f"argilla {part_name}"]
-            if part.state == RUNNING:
-                self._died(part, code, now)
-                changed = True
-        for part_name in PARTS:  # in start order: redis and search before the server
-            part = self.parts[f"argilla {part_name}"]
-            if not part.due(time.monotonic()):
-                continue
-            try:
-                self.launcher.restart_part(part_name)
-            except DependencyDown as exc:
-                if not part.message.startswith(f"{part.name} waits for"):
-                    self.log(f"concner up: {part.name} waits for {exc.needs} to answer")
-                part.waits_for(exc.needs, self.policy, time.monotonic())
-            except ServiceUnavailable as exc:
-                self._died(part, None, time.monotonic(), why=str(exc).splitlines()[0][:300])
-            else:
-                part.started(self.launcher.pid_of(part_name))
-                self.log(f"concner up: {part.name} restarted (pid {part.pid}, restart "
-                         f"{part.restarts})")
-            changed = True
-            self.save()
-        return changed
-
-    def _died(self, part: Part, code: int | None, now: float, why: str = "") -> None:
-        part.died(code, self.policy, now)
-        if why:
-            part.message += f" ({why})"
-        if part.state == GAVE_UP:
-            self.log(f"concner up: {part.message}; everything else stays up")
-        else:
-            self.log(f"concner up: {part.message}")
-
-    # -- state ---------------------------------------------------------------------------
-    def save(self) -> None:
-        write_state(self.state_file, {
-            "pid": os.getpid(), "host": socket.gethostname(), "status": self.status,
-            "started_at": self.started_at,
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "policy": {"backoff_s": self.policy.backoff_s,
-                       "backoff_max_s": self.policy.backoff_max_s,
-                       "max_restarts": self.policy.max_restarts,
-                       "window_s": self.policy.window_s},
-            "argilla": {"folder": self.argilla_folder, "owned": self.launcher is not None},
-            "parts": {name: part.to_dict() for name, part in self.parts.items()},
-        })
-
-    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """Stop the children in reverse start order, then the Argilla stack."""
-        self.status = "stopping"
-        for name in reversed(list(self.children)):
-            self.children[name].stop(grace)
-            self.parts[name].state, self.parts[name].pid = STOPPED, None
-        self.children.clear()
-        if self.launcher is not None:
-            self.launcher.down()
-            for name, part in self.parts.items():
-                if name.startswith("argilla "):
-                    part.state, part.pid = STOPPED, None
-        self.status = STOPPED
-        self.save()
-
-
-#: an orphan's output pipe is gone with its `concner up`; it may hang on its way out
-ORPHAN_GRACE_SECONDS = 5.0
-
-
-def clear_previous_run(state_file: Path, *, grace: float = ORPHAN_GRACE_SECONDS) -> dict | None:
-    """Make room after an earlier ``concner up`` (its state file): refuse when it still runs;
-    stop the worker and app it left behind when it was killed. Returns its state."""
-    from concner.jobs.liveness import pid_running
-
-    previous = read_state(state_file)
-    if not previous:
-        return None
-    pid = previous.get("pid")
-    if (isinstance(pid, int) and pid != os.getpid() and pid_running(pid)
-            and b"concner" in _cmdline(pid) and b"up" in _cmdline(pid).split(b"\0")):
-        raise ConcnerError(f"`concner up` is already running (pid {pid}, state in "
-                           f"{state_file}); stop it with Ctrl-C or `kill {pid}` first")
-    for name, part in (previous.get("parts") or {}).items():
-        child_pid = part.get("pid")
-        mark = _CHILD_MARK.get(name)
-        if (mark and isinstance(child_pid, int) and pid_running(child_pid)
-                and mark in _cmdline(child_pid)):
-            print(f"concner up: stopping the {name} (pid {child_pid}) an earlier `concner up` "
-                  "left running", flush=True)
-            _stop_group(child_pid, grace, name)
-    return previous
-
-
-#: a SIGKILLed app's leader thread shows as a zombie while its other threads, which share
-#: its open sockets, are still exiting: on a busy machine its port stays taken for seconds
-PORT_RELEASE_SECONDS = 20.0
-
-
-def _port_in_use(host: str, port: int, *, wait_s: float = 0.0) -> bool:
-    """Does something accept connections on ``host:port``, still after ``wait_s`` seconds
-    (an app stopped just now releases its port a little later)?"""
-    address = (host if host not in ("0.0.0.0", "") else "127.0.0.1", port)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            with socket.create_connection(address, timeout=1.0):
-                pass
-        except OSError:
-            return False
-        if time.monotonic() >= deadline:
-            return True
-        time.sleep(0.25)
 
 
 def _child_env(args, config) -> dict[str, str]:
@@ -378,7 +109,7 @@ def run(args) -> int:
     logs = state_file.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     previous = clear_previous_run(state_file)
-    if _port_in_use(args.host, args.port, wait_s=PORT_RELEASE_SECONDS if previous else 0.0):
+    if port_in_use(args.host, args.port, wait_s=PORT_RELEASE_SECONDS if previous else 0.0):
         raise ConcnerError(f"port {args.port} on {args.host} is in use by another program; "
                            "stop it or pass --port")
     print("concner up: migrating the store ...", flush=True)

@@ -10,6 +10,9 @@ each other death within ``services.supervisor_window_s`` (capped at
 
 ``concner up`` writes the parts to ``<services.run_dir>/supervisor.json`` (atomically) on
 every change; :func:`state_lines` turns that file into the lines the app's Overview shows.
+:class:`Supervisor` is what does it: it starts the children
+(:class:`concner.stack.processes.Child`), watches them and the local Argilla's parts,
+restarts what dies and stops everything at the end.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from concner.errors import DependencyDown, ServiceUnavailable
+from concner.stack.processes import Child
 
 STATE_FILE = "supervisor.json"
 RUNNING, RESTARTING, GAVE_UP, STOPPED = "running", "restarting", "gave up", "stopped"
@@ -167,3 +175,136 @@ def state_lines(state: dict | None) -> list[tuple[bool, str]]:
             text = part.get("message") or f"{name} {part.get('state')}"
             lines.append((False, text))
     return lines
+
+
+#: how long a child is given to exit after SIGTERM before it is killed
+STOP_GRACE_SECONDS = 15.0
+
+
+class Supervisor:
+    """The worker, the app and (when this run owns it) the local Argilla's parts: each one
+    restarted on its own when it dies, under a :class:`RestartPolicy`; everything stopped
+    in reverse start order by :meth:`stop_all`."""
+
+    def __init__(self, policy: RestartPolicy, state_file: Path, *,
+                 log=lambda msg: print(msg, file=sys.stderr, flush=True)):
+        self.policy, self.state_file, self.log = policy, state_file, log
+        self.children: dict[str, Child] = {}
+        self.parts: dict[str, Part] = {}
+        self.launcher = None
+        self.argilla_folder: str | None = None
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.status = "starting"
+
+    # -- parts ---------------------------------------------------------------------------
+    def start(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> int:
+        child = Child(name, argv, env, log)
+        pid = child.spawn()
+        self.children[name] = child
+        self.parts[name] = Part(name, log=str(log), pid=pid)
+        self.save()
+        return pid
+
+    def adopt_argilla(self, launcher) -> None:
+        """Supervise each part of ``launcher`` (a started :class:`LocalArgilla`)."""
+        from concner.argilla.launcher import PARTS
+
+        self.launcher = launcher
+        self.argilla_folder = str(launcher.folder)
+        for part in PARTS:
+            self.parts[f"argilla {part}"] = Part(f"argilla {part}", pid=launcher.pid_of(part),
+                                                 log=str(launcher.log_path(part)))
+        self.save()
+
+    def poll(self, now: float | None = None) -> None:
+        """One round: notice parts that died, restart the ones whose backoff is over."""
+        now = time.monotonic() if now is None else now
+        changed = False
+        for name, child in self.children.items():
+            part = self.parts[name]
+            if part.state == RUNNING:
+                code = child.exit_code()
+                if code is not None:
+                    self._died(part, code, now)
+                    changed = True
+            if part.due(now):
+                try:
+                    pid = child.spawn()
+                except OSError as exc:
+                    self._died(part, None, now, why=str(exc))
+                else:
+                    part.started(pid)
+                    self.log(f"concner up: {name} restarted (pid {pid}, restart "
+                             f"{part.restarts})")
+                changed = True
+        if self.launcher is not None:
+            changed |= self._poll_argilla(now)
+        if changed:
+            self.save()
+
+    def _poll_argilla(self, now: float) -> bool:
+        from concner.argilla.launcher import PARTS
+
+        changed = False
+        for part_name, code in self.launcher.exited().items():
+            part = self.parts[f"argilla {part_name}"]
+            if part.state == RUNNING:
+                self._died(part, code, now)
+                changed = True
+        for part_name in PARTS:  # in start order: redis and search before the server
+            part = self.parts[f"argilla {part_name}"]
+            if not part.due(time.monotonic()):
+                continue
+            try:
+                self.launcher.restart_part(part_name)
+            except DependencyDown as exc:
+                if not part.message.startswith(f"{part.name} waits for"):
+                    self.log(f"concner up: {part.name} waits for {exc.needs} to answer")
+                part.waits_for(exc.needs, self.policy, time.monotonic())
+            except ServiceUnavailable as exc:
+                self._died(part, None, time.monotonic(), why=str(exc).splitlines()[0][:300])
+            else:
+                part.started(self.launcher.pid_of(part_name))
+                self.log(f"concner up: {part.name} restarted (pid {part.pid}, restart "
+                         f"{part.restarts})")
+            changed = True
+            self.save()
+        return changed
+
+    def _died(self, part: Part, code: int | None, now: float, why: str = "") -> None:
+        part.died(code, self.policy, now)
+        if why:
+            part.message += f" ({why})"
+        if part.state == GAVE_UP:
+            self.log(f"concner up: {part.message}; everything else stays up")
+        else:
+            self.log(f"concner up: {part.message}")
+
+    # -- state ---------------------------------------------------------------------------
+    def save(self) -> None:
+        write_state(self.state_file, {
+            "pid": os.getpid(), "host": socket.gethostname(), "status": self.status,
+            "started_at": self.started_at,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "policy": {"backoff_s": self.policy.backoff_s,
+                       "backoff_max_s": self.policy.backoff_max_s,
+                       "max_restarts": self.policy.max_restarts,
+                       "window_s": self.policy.window_s},
+            "argilla": {"folder": self.argilla_folder, "owned": self.launcher is not None},
+            "parts": {name: part.to_dict() for name, part in self.parts.items()},
+        })
+
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop the children in reverse start order, then the Argilla stack."""
+        self.status = "stopping"
+        for name in reversed(list(self.children)):
+            self.children[name].stop(grace)
+            self.parts[name].state, self.parts[name].pid = STOPPED, None
+        self.children.clear()
+        if self.launcher is not None:
+            self.launcher.down()
+            for name, part in self.parts.items():
+                if name.startswith("argilla "):
+                    part.state, part.pid = STOPPED, None
+        self.status = STOPPED
+        self.save()
