@@ -42,7 +42,8 @@ def test_a_sync_module_without_the_register_function_is_a_config_error():
 
 
 def test_importing_the_queue_reads_no_config_and_builds_no_huey(tmp_path):
-    """The config and the Huey come on first use; the jobs keep their Huey names."""
+    """The config and the Huey come on first use; the jobs keep their Huey names (under
+    this module, and under concner.tasks, where older versions queued them)."""
     queue_db = tmp_path / "q" / "queue.db"
     code = textwrap.dedent(f"""
         import os
@@ -67,5 +68,7 @@ def test_importing_the_queue_reads_no_config_and_builds_no_huey(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120, check=False)
     assert out.returncode == 0, out.stderr
-    names = ("retrain", "predict_pool", "evaluate", "translate", "sync", "sync_all")
-    assert out.stdout.split() == sorted(f"concner.jobs.queue.{n}" for n in names)
+    names = ("retrain", "predict_pool", "evaluate", "translate", "sync")
+    assert out.stdout.split() == sorted(
+        [f"concner.jobs.queue.{n}" for n in (*names, "sync_all")]
+        + [f"concner.tasks.{n}" for n in names])

@@ -25,6 +25,7 @@ or changed (:mod:`concner.jobs.dev_refresh`), and re-queues work whose worker di
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -83,6 +84,12 @@ def make_huey(config: Config) -> SqliteHuey | RedisHuey:
     return SqliteHuey("concner", filename=path, utc=True, timeout=30)
 
 
+#: where the jobs were defined before they moved here: a queued message names its job
+#: ``<module of the function>.<name>``, so the jobs are registered under that module too
+#: and messages an older version queued still run
+OLD_MODULE = "concner.tasks"
+
+
 class Jobs:
     """A Huey with the jobs registered on it; calling one of its tasks queues the job
     (``jobs().retrain(project, run_id)``), or runs it at once in immediate mode."""
@@ -97,6 +104,19 @@ class Jobs:
         self.sync = task(name="sync")(sync_job)
         every = crontab(minute=f"*/{config.services.sync_every_minutes}")
         self.sync_all = self.huey.periodic_task(every, name="sync_all")(sync_all_job)
+        for wrapper in (self.retrain, self.predict_pool, self.evaluate_versions,
+                        self.translate, self.sync):
+            task(name=wrapper.name)(_moved_from(OLD_MODULE, wrapper.func))
+
+
+def _moved_from(module: str, func):
+    """``func`` as a function of ``module`` (what Huey names its messages after)."""
+    @functools.wraps(func)
+    def job(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    job.__module__ = module
+    return job
 
 
 def jobs() -> Jobs:
