@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,15 +98,18 @@ def job_outcome(ctx: JobContext, run_id: int, *,
                              model_version_id=outcome.model_version_id)
 
 
-def project_config(base: Config, snap: Snapshot) -> Config:
-    """The base config overlaid with the project's training config and its languages,
-    labels and encoder."""
+def project_config(base: Config, snap: Snapshot, env: Mapping[str, str] | None = None) -> Config:
+    """The base config overlaid with the project's saved training config, then with the
+    ``CONCNER_*`` environment ``env`` (default: this process's; it overrides the project's
+    settings as it overrides a TOML file), then with the project's languages, labels and
+    encoder (facts of the project, which no setting overrides)."""
     data = base.to_dict()
     for section, values in (snap.training_config or {}).items():
         if isinstance(values, dict):
             data.setdefault(section, {}).update(values)
         else:
             data[section] = values
+    data = config_from_dict(data, env=env).to_dict()
     data["data"].update(source_lang=snap.source_lang, target_langs=list(snap.target_langs),
                         entity_types=list(snap.schema.entity_types))
     data["model"]["encoder"] = snap.encoder
