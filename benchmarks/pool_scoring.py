@@ -1,5 +1,5 @@
 """What ranking the pool costs after a retrain, per active-learning strategy: the worker's
-pool prediction (chunks of 256, as ``concner.jobs.runner.execute_predict``), the passes a
+pool prediction (chunks of 256, as ``concner.jobs.predict.execute_predict``), the passes a
 strategy adds (MC dropout for BALD, the teacher for teacher/student), and scoring plus
 ordering (``Strategy.order``, batches of ``active.batch_size`` up to
 ``active.diversity_order_limit``), on N unlabelled PAN-X sentences with one trained model.

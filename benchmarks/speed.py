@@ -18,7 +18,7 @@
   to the pipeline's (also on the sentences where the pipeline groups sub-words into the
   true words: elsewhere it decides a word from another token) and to ConCNER fp32's.
   ``--smoke`` without ``--model`` uses an untrained tiny model.
-- ``cycle``: the worker's own retrain job (``concner.jobs.runner.execute_retrain`` on a SQLite
+- ``cycle``: the worker's own retrain job (``concner.jobs.retrain.execute_retrain`` on a SQLite
   store, the default configuration of concner/config.py) on 1,000 source sentences + their
   es translations, 2,000 unlabelled es sentences and 1,000 es dev sentences: a full
   retrain, then, after 50 new labels, the incremental update that concner.jobs.incremental
@@ -376,7 +376,7 @@ def bundle_to_hf(bundle):
 
 def section_cycle(setup: Setup, args) -> dict:
     """A full retrain, then an incremental update after 50 new labels, each exactly as the
-    worker runs it: :func:`concner.jobs.runner.execute_retrain` on a SQLite store (in the work
+    worker runs it: :func:`concner.jobs.retrain.execute_retrain` on a SQLite store (in the work
     folder) holding the benchmark's data as a project, with the worker's default
     configuration (the defaults of concner/config.py; the project overrides nothing, it
     only names its encoder), and :mod:`concner.jobs.incremental` choosing the kind. Times are the
@@ -388,8 +388,9 @@ def section_cycle(setup: Setup, args) -> dict:
 
     import concner.method.training
     from concner.config import load_config
+    from concner.jobs.context import JobContext
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext, execute_retrain
+    from concner.jobs.retrain import execute_retrain
     from concner.store import Store
 
     torch.set_num_threads(1 if args.smoke else 2)

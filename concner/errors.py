@@ -132,3 +132,14 @@ class ModelVersionError(ModelError):
 
 class JobCancelled(ConcnerError):
     """A running job was asked to stop (raised from a progress callback)."""
+
+
+# -- the worker's jobs (concner.jobs) ----------------------------------------------------
+class WorkerShutdown(JobCancelled):
+    """The worker is stopping (SIGTERM): the current run stops at the next step and is
+    re-queued."""
+
+
+class PlanError(ConcnerError):
+    """A retrain plan cannot be made or applied (inconsistent inputs); the message says
+    what does not fit."""

@@ -83,8 +83,10 @@ def trained_store(folder: Path, *, targets=("de", "ar"), name: str = "demo"):
     from storekit import TINY_TRAINING, make_project, tiny_encoder
 
     from concner.config import load_config
+    from concner.jobs.context import JobContext
+    from concner.jobs.predict import execute_predict
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext, execute_predict, execute_retrain
+    from concner.jobs.retrain import execute_retrain
     from concner.store import Store
 
     torch.set_num_threads(1)

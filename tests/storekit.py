@@ -200,7 +200,7 @@ def publish_evaluated(store, registry, name: str, bundle, f1_by_lang: dict[str, 
 
 
 def env_store(tmp_path: Path, monkeypatch):
-    """A fresh SQLite store that the CLI and ``concner.jobs.queue`` (its ``CONFIG``) also use,
+    """A fresh SQLite store that the CLI and ``concner.jobs.queue`` (its ``config()``) also use,
     through the ``CONCNER_*`` environment of this test."""
     from concner.config import load_config
     from concner.jobs import queue as tasks
@@ -210,5 +210,6 @@ def env_store(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("CONCNER_SERVICES__DATABASE_URL", url)
     monkeypatch.setenv("CONCNER_SERVICES__CHECKPOINTS", str(Path(tmp_path) / "models"))
     monkeypatch.delenv("CONCNER_CONFIG", raising=False)
-    monkeypatch.setattr(tasks, "CONFIG", load_config())
+    config = load_config()
+    monkeypatch.setattr(tasks, "config", lambda: config)
     return Store(url)

@@ -83,7 +83,7 @@ def test_model_versions_show_their_dev_set_and_can_be_evaluated_again(tmp_path, 
     store = trained_store(tmp_path, targets=("de",))
     use_store(monkeypatch, tmp_path)
     queued = []
-    monkeypatch.setattr(tasks, "_enqueue", lambda task, *args: queued.append((task.name, *args)))
+    monkeypatch.setattr(tasks, "enqueue", lambda task, *args: queued.append((task.name, *args)))
     at = open_page(project="demo")
     no_exception(at)
     (table,) = [d.value for d in at.dataframe if "scored on" in d.value.columns]

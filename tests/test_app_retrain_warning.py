@@ -17,7 +17,7 @@ def test_start_a_retrain_of_an_unready_project_queues_it_and_warns(monkeypatch, 
                          entity_types=["PER", "ORG", "LOC"], encoder="enc")
     store.import_sentences("demo", make_sentences("src", 5, "en", seed=1), role="source",
                            split="train")
-    monkeypatch.setattr(tasks, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(tasks, "enqueue", lambda *args: None)
     at = open_page("training", project="demo")
     next(b for b in at.button if b.label == "Start a retrain").click()
     at.run()

@@ -18,8 +18,8 @@ from translation_support import require_freedict, write_freedict
 from concner.config import config_from_dict, load_config
 from concner.errors import ConfigError
 from concner.jobs import queue as tasks
+from concner.jobs.context import JobContext
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext
 from concner.ui.translate import backends, request_options
 
 N = 6
@@ -36,14 +36,8 @@ def store(monkeypatch, tmp_path):
                            split="train")
     ctx = JobContext(store, ModelRegistry(store, str(tmp_path / "models")), load_config(env={}),
                      "app-test")
-    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
-    tasks._resources["ctx"], tasks.huey.immediate = ctx, True
-    yield store
-    tasks.huey.immediate = saved_mode
-    if saved_ctx is None:
-        tasks._resources.pop("ctx", None)
-    else:
-        tasks._resources["ctx"] = saved_ctx
+    with tasks.running_here(ctx):
+        yield store
     store.close()
 
 

@@ -11,9 +11,11 @@ from storekit import TINY_TRAINING, env_store, make_sentences, tiny_encoder
 from concner.cli import main
 from concner.config import load_config
 from concner.jobs import queue as tasks
+from concner.jobs.context import JobContext
 from concner.jobs.dev_refresh import REASON, stale_versions
+from concner.jobs.evaluate import execute_evaluate
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext, execute_evaluate, execute_retrain
+from concner.jobs.retrain import execute_retrain
 from concner.ui.evaluations import CURRENT, NEVER, OLDER, scores_frame, version_scores
 
 torch.set_num_threads(1)
@@ -35,7 +37,7 @@ def store(tmp_path, monkeypatch):
 def enqueued(monkeypatch):
     """What the code under test puts on the queue (nothing runs)."""
     calls = []
-    monkeypatch.setattr(tasks, "_enqueue", lambda task, *args: calls.append((task.name, *args)))
+    monkeypatch.setattr(tasks, "enqueue", lambda task, *args: calls.append((task.name, *args)))
     return calls
 
 

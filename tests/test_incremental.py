@@ -11,10 +11,10 @@ import torch
 from storekit import BACKENDS, TINY_TRAINING, make_project, make_sentences, open_store, tiny_encoder
 
 from concner.config import config_from_dict, load_config
-from concner.errors import ConfigError
+from concner.errors import ConfigError, PlanError
+from concner.jobs.context import JobContext
 from concner.jobs.incremental import (
     ActiveModel,
-    PlanError,
     RetrainPlan,
     build_incremental_data,
     config_changes,
@@ -23,7 +23,7 @@ from concner.jobs.incremental import (
     sample_replay,
 )
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext, execute_retrain
+from concner.jobs.retrain import execute_retrain
 from concner.store.snapshot import Snapshot, take_snapshot
 
 torch.set_num_threads(1)
@@ -323,20 +323,19 @@ def test_command_line_forces_a_full_retrain(store, tmp_path, encoder, spy, monke
     ctx = _ctx(store, tmp_path)
     _retrain(ctx)
     _label(store, 2)
-    monkeypatch.setattr(tasks, "CONFIG", load_config(
-        env={"CONCNER_SERVICES__DATABASE_URL": store.url}))
-    monkeypatch.setitem(tasks._resources, "ctx", ctx)
-    monkeypatch.setattr(tasks.huey, "immediate", True)
-    assert main(["retrain", "p", "--full"]) == 0  # immediate mode: the job runs here
-    run = store.runs("p", kind="retrain")[0]
-    assert run.status == "succeeded" and run.force_full and run.update_kind == "full"
-    assert f"full retrain: run {run.id} queued" in capsys.readouterr().out
-    _label(store, 1)
-    assert main(["retrain", "p"]) == 0
-    run = store.runs("p", kind="retrain")[0]
-    assert (run.update_kind, run.n_new_labels) == ("incremental", 1), run.update_reason
-    assert main(["retrain", "nope"]) == 2
-    assert "nope" in capsys.readouterr().err
+    config = load_config(env={"CONCNER_SERVICES__DATABASE_URL": store.url})
+    monkeypatch.setattr(tasks, "config", lambda: config)
+    with tasks.running_here(ctx):
+        assert main(["retrain", "p", "--full"]) == 0  # immediate mode: the job runs here
+        run = store.runs("p", kind="retrain")[0]
+        assert run.status == "succeeded" and run.force_full and run.update_kind == "full"
+        assert f"full retrain: run {run.id} queued" in capsys.readouterr().out
+        _label(store, 1)
+        assert main(["retrain", "p"]) == 0
+        run = store.runs("p", kind="retrain")[0]
+        assert (run.update_kind, run.n_new_labels) == ("incremental", 1), run.update_reason
+        assert main(["retrain", "nope"]) == 2
+        assert "nope" in capsys.readouterr().err
 
 
 def test_runs_before_incremental_updates_lead_to_a_full_retrain(store, tmp_path, encoder):

@@ -76,7 +76,8 @@ def test_rollback_pins_the_previous_kept_version_and_refuses_newer_or_pruned(set
 
 def test_the_pool_prediction_queued_by_a_rollback_uses_the_rolled_back_version(setup):
     from concner.config import load_config
-    from concner.jobs.runner import JobContext, execute_predict
+    from concner.jobs.context import JobContext
+    from concner.jobs.predict import execute_predict
 
     store, registry, _ = setup
     ctx = JobContext(store, registry, load_config(env={}), "test-worker")

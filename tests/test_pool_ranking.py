@@ -14,8 +14,10 @@ from concner.argilla.client import dataset_name
 from concner.argilla.records import PullResult, PushReport
 from concner.argilla.sync import sync_project
 from concner.config import load_config
+from concner.jobs.context import JobContext
+from concner.jobs.predict import execute_predict
 from concner.jobs.registry import TEACHER_DIR, ModelRegistry
-from concner.jobs.runner import JobContext, execute_predict, execute_retrain
+from concner.jobs.retrain import execute_retrain
 from concner.method.inference import Predictor
 from concner.store import Store
 from concner.store.snapshot import take_snapshot
@@ -205,12 +207,14 @@ class RecordingIO:
 
 
 def test_promotion_predicts_before_the_sync_which_pushes_in_strategy_order(store, tmp_path,
-                                                                           encoder):
+                                                                           encoder, monkeypatch):
     from concner.jobs import queue as tasks
+    from concner.jobs.sync_hooks import SyncHooks
 
     make_project(store, "p", encoder, n_pool=14, training=_training("least_confidence"))
     ctx = _ctx(store, tmp_path)
-    ctx.after_promotion, ctx.after_predict = tasks.predict_after_promotion, tasks.sync_after_predict
+    chain = tasks.worker_chain()
+    ctx.after_promotion, ctx.after_predict = chain.after_promotion, chain.after_predict
     io, seen = RecordingIO(), []
 
     def hook(store_, project, config):
@@ -219,22 +223,10 @@ def test_promotion_predicts_before_the_sync_which_pushes_in_strategy_order(store
         sync_project(store_, project, io)
         return []
 
-    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
-    saved_hooks = dict(tasks._SYNC_HOOKS)
-    tasks._resources["ctx"], tasks.huey.immediate = ctx, True
-    tasks._SYNC_HOOKS.clear()
-    tasks.register_sync_hook("recording", hook)
-    try:
+    monkeypatch.setattr(tasks, "SYNC_HOOKS", SyncHooks({"recording": hook}))
+    with tasks.running_here(ctx):
         run, _ = tasks.request_retrain(store, "p")
         assert store.get_run(run).status == "succeeded", store.get_run(run).error
-    finally:
-        tasks.huey.immediate = saved_mode
-        tasks._SYNC_HOOKS.clear()
-        tasks._SYNC_HOOKS.update(saved_hooks)
-        if saved_ctx is None:
-            tasks._resources.pop("ctx", None)
-        else:
-            tasks._resources["ctx"] = saved_ctx
     (predict,) = store.runs("p", kind="predict")
     assert predict.status == "succeeded"
     # the sync ran once, after the new model's pool predictions were stored

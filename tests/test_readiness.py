@@ -12,9 +12,9 @@ from storekit import env_store, make_sentences
 from concner.cli import main
 from concner.config import load_config
 from concner.jobs import queue as tasks
+from concner.jobs.context import JobContext
 from concner.jobs.readiness import ProjectFacts, check, project_readiness
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext
 
 N_SOURCE = 120  # above the default services.auto_retrain_min_source_labels (100)
 
@@ -151,7 +151,7 @@ def test_the_switch_off_queues_nothing_and_says_why(store, ctx, caplog):
 
 def test_an_on_demand_retrain_runs_when_not_ready_and_warns(store, capsys, monkeypatch):
     import_source(store)
-    monkeypatch.setattr(tasks, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(tasks, "enqueue", lambda *args: None)
     assert main(["retrain", "p"]) == 0
     out, err = capsys.readouterr()
     (run,) = store.runs("p", kind="retrain")

@@ -14,8 +14,9 @@ from storekit import BACKENDS, TINY_TRAINING, make_project, open_store, tiny_enc
 
 from concner.config import load_config
 from concner.errors import ModelError
+from concner.jobs.context import JobContext
 from concner.jobs.registry import MANIFEST, ModelRegistry
-from concner.jobs.runner import JobContext, execute_retrain, maybe_request_retrain
+from concner.jobs.retrain import execute_retrain, maybe_request_retrain
 from concner.store import Store
 
 torch.set_num_threads(1)
@@ -44,20 +45,11 @@ def _ctx(store, tmp_path, **services) -> JobContext:
 @contextlib.contextmanager
 def _immediate_jobs(ctx: JobContext):
     """Run huey jobs in-process (immediate mode) with ``ctx`` as their context."""
-    from concner.jobs import queue as tasks
+    from concner.jobs import queue
 
-    ctx.enqueue_retrain = lambda project, run_id: tasks.retrain(project, run_id)
-    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
-    tasks._resources["ctx"] = ctx
-    tasks.huey.immediate = True
-    try:
+    ctx.enqueue_retrain = lambda project, run_id: queue.jobs().retrain(project, run_id)
+    with queue.running_here(ctx):
         yield
-    finally:
-        tasks.huey.immediate = saved_mode
-        if saved_ctx is None:
-            tasks._resources.pop("ctx", None)
-        else:
-            tasks._resources["ctx"] = saved_ctx
 
 
 
@@ -256,10 +248,10 @@ def test_a_sigkilled_workers_jobs_are_requeued_at_once_by_its_dead_pid(store, tm
         store.beat_worker(dead, host=socket.gethostname(), pid=victim.pid)  # fresh, "running"
         lost_retrain, _ = store.request_run("p")
         assert store.acquire_retrain(lost_retrain, dead)
-        tasks.huey.immediate = False  # queue the predict run without running it
+        tasks.jobs().huey.immediate = False  # queue the predict run without running it
         pred = tasks.request_predict(store, "p")
         assert store.start_run(pred, dead)
-        tasks.huey.immediate = True
+        tasks.jobs().huey.immediate = True
         assert ctx.config.services.lock_stale_seconds >= 30  # nothing is stale by age
         assert tasks.tick(ctx)["recovered"] == 1
         assert "died (its process is gone)" in store.get_run(lost_retrain).error

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from storekit import BACKENDS, make_project, open_store
 
-from concner.jobs.runner import maybe_request_retrain
+from concner.jobs.retrain import maybe_request_retrain
 from concner.store import Store
 from concner.store.snapshot import take_snapshot
 

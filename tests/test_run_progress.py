@@ -88,8 +88,9 @@ def test_a_real_tiny_retrain_records_its_plan_per_epoch_dev_f1_and_kept_epoch(tm
     from storekit import TINY_TRAINING, make_project, tiny_encoder
 
     from concner.config import load_config
+    from concner.jobs.context import JobContext
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext, execute_retrain
+    from concner.jobs.retrain import execute_retrain
     from concner.store import Store
 
     torch.set_num_threads(1)

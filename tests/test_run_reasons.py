@@ -11,9 +11,10 @@ import torch
 from storekit import make_project, make_sentences, tiny_encoder
 
 from concner.config import config_from_dict, load_config
+from concner.jobs.context import JobContext
 from concner.jobs.incremental import ActiveModel, data_changes, plan_retrain
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext, execute_retrain, maybe_request_retrain
+from concner.jobs.retrain import execute_retrain, maybe_request_retrain
 from concner.ui.views import run_reason_text, runs_frame
 
 torch.set_num_threads(1)

@@ -238,8 +238,9 @@ def test_a_run_queued_while_the_lost_one_ran_takes_it_over(store):
 
 def test_cancel_queued_and_running(store, tmp_path):
     from concner.config import load_config
+    from concner.jobs.context import JobContext
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext, execute_retrain
+    from concner.jobs.retrain import execute_retrain
 
     slow = {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 200}}
     make_project(store, "p", tiny_encoder(tmp_path), training=slow)
@@ -266,20 +267,15 @@ def test_cancel_queued_and_running(store, tmp_path):
 
 def test_sync_without_a_source_is_recorded(store):
     from concner.config import load_config
-    from concner.jobs.queue import _SYNC_HOOKS, NO_SYNC_DATASET, SyncReport, run_sync
+    from concner.jobs.sync_hooks import NO_SYNC_DATASET, SyncHooks, SyncReport, run_sync
 
     store.create_project("p", source_lang="en", target_langs=["de"], entity_types=["PER"],
                          encoder="enc")
-    saved = dict(_SYNC_HOOKS)
-    _SYNC_HOOKS.clear()
-    try:
-        assert run_sync(store, "p", load_config(env={})) == []
-        state = store.get_sync_state("p", NO_SYNC_DATASET)
-        assert state.status == "unconfigured" and state.last_sync_at.tzinfo is not None
-        _SYNC_HOOKS["fake"] = lambda st, name, cfg: [SyncReport("ds1", n_new=3, cursor="c9")]
-        assert run_sync(store, "p", load_config(env={}))[0]["n_new"] == 3
-        state = store.get_sync_state("p", "ds1")
-        assert (state.status, state.cursor) == ("ok", "c9")
-    finally:
-        _SYNC_HOOKS.clear()
-        _SYNC_HOOKS.update(saved)
+    hooks = SyncHooks()
+    assert run_sync(store, "p", load_config(env={}), hooks) == []
+    state = store.get_sync_state("p", NO_SYNC_DATASET)
+    assert state.status == "unconfigured" and state.last_sync_at.tzinfo is not None
+    hooks.register("fake", lambda st, name, cfg: [SyncReport("ds1", n_new=3, cursor="c9")])
+    assert run_sync(store, "p", load_config(env={}), hooks)[0]["n_new"] == 3
+    state = store.get_sync_state("p", "ds1")
+    assert (state.status, state.cursor) == ("ok", "c9")

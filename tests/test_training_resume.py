@@ -26,8 +26,9 @@ from storekit import TINY_TRAINING, make_project, make_sentences, service_env
 from tiny import make_tiny_encoder_dir
 
 from concner.config import config_from_dict, load_config
+from concner.jobs.context import JobContext, resume_dir
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext, execute_retrain, resume_dir
+from concner.jobs.retrain import execute_retrain
 from concner.method.checkpoint import CHECKPOINT, TEACHER
 from concner.method.training import TrainData, train
 from concner.store import Store
@@ -307,7 +308,8 @@ WORKER = textwrap.dedent("""
     import sys, time
     from concner.config import load_config
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext, RunProgress, execute_retrain
+    from concner.jobs.context import JobContext, RunProgress
+    from concner.jobs.retrain import execute_retrain
     from concner.store import Store
 
     url, models, run_id = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -15,8 +15,10 @@ from translation_support import write_freedict
 from concner.config import load_config
 from concner.errors import ConfigError
 from concner.jobs import queue as tasks
+from concner.jobs.context import JobContext
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext, execute_retrain, execute_translate
+from concner.jobs.retrain import execute_retrain
+from concner.jobs.translate import run_translate
 from concner.store.snapshot import take_snapshot
 
 torch.set_num_threads(1)
@@ -52,14 +54,8 @@ def store(request, tmp_path):
 def ctx(store, tmp_path):
     config = load_config(env={})
     context = JobContext(store, ModelRegistry(store, str(tmp_path / "models")), config, "t")
-    saved_ctx, saved_mode = tasks._resources.get("ctx"), tasks.huey.immediate
-    tasks._resources["ctx"], tasks.huey.immediate = context, True
-    yield context
-    tasks.huey.immediate = saved_mode
-    if saved_ctx is None:
-        tasks._resources.pop("ctx", None)
-    else:
-        tasks._resources["ctx"] = saved_ctx
+    with tasks.running_here(context):
+        yield context
 
 
 def _entities(sent) -> list[tuple[str, str]]:
@@ -135,7 +131,7 @@ def test_cancel_while_running_imports_nothing(store, ctx, dict_dir):
             store.cancel_run(run_id)
 
     ctx.current_runs = CancelOnStart()
-    assert execute_translate(ctx, "p", run) == "cancelled"
+    assert run_translate(ctx, "p", run) == "cancelled"
     assert store.get_run(run).status == "cancelled"
     assert store.counts("p")["translation_links"] == {}
     assert store.sentences("p", role="translation") == []
@@ -164,7 +160,7 @@ def test_worker_shutdown_requeues_and_the_next_start_runs_it(store, ctx, dict_di
     run, _ = store.request_run("p", kind="translate", config={
         "backend": "dictionary", "target_lang": "de", "options": {"directory": str(dict_dir)}})
     ctx.shutdown.set()  # SIGTERM arrived: the run stops at its first progress write
-    assert execute_translate(ctx, "p", run) == "failed"
+    assert run_translate(ctx, "p", run) == "failed"
     lost = store.get_run(run)
     (follow,) = [r for r in store.runs("p", kind="translate") if r.id != run]
     assert f"re-queued as run {follow.id}" in lost.error

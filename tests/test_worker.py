@@ -18,8 +18,9 @@ import torch
 from storekit import TINY_TRAINING, database_url, make_project, service_env, tiny_encoder
 
 from concner.config import load_config
+from concner.jobs.context import JobContext
 from concner.jobs.registry import ModelRegistry
-from concner.jobs.runner import JobContext, execute_retrain
+from concner.jobs.retrain import execute_retrain
 from concner.store import Store
 from concner.store.model_versions import Annotation
 

@@ -28,13 +28,12 @@ one sync reads every record (the safety net: a record deleted in Argilla is push
 Each dataset's sync logs one INFO line (records read, new or changed answers, seconds).
 
 Listing this module in ``services.sync_modules`` registers :func:`sync_hook` with the
-worker (``concner.jobs.queue.register_sync_hook``).
+worker (it calls :func:`register_sync_hooks`).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -246,7 +245,7 @@ def sync_project(store, project: str, io: ArgillaIO, *, min_submitted: int = 1,
 
 def sync_hook(store, project: str, config: Config) -> list:
     """The worker's hook: ``(store, project, config) -> [SyncReport]``."""
-    from concner.jobs.queue import SyncReport
+    from concner.jobs.sync_hooks import SyncReport
 
     services = config.services
     io = ArgillaIO.from_config(services)
@@ -259,14 +258,8 @@ def sync_hook(store, project: str, config: Config) -> list:
     return out
 
 
-def register() -> None:
-    """Register :func:`sync_hook` with the worker's queue module."""
-    from concner.jobs.queue import register_sync_hook
-
-    register_sync_hook("argilla", sync_hook)
-
-
-# The worker imports ``concner.jobs.queue`` and then the modules in ``services.sync_modules``;
-# importing this module anywhere else (tests, the app) does not build a queue.
-if "concner.jobs.queue" in sys.modules:
-    register()
+def register_sync_hooks(registry) -> None:
+    """Register :func:`sync_hook` as ``argilla`` on ``registry`` (a
+    :class:`concner.jobs.sync_hooks.SyncHooks`; the worker calls this for the modules
+    named in ``services.sync_modules``)."""
+    registry.register("argilla", sync_hook)

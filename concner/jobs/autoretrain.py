@@ -4,7 +4,7 @@ The worker's tick asks :func:`auto_retrain` for every project. It queues nothing
 project's switch is off (``projects.auto_retrain``: the Overview's "Automatic retraining"
 toggle, ``concner project auto-retrain NAME on|off``) or the project is not ready
 (:mod:`concner.jobs.readiness`); otherwise the new-labels policy decides
-(:func:`concner.jobs.runner.maybe_request_retrain`). Each decision is said in words
+(:func:`concner.jobs.retrain.maybe_request_retrain`). Each decision is said in words
 (:class:`AutoDecision`), and logged when it changes, so the worker log tells why a project
 is not retraining. On-demand retrains (buttons, ``concner retrain``) never come here.
 """
@@ -33,7 +33,7 @@ class AutoDecision:
 def decide(store, name: str, config) -> AutoDecision:
     """Apply the switch, the readiness rule and the new-labels policy to project ``name``
     (``config``: the worker's base configuration)."""
-    from concner.jobs.runner import maybe_request_retrain
+    from concner.jobs.retrain import maybe_request_retrain
 
     if not store.get_project(name).auto_retrain:
         return AutoDecision(None, f"automatic retraining of {name!r} is off (Overview: "

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from concner.config import Config
-from concner.errors import ConcnerError
+from concner.errors import PlanError
 
 if TYPE_CHECKING:
     from concner.method.training import TrainData
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActiveModel",
-    "PlanError",
     "RetrainPlan",
     "build_incremental_data",
     "config_changes",
@@ -68,11 +67,6 @@ NOT_MODEL_SHAPING: dict[str, frozenset[str]] = {
 COMPARED_DATA_FIELDS = ("source_lang", "target_langs", "entity_types")
 COMPARED_SECTIONS = ("model", "loss", "training")
 _MISSING = "<unset>"
-
-
-class PlanError(ConcnerError):
-    """A retrain plan cannot be made or applied (inconsistent inputs); the message says
-    what does not fit."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +156,7 @@ def config_changes(old: Mapping | None, new: Config) -> list[str]:
 def sample_replay(old_ids: Iterable[int], size: int, seed: int, salt: int = 0) -> tuple[int, ...]:
     """``size`` ids drawn without replacement from ``old_ids`` (all of them when there are
     fewer), sorted. The draw depends only on the set of ids, ``seed`` and ``salt`` (the
-    runner passes the update's position in a chain of updates, so consecutive updates
+    retrain job passes the update's position in a chain of updates, so consecutive updates
     rehearse different old sentences)."""
     if size < 0:
         raise PlanError(f"replay size must be >= 0, got {size} (training.replay_size)")
@@ -304,7 +298,7 @@ def build_incremental_data(snap: Snapshot, plan: RetrainPlan, config: Config) ->
 
     if plan.kind != "incremental":
         raise PlanError(f"a {plan.kind} plan trains on the whole snapshot "
-                        "(concner.jobs.runner.build_train_data), not on an incremental selection")
+                        "(concner.jobs.retrain.build_train_data), not on an incremental selection")
     chosen = set(plan.new_ids) | set(plan.replay_ids)
     available = {s.meta["db_id"] for s in (*snap.source, *snap.target_gold)}
     missing = sorted(chosen - available)

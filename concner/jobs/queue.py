@@ -1,69 +1,78 @@
-"""The job queue (Huey) and its jobs: thin wrappers over :mod:`concner.jobs.runner`.
+"""The job queue (Huey) and its jobs: thin wrappers over the job modules
+(:mod:`concner.jobs.retrain`, :mod:`~concner.jobs.predict`, :mod:`~concner.jobs.evaluate`,
+:mod:`~concner.jobs.translate`, and the sync hooks of :mod:`concner.jobs.sync_hooks`).
 
-The queue is ``SqliteHuey`` at ``services.queue_path`` by default, or ``RedisHuey`` when
+Nothing is read or built at import. :func:`config` reads the configuration on first use,
+once per process, from ``CONCNER_CONFIG`` (a TOML file, optional) and the ``CONCNER_*``
+environment; :func:`jobs` builds the process's Huey on first use and registers the tasks
+on it once: ``SqliteHuey`` at ``services.queue_path`` by default, or ``RedisHuey`` when
 ``CONCNER_REDIS_URL`` (or ``services.redis_url``) is set so workers can run on other hosts.
-The configuration is read once, at import, from ``CONCNER_CONFIG`` (a TOML file, optional)
-and the ``CONCNER_*`` environment.
 
-Jobs: ``retrain(project, run_id, full=False)`` (``full=True`` forces a full retrain
-instead of an incremental update), ``predict_pool(project, run_id)``,
-``evaluate(project, run_id, model_version_id)`` (``None``: every stored version),
-``translate(project, run_id)`` and
-``sync(project)``; the ``request_*``
-functions create the run row first (the truth lives in the store, the queue message only
-wakes a worker) and are what the app and the CLI call. ``sync`` calls the hooks registered
-with :func:`register_sync_hook` (the Argilla integration registers one); without any it
-records that no sync source is configured. A promotion queues ``predict_pool``, and a
-finished prediction queues ``sync`` (so Argilla gets the new model's suggestions in the
-new active-learning order). A periodic task syncs every project, applies
-the retrain policy, evaluates every stored model version when a dev set arrived or changed
-(:mod:`concner.jobs.dev_refresh`), and re-queues work whose worker died.
+Jobs (by their Huey names, which the queued messages carry): ``retrain(project, run_id,
+full=False)`` (``full=True`` forces a full retrain instead of an incremental update),
+``predict_pool(project, run_id)``, ``evaluate(project, run_id, model_version_id)``
+(``None``: every stored version; :attr:`Jobs.evaluate_versions`), ``translate(project,
+run_id)`` and ``sync(project)``; the ``request_*`` functions create the run row first (the
+truth lives in the store, the queue message only wakes a worker) and are what the app and
+the CLI call. ``sync`` calls the hooks the modules of ``services.sync_modules`` registered
+(:data:`SYNC_HOOKS`; the Argilla integration registers one); without any it records that
+no sync source is configured. What a finished job queues next is :mod:`concner.jobs.chain`'s
+(a promotion queues ``predict_pool``, a finished prediction queues ``sync``). A periodic
+task (``sync_all``) syncs every project; the worker's heartbeat runs :func:`tick`, which
+applies the retrain policy, evaluates every stored model version when a dev set arrived
+or changed (:mod:`concner.jobs.dev_refresh`), and re-queues work whose worker died.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from huey import RedisHuey, SqliteHuey, crontab
 
 from concner.config import Config, load_config
-from concner.errors import ConcnerError, ConfigError, ServiceUnavailable
+from concner.errors import ConfigError, ServiceUnavailable
+from concner.jobs.chain import WorkerChain
+from concner.jobs.sync_hooks import SyncHooks, run_sync
+
+if TYPE_CHECKING:
+    from concner.jobs.context import JobContext
 
 log = logging.getLogger("concner.jobs.queue")
 
+#: this process's sync hooks (the worker fills them with
+#: :func:`concner.jobs.sync_hooks.load_sync_modules`)
+SYNC_HOOKS = SyncHooks()
 
-@dataclass(frozen=True)
-class SyncReport:
-    """What one sync hook did for one project (recorded in ``sync_state``)."""
-
-    dataset: str
-    n_new: int = 0
-    cursor: str | None = None
-    message: str = ""
-
-
-#: ``hook(store, project_name, config) -> list[SyncReport]``
-SyncHook = Callable[..., list]
-_SYNC_HOOKS: dict[str, SyncHook] = {}
-NO_SYNC_DATASET = "(none)"
-
-
-def register_sync_hook(name: str, hook: SyncHook) -> None:
-    """Register ``hook`` under ``name`` (registering the same name again replaces it)."""
-    _SYNC_HOOKS[name] = hook
-
-
-def sync_hooks() -> dict[str, SyncHook]:
-    return dict(_SYNC_HOOKS)
+# -- per-process resources, each built on first use: "config", "jobs", "ctx" (the worker's
+# job context; the app only enqueues) and "owner" ----------------------------------------
+_process: dict = {}
+_process_lock = threading.RLock()
 
 
 def service_config() -> Config:
     return load_config(os.environ.get("CONCNER_CONFIG") or None)
+
+
+def config() -> Config:
+    """This process's configuration (:func:`service_config`, read on first use)."""
+    with _process_lock:
+        if "config" not in _process:
+            _process["config"] = service_config()
+        return _process["config"]
+
+
+def __getattr__(name: str):
+    """``CONFIG``: :func:`config` under the name of the constant this module had (the
+    commands read it), read on first use as well."""
+    if name == "CONFIG":
+        return config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_huey(config: Config) -> SqliteHuey | RedisHuey:
@@ -75,111 +84,154 @@ def make_huey(config: Config) -> SqliteHuey | RedisHuey:
     return SqliteHuey("concner", filename=path, utc=True, timeout=30)
 
 
-CONFIG = service_config()
-huey = make_huey(CONFIG)
-
-# -- per-process resources (the worker's; the app only enqueues) -----------------------
-_resources: dict = {}
-_resources_lock = threading.Lock()
+#: where the jobs were defined before they moved here: a queued message names its job
+#: ``<module of the function>.<name>``, so the jobs are registered under that module too
+#: and messages an older version queued still run
+OLD_MODULE = "concner.tasks"
 
 
-def context():
-    """The :class:`concner.jobs.runner.JobContext` of this process (built on first use)."""
+class Jobs:
+    """A Huey with the jobs registered on it; calling one of its tasks queues the job
+    (``jobs().retrain(project, run_id)``), or runs it at once in immediate mode."""
+
+    def __init__(self, config: Config):
+        self.huey = make_huey(config)
+        task = self.huey.task
+        self.retrain = task(name="retrain")(retrain_job)
+        self.predict_pool = task(name="predict_pool")(predict_pool_job)
+        self.evaluate_versions = task(name="evaluate")(evaluate_versions_job)
+        self.translate = task(name="translate")(translate_job)
+        self.sync = task(name="sync")(sync_job)
+        every = crontab(minute=f"*/{config.services.sync_every_minutes}")
+        self.sync_all = self.huey.periodic_task(every, name="sync_all")(sync_all_job)
+        for wrapper in (self.retrain, self.predict_pool, self.evaluate_versions,
+                        self.translate, self.sync):
+            task(name=wrapper.name)(_moved_from(OLD_MODULE, wrapper.func))
+
+
+def _moved_from(module: str, func):
+    """``func`` as a function of ``module`` (what Huey names its messages after)."""
+    @functools.wraps(func)
+    def job(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    job.__module__ = module
+    return job
+
+
+def jobs() -> Jobs:
+    """This process's Huey and its tasks (built, and the tasks registered, on first use)."""
+    with _process_lock:
+        if "jobs" not in _process:
+            _process["jobs"] = Jobs(config())
+        return _process["jobs"]
+
+
+def context() -> JobContext:
+    """The :class:`concner.jobs.context.JobContext` of this process (built on first use),
+    whose callbacks follow :func:`worker_chain`."""
+    from concner.jobs.context import JobContext
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext
     from concner.store import Store
 
-    with _resources_lock:
-        if "ctx" not in _resources:
-            store = Store(CONFIG.services.database_url)
-            _resources["ctx"] = JobContext(
-                store=store, registry=ModelRegistry.from_config(store, CONFIG), config=CONFIG,
-                owner=_resources.get("owner") or f"{os.uname().nodename}:{os.getpid()}",
-                enqueue_retrain=lambda project, run_id: retrain(project, run_id),
-                # a promotion re-predicts and re-scores the pool first; the sync follows the
-                # prediction, so Argilla gets the new model's suggestions in the new order
-                after_promotion=predict_after_promotion, after_predict=sync_after_predict)
-        return _resources["ctx"]
+    with _process_lock:
+        if "ctx" not in _process:
+            cfg = config()
+            store = Store(cfg.services.database_url)
+            _process["ctx"] = JobContext(
+                store=store, registry=ModelRegistry.from_config(store, cfg), config=cfg,
+                owner=_process.get("owner") or f"{os.uname().nodename}:{os.getpid()}",
+                **worker_chain().callbacks())
+        return _process["ctx"]
 
 
-def predict_after_promotion(project: str) -> None:
-    """A new model became active: queue a pool prediction (which scores the pool)."""
-    request_predict(context().store, project)
+def worker_chain() -> WorkerChain:
+    """The job chain (:mod:`concner.jobs.chain`) over this process's queue."""
+    return WorkerChain(queue_retrain=lambda project, run_id: jobs().retrain(project, run_id),
+                       queue_predict=lambda project: request_predict(context().store, project),
+                       queue_sync=lambda project: jobs().sync(project),
+                       can_sync=lambda: bool(SYNC_HOOKS))
 
 
-def sync_after_predict(project: str) -> None:
-    """The active model predicted the pool: queue a sync (new suggestions, new order)."""
-    if _SYNC_HOOKS:
-        sync(project)
+def use_context(ctx: JobContext | None) -> JobContext | None:
+    """Make ``ctx`` this process's job context (None: build one on next use); returns the
+    context it replaces."""
+    with _process_lock:
+        previous = _process.pop("ctx", None)
+        if ctx is not None:
+            _process["ctx"] = ctx
+        return previous
+
+
+@contextmanager
+def running_here(ctx: JobContext) -> Iterator[Jobs]:
+    """Until the block ends, every job runs at once in this process where it is queued
+    (Huey's immediate mode), with ``ctx`` as its context; then the previous context and
+    mode are back (tests, one-off runs)."""
+    queue = jobs()
+    saved_ctx, saved_mode = use_context(ctx), queue.huey.immediate
+    queue.huey.immediate = True
+    try:
+        yield queue
+    finally:
+        queue.huey.immediate = saved_mode
+        use_context(saved_ctx)
 
 
 def set_owner(owner: str) -> None:
     """Name this process in lock rows and run rows (the worker calls it at start)."""
-    _resources["owner"] = owner
+    _process["owner"] = owner
 
 
-def _enqueue(task, *args) -> None:
+def enqueue(task, *args) -> None:
+    """Queue ``task(*args)`` (a task of :func:`jobs`); raises :class:`ServiceUnavailable`
+    when the storage behind the queue is down."""
     try:
         task(*args)
     except Exception as exc:  # the storage behind the queue is down
         raise ServiceUnavailable(f"cannot enqueue {task.name}: {exc}; is the queue reachable "
-                                 f"(Redis at CONCNER_REDIS_URL or {CONFIG.services.queue_path})?") \
+                                 f"(Redis at CONCNER_REDIS_URL or {config().services.queue_path})?") \
             from exc
 
 
-# -- jobs ------------------------------------------------------------------------------
-@huey.task(name="retrain")
-def retrain(project: str, run_id: int, full: bool = False) -> str:
-    from concner.jobs.runner import execute_retrain
+def sync(project: str):
+    """Queue a sync of ``project`` (the app's Sync button)."""
+    return jobs().sync(project)
+
+
+# -- what a worker runs for each message -----------------------------------------------
+def retrain_job(project: str, run_id: int, full: bool = False) -> str:
+    from concner.jobs.retrain import execute_retrain
 
     return execute_retrain(context(), project, run_id, full=full)
 
 
-@huey.task(name="predict_pool")
-def predict_pool(project: str, run_id: int) -> str:
-    from concner.jobs.runner import execute_predict
+def predict_pool_job(project: str, run_id: int) -> str:
+    from concner.jobs.predict import execute_predict
 
     return execute_predict(context(), project, run_id)
 
 
-@huey.task(name="evaluate")
-def evaluate(project: str, run_id: int, model_version_id: int | None) -> str:
-    from concner.jobs.runner import execute_evaluate
+def evaluate_versions_job(project: str, run_id: int, model_version_id: int | None) -> str:
+    from concner.jobs.evaluate import execute_evaluate
 
     return execute_evaluate(context(), project, run_id, model_version_id)
 
 
-@huey.task(name="translate")
-def translate(project: str, run_id: int) -> str:
-    from concner.jobs.runner import execute_translate
+def translate_job(project: str, run_id: int) -> str:
+    from concner.jobs.translate import run_translate
 
-    return execute_translate(context(), project, run_id)
-
-
-@huey.task(name="sync")
-def sync(project: str) -> list[dict]:
-    return run_sync(context().store, project, CONFIG)
+    return run_translate(context(), project, run_id)
 
 
-def run_sync(store, project: str, config: Config) -> list[dict]:
-    """Call every registered sync hook for ``project`` and record its outcome."""
-    if not _SYNC_HOOKS:
-        store.set_sync_state(project, NO_SYNC_DATASET, status="unconfigured",
-                             message="no sync source is configured (set services.sync_modules)")
-        return []
-    out = []
-    for name, hook in sorted(_SYNC_HOOKS.items()):
-        try:
-            reports = hook(store, project, config) or []
-        except ConcnerError as exc:
-            store.set_sync_state(project, name, status="failed", message=str(exc))
-            out.append({"hook": name, "error": str(exc)})
-            continue
-        for rep in reports:
-            store.set_sync_state(project, rep.dataset, status="ok", cursor=rep.cursor,
-                                 message=rep.message or f"{rep.n_new} new labels")
-            out.append({"hook": name, "dataset": rep.dataset, "n_new": rep.n_new})
-    return out
+def sync_job(project: str) -> list[dict]:
+    return run_sync(context().store, project, config(), SYNC_HOOKS)
+
+
+def sync_all_job() -> None:
+    ctx, queue = context(), jobs()
+    for project in ctx.store.list_projects():
+        queue.sync(project.name)
 
 
 def tick(ctx=None, *, startup: bool = False) -> dict:
@@ -195,7 +247,7 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
 
     ctx = ctx or context()
     store, services = ctx.store, ctx.config.services
-    enqueue: dict[int, str] = {}
+    retrains: dict[int, str] = {}
     dev_evaluations = 0
     # one liveness judge (concner.jobs.liveness): a worker SIGKILLed on this host is known dead
     # at once by its pid, without waiting lock_stale_seconds for its heartbeat to go stale
@@ -205,48 +257,42 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
     for rec in recovered:
         log.warning("run %s of %s lost its worker; re-queued as run %s", rec.lost_run_id,
                     rec.project, rec.queued_run_id)
-        enqueue[rec.queued_run_id] = rec.project
+        retrains[rec.queued_run_id] = rec.project
     for project in store.list_projects():
         run_id = auto_retrain(store, project.name, ctx.config)  # switch + readiness + policy
         if run_id is not None:
-            enqueue[run_id] = project.name
+            retrains[run_id] = project.name
     for project, run_id in store.pending_retrains(0 if startup else services.lock_stale_seconds):
-        enqueue[run_id] = project
-    for run_id, project in enqueue.items():
+        retrains[run_id] = project
+    for run_id, project in retrains.items():
         ctx.enqueue_retrain(project, run_id)
     for project in store.list_projects():  # a new or changed dev set: score every version
         run_id = maybe_request_dev_evaluation(store, project.name)
         if run_id is not None:
-            _enqueue(evaluate, project.name, run_id, None)
+            enqueue(jobs().evaluate_versions, project.name, run_id, None)
             dev_evaluations += 1
     lost = {w.worker_id for w in judged if not w.alive}
-    jobs = store.recover_orphaned_jobs(lost)
-    for project, run_id, kind, _ in jobs:
+    waiting = store.recover_orphaned_jobs(lost)
+    for project, run_id, kind, _ in waiting:
         log.warning("%s run of %s lost its worker; re-queued as run %s", kind, project, run_id)
-    jobs += store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
-    for project, run_id, kind, model_version_id in jobs:
+    waiting += store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
+    for project, run_id, kind, model_version_id in waiting:
         _requeue(kind, project, run_id, model_version_id)
     return {"recovered": len(recovered),
-            "enqueued": len(enqueue) + len(jobs) + dev_evaluations}
+            "enqueued": len(retrains) + len(waiting) + dev_evaluations}
 
 
 def _requeue(kind: str, project: str, run_id: int, model_version_id: int | None) -> None:
     """Put a queued non-retrain run's message on the queue again."""
+    queue = jobs()
     if kind == "predict":
-        _enqueue(predict_pool, project, run_id)
+        enqueue(queue.predict_pool, project, run_id)
     elif kind == "evaluate":
-        _enqueue(evaluate, project, run_id, model_version_id)
+        enqueue(queue.evaluate_versions, project, run_id, model_version_id)
     elif kind == "translate":
-        _enqueue(translate, project, run_id)
+        enqueue(queue.translate, project, run_id)
     else:
         raise ConfigError(f"run {run_id} has unknown kind {kind!r}")
-
-
-@huey.periodic_task(crontab(minute=f"*/{CONFIG.services.sync_every_minutes}"), name="sync_all")
-def sync_all() -> None:
-    ctx = context()
-    for project in ctx.store.list_projects():
-        sync(project.name)
 
 
 # -- what the app and the CLI call -----------------------------------------------------
@@ -258,13 +304,13 @@ def request_retrain(store, project: str, reason: str = "on_demand", *,
     (:mod:`concner.jobs.incremental`)."""
     run_id, created = store.request_run(project, reason=reason, full=full)
     if created:
-        _enqueue(retrain, project, run_id, full)
+        enqueue(jobs().retrain, project, run_id, full)
     return run_id, created
 
 
 def request_predict(store, project: str) -> int:
     run_id, _ = store.request_run(project, kind="predict")
-    _enqueue(predict_pool, project, run_id)
+    enqueue(jobs().predict_pool, project, run_id)
     return run_id
 
 
@@ -277,7 +323,7 @@ def request_evaluate(store, project: str, model_version_id: int | None) -> int:
         config = {"dev_fingerprint": dev.fingerprint, "dev_by_lang": dev.counts}
     run_id, created = store.request_evaluation(project, model_version_id, config=config)
     if created:
-        _enqueue(evaluate, project, run_id, model_version_id)
+        enqueue(jobs().evaluate_versions, project, run_id, model_version_id)
     return run_id
 
 
@@ -295,14 +341,5 @@ def request_translate(store, project: str, *, backend: str, target_lang: str,
     _, options = check_project_request(store, project, backend, target_lang, backend_options)
     run_id, _ = store.request_run(project, kind="translate", config={
         "backend": backend, "target_lang": target_lang, "options": options})
-    _enqueue(translate, project, run_id)
+    enqueue(jobs().translate, project, run_id)
     return run_id
-
-
-def load_sync_modules(config: Config) -> None:
-    """Import the modules named in ``services.sync_modules`` (they register sync hooks)."""
-    for name in config.services.sync_modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"services.sync_modules: cannot import {name!r}: {exc}") from exc

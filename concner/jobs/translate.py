@@ -36,18 +36,19 @@ __all__ = ["BACKENDS", "OPTIONS", "check_project_request", "check_request", "mak
 def run_translate(ctx, name: str, run_id: int, chunk: int = 200, *,
                   translator: Translator | None = None,
                   on_progress: Callable[[dict], None] | None = None) -> str:
-    """Body of :func:`concner.jobs.runner.execute_translate` (same contract).
+    """Run queued translate run ``run_id`` of project ``name`` (see the module doc); returns
+    the final status, or ``"skipped"`` when the run is no longer queued.
 
     ``translator``: one already made for the run's request (else it is made from the
     request); ``on_progress(state)`` sees every progress update before it is written (it
     may raise :class:`concner.errors.JobCancelled` to stop the run)."""
-    from concner.jobs.runner import LOG_TAIL, RunProgress, job_outcome
+    from concner.jobs.context import LOG_TAIL, RunProgress, job_outcome
 
     class EchoedProgress(RunProgress):
-        def _write(self, force: bool = False) -> None:
+        def write(self, force: bool = False) -> None:
             if on_progress is not None:
                 on_progress(dict(self.state))
-            super()._write(force)
+            super().write(force)
 
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
@@ -85,11 +86,11 @@ def run_translate(ctx, name: str, run_id: int, chunk: int = 200, *,
 
             def report(done: int, _total: int, start: int = start) -> None:
                 progress.state.update(step=start + done)
-                progress._write()
+                progress.write()
 
             pairs += translator.translate(part, target, progress=report)
             progress.state.update(step=start + len(part))
-            progress._write(force=True)  # cancel is honoured here, before anything is stored
+            progress.write(force=True)  # cancel is honoured here, before anything is stored
         progress.stage("import", total=len(pairs))
         imported = store.import_translation_pairs(name, pairs, backend=backend,
                                                   target_lang=target)
@@ -114,8 +115,8 @@ def translate_now(store, config: Config, name: str, *, backend: str, target_lang
     Everything that can be checked is checked before the run exists: the project and its
     target language, the backend and its options, the files it names, and the backend
     itself (a seq2seq model is loaded, a translations file opened)."""
+    from concner.jobs.context import JobContext
     from concner.jobs.registry import ModelRegistry
-    from concner.jobs.runner import JobContext
 
     project, options = check_project_request(store, name, backend, target_lang, options)
     translator = make_translator(config, backend, project.source_lang, target_lang, options)

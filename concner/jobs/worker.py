@@ -2,7 +2,8 @@
 
 ``python -m workers.retrain`` and ``concner worker`` call :func:`run_worker`. It
 
-- imports the sync-hook modules (``services.sync_modules``),
+- imports the sync-hook modules (``services.sync_modules``) and registers their hooks
+  (:func:`concner.jobs.sync_hooks.load_sync_modules`),
 - writes a ``worker_heartbeats`` row every ``services.heartbeat_seconds`` and, on the same
   beat, runs :func:`concner.jobs.queue.tick` (recover retrains of dead workers, re-enqueue
   queued runs, apply the retrain policy),
@@ -79,20 +80,22 @@ def run_worker(threads: int | None = None) -> int:
     http_level = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
     for name in ("httpx", "httpcore", "argilla"):
         logging.getLogger(name).setLevel(http_level)
-    from concner.jobs import queue as tasks
+    from concner.jobs import queue
+    from concner.jobs.sync_hooks import load_sync_modules
 
-    config = tasks.CONFIG
-    tasks.load_sync_modules(config)
+    config = queue.config()
+    huey = queue.jobs().huey
+    load_sync_modules(config, queue.SYNC_HOOKS)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    tasks.set_owner(worker_id)
-    ctx = tasks.context()
-    heartbeat = Heartbeat(ctx, worker_id, tasks.tick)
+    queue.set_owner(worker_id)
+    ctx = queue.context()
+    heartbeat = Heartbeat(ctx, worker_id, queue.tick)
     heartbeat.beat("starting")
-    consumer = _Consumer(tasks.huey, workers=threads or config.services.worker_threads,
+    consumer = _Consumer(huey, workers=threads or config.services.worker_threads,
                          worker_type="thread", periodic=True, max_delay=1.0,
                          on_stop=ctx.shutdown.set)
     log.info("worker %s: store %r, queue %s, hooks %s", worker_id, ctx.store,
-             type(tasks.huey).__name__, sorted(tasks.sync_hooks()) or "none")
+             type(huey).__name__, queue.SYNC_HOOKS.names() or "none")
     heartbeat.thread.start()
     try:
         consumer.run()

@@ -1,7 +1,7 @@
 """A running job's progress for the Training page: ONE fraction across its stages, the
 elapsed time and an estimate of the time left, and the per-epoch dev F1.
 
-Pure functions over the run's ``progress`` JSON (what :class:`concner.jobs.runner.RunProgress`
+Pure functions over the run's ``progress`` JSON (what :class:`concner.jobs.context.RunProgress`
 writes: ``stage``, ``epoch``, ``step``, ``total``, ``plan`` = optimiser steps per training
 stage, ``dev_f1`` = one row per evaluated epoch, ``chosen`` = the epoch kept per stage).
 
