@@ -218,7 +218,7 @@ class ServicesConfig:
     lock_stale_seconds: float = 60.0
     #: Huey consumer threads (a retrain occupies one; predictions can use another)
     worker_threads: int = setting(2, ge=1)
-    #: modules imported by the worker that register sync hooks (concner.jobs.queue.register_sync_hook)
+    #: modules imported by the worker that register sync hooks (each defines register_sync_hooks(registry); concner.jobs.sync_hooks)
     sync_modules: tuple[str, ...] = ()
     #: minutes between periodic syncs of every project
     sync_every_minutes: int = setting(5, ge=1, le=59)

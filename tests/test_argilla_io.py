@@ -1,4 +1,4 @@
-"""argilla_io without an Argilla server: names, API key sources, retries and secrecy.
+"""concner.argilla.client without an Argilla server: names, API key sources, retries and secrecy.
 
 Retries are exercised against real loopback sockets: a closed port (connection refused)
 and a tiny HTTP server that answers 503 a few times before it answers.

@@ -108,7 +108,7 @@ def register(subparsers) -> None:
     k.add_argument("run_id", type=int)
     k.set_defaults(func=run_cancel)
 
-    from concner.jobs.translate import BACKENDS
+    from concner.translation.requests import BACKENDS
 
     t = sub.add_parser("translate", help="translate the labelled source sentences now")
     t.add_argument("name")

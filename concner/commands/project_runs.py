@@ -11,9 +11,9 @@ def run_retrain(args) -> int:
     from concner.jobs import queue as tasks
 
     config_from_args(args)
-    store = open_store(tasks.CONFIG)
+    store = open_store(tasks.config())
     run_id, created = tasks.request_retrain(store, args.name)
-    warn_not_ready(store, args.name, tasks.CONFIG)
+    warn_not_ready(store, args.name, tasks.config())
     print(f"retrain run {run_id} {'queued' if created else 'already queued (coalesced)'}")
     return 0
 
@@ -24,7 +24,7 @@ def run_evaluate(args) -> int:
     from concner.jobs.registry import ModelRegistry
 
     config_from_args(args)
-    store = open_store(tasks.CONFIG)
+    store = open_store(tasks.config())
     dev = store.dev_set(args.name)
     if dev.empty:
         raise ConcnerError(f"project {args.name!r} has no gold dev sentences to evaluate on; "
@@ -32,7 +32,7 @@ def run_evaluate(args) -> int:
                            "target --split dev --lang LANG")
     mv_id, what = None, "every stored version"
     if args.version is not None:
-        mv_id = ModelRegistry.from_config(store, tasks.CONFIG).find_version(
+        mv_id = ModelRegistry.from_config(store, tasks.config()).find_version(
             args.name, args.version).id
         what = f"v{args.version}"
     elif not store.model_versions(args.name):

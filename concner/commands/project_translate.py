@@ -19,7 +19,7 @@ TRANSLATE_FLAGS = {"pair": "--pair", "share": "--share", "seed": "--seed",
 def translate_options(args) -> dict:
     """The backend options the flags give; a flag the backend does not use is an error."""
     from concner.errors import ConfigError
-    from concner.jobs.translate import OPTIONS
+    from concner.translation.requests import OPTIONS
 
     given = {"pair": args.pair, "share": args.share, "seed": args.seed,
              "directory": args.dictionary_dir, "model": args.model,

@@ -30,12 +30,12 @@ def run(args) -> int:
     from concner.jobs import queue as tasks
     from concner.store import Store
 
-    store = Store(tasks.CONFIG.services.database_url)
+    store = Store(tasks.config().services.database_url)
     try:
         run_id, created = tasks.request_retrain(store, args.name, full=args.full)
         from concner.commands.project_status import warn_not_ready
 
-        warn_not_ready(store, args.name, tasks.CONFIG)
+        warn_not_ready(store, args.name, tasks.config())
     finally:
         store.close()
     what = "full retrain" if args.full else "retrain (incremental when few labels are new)"

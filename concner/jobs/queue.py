@@ -67,14 +67,6 @@ def config() -> Config:
         return _process["config"]
 
 
-def __getattr__(name: str):
-    """``CONFIG``: :func:`config` under the name of the constant this module had (the
-    commands read it), read on first use as well."""
-    if name == "CONFIG":
-        return config()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def make_huey(config: Config) -> SqliteHuey | RedisHuey:
     redis_url = os.environ.get("CONCNER_REDIS_URL") or config.services.redis_url
     if redis_url:
@@ -336,7 +328,7 @@ def request_translate(store, project: str, *, backend: str, target_lang: str,
     ``share``, ``seed``, ``directory``; hf: ``model``; file: ``translations``); they are
     checked here, so a mistake is reported to the caller instead of failing the run later.
     """
-    from concner.jobs.translate import check_project_request
+    from concner.translation.requests import check_project_request
 
     _, options = check_project_request(store, project, backend, target_lang, backend_options)
     run_id, _ = store.request_run(project, kind="translate", config={

@@ -19,18 +19,7 @@ from typing import Any
 from concner.config import Config
 from concner.errors import ConfigError
 from concner.translation.base import Translator, status_counts
-from concner.translation.requests import (
-    BACKENDS,
-    OPTIONS,
-    check_project_request,
-    check_request,
-    make_translator,
-)
-
-#: the request checks and the translator factory live in concner.translation.requests (one
-#: factory for the job, the app and the CLI); re-exported here for this module's callers
-__all__ = ["BACKENDS", "OPTIONS", "check_project_request", "check_request", "make_translator",
-           "run_translate", "translate_now"]
+from concner.translation.requests import check_project_request, make_translator
 
 
 def run_translate(ctx, name: str, run_id: int, chunk: int = 200, *,
