@@ -2,7 +2,7 @@
 retrains finish, while its parts are SIGKILLed at random?
 
 ``python -m benchmarks.chaos --duration 900 --kills 25`` (the benchmark form; writes
-``benchmarks/results/chaos.{json,md}``); ``tests/test_chaos.py`` runs a short form and
+``benchmarks/results/chaos.{json,md}``); ``tests/integration/test_chaos.py`` runs a short form and
 asserts the same properties. Loopback only; the kills are paced over ``--duration``
 seconds and it stops after ``--kills`` kills, or at ``KILL_LOOP_CAP`` × ``--duration`` when
 kills that wait for a training epoch run late on a busy machine (a control run with
@@ -613,7 +613,7 @@ def _kill_loop(stack: Stack, rng: random.Random, duration: float, kills: int,
     # Rounds: each part once per round, in a random order. A pick at random killed one part
     # 7 times in 10 minutes, which the supervisor rightly gives up as a crash loop
     # (more than services.supervisor_max_restarts deaths in supervisor_window_s): the soak
-    # checks recovery, not the give-up rule (tests/test_supervisor.py checks that).
+    # checks recovery, not the give-up rule (tests/integration/test_supervisor.py checks that).
     order: list[str] = []
     gap = max(2.0, duration / max(kills, 1) / 2)
     out: list[dict] = []

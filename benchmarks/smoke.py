@@ -1,6 +1,6 @@
 """``--smoke`` settings shared by the benchmark scripts: a tiny encoder built on the fly
 (tests/tiny.py) and a few dozen PAN-X sentences, so a script runs end to end in about a
-minute and cannot rot silently (tests/test_benchmark_smoke.py runs them)."""
+minute and cannot rot silently (tests/unit/benchmarks/test_benchmark_smoke.py runs them)."""
 
 from __future__ import annotations
 

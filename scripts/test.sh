@@ -29,6 +29,6 @@ trap 'scripts/start_postgres.sh --stop "$pgdir" >/dev/null 2>&1 || true; rm -rf 
 # disturb the unit tests. Both sessions always run (a failure in the first must not hide
 # the browser test's result); the exit code is the first failure's.
 status=0
-python3 -m pytest --ignore tests/test_app_up.py --ignore tests/e2e "$@" || status=$?
-python3 -m pytest tests/e2e tests/test_app_up.py "$@" || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
+python3 -m pytest --ignore tests/integration/test_app_up.py --ignore tests/integration/browser "$@" || status=$?
+python3 -m pytest tests/integration/browser tests/integration/test_app_up.py "$@" || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
 exit "$status"

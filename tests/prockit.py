@@ -110,3 +110,21 @@ class ProcessScope:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # cannot happen after SIGKILL, but never hang
                 pass
+
+
+def wait_for(cond, timeout: float, what: str, proc=None, interval: float = 0.3):
+    """``cond()``'s first truthy value within ``timeout`` s, else fail saying ``what``
+    (and fail at once, with its output, when ``proc`` exited meanwhile)."""
+    from pytest import fail
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            fail(f"concner up exited ({proc.returncode}) while waiting for {what}:\n"
+                 f"{proc.stdout.read() if proc.stdout else ''}")
+        if time.monotonic() > deadline:
+            fail(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)

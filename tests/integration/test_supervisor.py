@@ -12,27 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from prockit import ProcessScope, alive
+from prockit import ProcessScope, alive, wait_for
 from test_app_up import _answers, _free_port
 
 from concner.stack.supervisor import GAVE_UP, RESTARTING, RUNNING, Part, RestartPolicy, state_lines
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(cond, timeout: float, what: str, proc=None, interval: float = 0.3):
-    """``cond()``'s first truthy value within ``timeout`` s, else fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"concner up exited ({proc.returncode}) while waiting for {what}:\n"
-                        f"{proc.stdout.read() if proc.stdout else ''}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _state(run_dir: Path) -> dict:

@@ -66,7 +66,7 @@ def test_training_overrides_validated_and_merged():
     with pytest.raises(ConfigError, match="TOML"):
         parse_toml("[training\nepochs = 2")
     # the TOML box holds the keys without a form field; a form field at its default sets
-    # nothing (one that the box sets too is an error: tests/test_app_training.py)
+    # nothing (one that the box sets too is an error: tests/unit/ui/test_app_training.py)
     merged = merge_form({"training": {"seed": 1}, "model": {"dropout": 0.2}},
                         {("training", "epochs"): 5,  # the default: no override
                          ("loss", "lambda_lcl"): 0.2})

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from prockit import wait_for
 from storekit import service_env
-from test_supervisor import wait_for
 
 from concner.jobs.liveness import judge, worker_status
 from concner.store import Store

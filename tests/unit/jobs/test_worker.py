@@ -25,7 +25,7 @@ from concner.store import Store
 from concner.store.model_versions import Annotation
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 torch.set_num_threads(1)
 
 

@@ -33,7 +33,7 @@ from concner.method.checkpoint import CHECKPOINT, TEACHER
 from concner.method.training import TrainData, train
 from concner.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 torch.set_num_threads(1)
 
 # one training run in a child process: tiny model, stage 1 (CE + LCL + TCL with dropout,

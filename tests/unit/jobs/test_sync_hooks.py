@@ -15,7 +15,7 @@ from concner.config import load_config
 from concner.errors import ConfigError
 from concner.jobs.sync_hooks import SyncHooks, load_sync_modules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _config(*modules: str):

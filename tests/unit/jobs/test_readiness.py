@@ -187,7 +187,7 @@ def test_every_control_the_checklist_names_exists_on_its_page():
 
     from concner.ui.training_form import FORM_FIELDS
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]
     data_page = (root / "pages" / "data.py").read_text("utf-8")
     readiness = check(facts(source_labels=0, target_text={}, translations={}, dev={}))
     hints = " ".join(r.todo for r in readiness.requirements)

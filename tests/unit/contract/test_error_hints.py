@@ -1,6 +1,6 @@
 """Error hints name a control that exists where they are shown: every sub-command that reads
 labelled files, given one with a stray I- tag, names only flags its own parser has; the app's
-upload error names the Data page's checkbox (tests/test_app_data.py)."""
+upload error names the Data page's checkbox (tests/unit/ui/test_app_data.py)."""
 
 from __future__ import annotations
 

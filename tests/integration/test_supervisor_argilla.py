@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from prockit import ProcessScope, alive
+from prockit import ProcessScope, alive, wait_for
 from test_app_up import _answers, _free_port
-from test_supervisor import _state, _up_env, wait_for
+from test_supervisor import _state, _up_env
 
 from concner.argilla.launcher import PARTS, LocalArgilla
 from concner.argilla.processes import redis_ok

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,11 @@ from pathlib import Path
 import pytest
 from prockit import ProcessScope, alive
 
-ROOT = Path(__file__).resolve().parent.parent
+from concner.argilla.processes import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port  # the other process tests import it from here
 
 
 def _answers(url: str) -> bool:

@@ -301,7 +301,7 @@ def test_detect_format(tmp_path):
 def test_reads_real_panx_sample():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "panx" / "dev-zh.tsv"
+    path = Path(__file__).resolve().parents[4] / "shared" / "data" / "panx" / "dev-zh.tsv"
     if not path.exists():
         pytest.skip(f"{path} not present")
     first = next(iter_conll(path))
