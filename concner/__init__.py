@@ -9,4 +9,4 @@ import os as _os
 # OMP_WAIT_POLICY unset vs PASSIVE); an explicit setting in the environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
