@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from concner.config import DECODINGS, DEVICES
 from concner.errors import ConcnerError, DataFormatError
 
 #: sentences handed to the predictor at a time (bounds memory; results do not depend on it)
@@ -21,10 +22,10 @@ def add_prediction_options(p) -> None:
     p.add_argument("--batch-size", type=int, default=64,
                    help="at most this many sentences per forward pass (on CPU also at most "
                         "1,024 padded tokens; the speed benchmark's setting)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--decoding", choices=["argmax", "viterbi"],
+    p.add_argument("--decoding", choices=DECODINGS,
                    help="tag decoding (default: the model's model.decoding)")
     p.add_argument("--repair-iob", action="store_true",
                    help="turn stray I-X tags of labelled input into B-X instead of stopping")

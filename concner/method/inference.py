@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from concner.config import DECODINGS
 from concner.errors import ConfigError
 from concner.labels import Span
 from concner.method.encoding import Collator, Encoded, encode_windows
@@ -35,7 +36,6 @@ from concner.method.model import NerBundle
 from concner.method.precision import check_precision, int8_copy, packed_copy, weights_version
 from concner.sentence import Sentence
 
-DECODINGS = ("argmax", "viterbi")
 #: default padded tokens per forward pass on CPU (see Predictor.max_tokens)
 CPU_MAX_TOKENS = 1024
 
