@@ -23,6 +23,7 @@ from concner.settings import build_section, check_section, setting
 
 DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
 #: values of ``model.inference_precision`` (see concner/method/precision.py)
+EMBEDDING_ROWS = ("used", "all")
 INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
 #: values of ``services.promote_rule`` (see concner/jobs/promotion.py)
 PROMOTE_RULES = ("mean", "every_language")
@@ -128,9 +129,16 @@ class TrainingConfig:
     eval_every_epoch: bool = True
     device: str = setting("auto", choices=DEVICES)
     bf16: bool = setting(True, help="autocast on CUDA only")
+    #: training forward passes in bfloat16 autocast on a CPU with native bf16 (AMX or
+    #: avx512_bf16; ignored on other CPUs, where bf16 is slower than fp32)
+    cpu_bf16: bool = setting(False, help="CPUs with AMX or avx512_bf16 only")
     #: dev languages whose mean F1 picks the best epoch (empty = all dev languages)
     select_langs: tuple[str, ...] = ()
     eval_batch_size: int = setting(64, ge=1)
+    #: "used": while a stage trains, only the word-embedding rows of the pieces its text uses
+    #: are parameters (concner/method/embedding_rows.py; same result up to rounding, except
+    #: that unused rows skip weight decay); "all": the whole [vocab, hidden] matrix
+    embedding_rows: str = setting("used", choices=EMBEDDING_ROWS)
     #: worker retrains: update the active model incrementally when few labels are new
     #: (warm start, new labels + a replay sample, ``incremental_epochs``, no distillation;
     #: see concner/jobs/incremental.py); false = every retrain trains from scratch

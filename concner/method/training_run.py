@@ -34,6 +34,7 @@ from concner.method.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from concner.method.embedding_rows import train_used_rows, used_piece_ids
 from concner.method.encoding import Collator, Encoded, encode_sentences
 from concner.method.evaluation import evaluate
 from concner.method.inference import Predictor
@@ -46,6 +47,7 @@ from concner.method.optim import (
     restore,
     snapshot,
 )
+from concner.method.precision import cpu_has_native_bf16
 from concner.method.step_losses import StepLoss, distillation_step_loss, stage1_step_loss
 from concner.method.training_types import (
     ProgressCallback,
@@ -232,7 +234,8 @@ class TrainingRun:
             return stage1_step_loss(self.bundle.model, batch, self.lc, o_label_id=o_label_id,
                                     generator=self.generator)
 
-        self._loop("stage1", batches, loss_fn, self.tc.epochs, resume)
+        self._loop("stage1", batches, loss_fn, self.tc.epochs, resume,
+                   self._used_rows(source, translations))
 
     def _align_entities(self, pairs: list[tuple[int, int]]) -> list:
         """Per pair, its source entities' spans in the translation (None: not recoverable,
@@ -281,7 +284,7 @@ class TrainingRun:
         self.best_reports = {}  # the best distillation epoch is kept, not the teacher
         self._loop("kd", batches,
                    lambda batch: distillation_step_loss(self.bundle.model, batch, self.lc),
-                   self.tc.kd_epochs, resume)
+                   self.tc.kd_epochs, resume, self._used_rows(target, source))
 
     def _average_teachers(self, own: list[torch.Tensor],
                           sentences: list[Sentence]) -> list[torch.Tensor]:
@@ -309,10 +312,29 @@ class TrainingRun:
     def _autocast(self):
         if self.device.type == "cuda" and self.tc.bf16:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if self.device.type == "cpu" and self.tc.cpu_bf16 and cpu_has_native_bf16():
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _used_rows(self, *groups: list[Encoded] | None) -> list[int] | None:
+        """The word-embedding rows a stage trains (``training.embedding_rows``): the pieces
+        of its sequences and the special tokens, or None for all rows."""
+        if self.tc.embedding_rows == "all":
+            return None
+        return used_piece_ids((e.input_ids for group in groups if group for e in group),
+                              always=self.bundle.tokenizer.all_special_ids)
+
     def _loop(self, stage: str, batches, loss_fn, epochs: int,
-              resume: Resumed | None = None) -> None:
+              resume: Resumed | None = None, used_rows: list[int] | None = None) -> None:
+        """Train ``epochs`` epochs of ``batches`` (with only the word-embedding rows
+        ``used_rows`` trainable meanwhile, when given; see concner.method.embedding_rows)."""
+        rows = (train_used_rows(self.bundle.model, used_rows) if used_rows is not None
+                else contextlib.nullcontext())
+        with rows:
+            self._epochs(stage, batches, loss_fn, epochs, resume)
+
+    def _epochs(self, stage: str, batches, loss_fn, epochs: int,
+                resume: Resumed | None) -> None:
         model = self.bundle.model
         optimizer = make_optimizer(model, self.tc, self.device)
         total_steps = epochs * len(batches)
