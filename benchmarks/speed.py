@@ -1,7 +1,7 @@
 """Is ConCNER fast on 2 CPU cores? Side by side in one run, reported as ratios.
 
     python -m benchmarks.speed                      # every section
-    python -m benchmarks.speed --section train      # train | predict | cycle
+    python -m benchmarks.speed --section train      # train | predict | retrain
     python -m benchmarks.speed --smoke              # tiny encoder and data, about a minute
 
 - ``train``: training throughput (sentences per second) and peak RSS of a plain Hugging
@@ -18,11 +18,10 @@
   to the pipeline's (also on the sentences where the pipeline groups sub-words into the
   true words: elsewhere it decides a word from another token) and to ConCNER fp32's.
   ``--smoke`` without ``--model`` uses an untrained tiny model.
-- ``cycle``: the worker's own retrain job (``concner.jobs.retrain.execute_retrain`` on a SQLite
-  store, the default configuration of concner/config.py) on 1,000 source sentences + their
-  es translations, 2,000 unlabelled es sentences and 1,000 es dev sentences: a full
-  retrain, then, after 50 new labels, the incremental update that concner.jobs.incremental
-  plans (warm start, new labels + a replay sample); the result states the settings.
+- ``retrain``: the worker's own retrain job per variant and seed, each in its own process
+  (see benchmarks/speed_retrain.py): seconds, where the training time goes by stage, dev
+  F1, peak RSS; ``--incremental`` adds the incremental update after 50 new labels. (It
+  replaces the ``cycle`` section, whose last result stays in speed.json.)
 
 Results: ``benchmarks/results/speed.json`` (+ ``speed.md``), one entry per section, each
 with the machine, commit and command.
@@ -47,6 +46,8 @@ from benchmarks.common import (
     provenance,
     require_encoder,
 )
+from benchmarks.speed_retrain import VARIANTS as RETRAIN_VARIANTS
+from benchmarks.speed_retrain import retrain_markdown, run_one, section_retrain
 
 #: name -> (trainer, data, config overrides). "data": "src" = source sentences only,
 #: "pairs" = the same sentences + their es translations.
@@ -374,109 +375,7 @@ def bundle_to_hf(bundle):
     return model.eval()
 
 
-def section_cycle(setup: Setup, args) -> dict:
-    """A full retrain, then an incremental update after 50 new labels, each exactly as the
-    worker runs it: :func:`concner.jobs.retrain.execute_retrain` on a SQLite store (in the work
-    folder) holding the benchmark's data as a project, with the worker's default
-    configuration (the defaults of concner/config.py; the project overrides nothing, it
-    only names its encoder), and :mod:`concner.jobs.incremental` choosing the kind. Times are the
-    whole job (snapshot, plan, training, dev evaluation, publishing); ``train_seconds`` is
-    the training part."""
-    import shutil
-
-    import torch
-
-    import concner.method.training
-    from concner.config import load_config
-    from concner.jobs.context import JobContext
-    from concner.jobs.registry import ModelRegistry
-    from concner.jobs.retrain import execute_retrain
-    from concner.store import Store
-
-    torch.set_num_threads(1 if args.smoke else 2)
-    n = 40 if args.smoke else 1000
-    source = bd.source_sample(n, pool=400) if args.smoke else bd.source_sample(1000)
-    tr, _ = bd.translations(source, "es", work=setup.work)
-    unl = bd.unlabelled("es", 30 if args.smoke else 2000)
-    dev = bd.dev("es", "report", 30 if args.smoke else 1000)
-    # the new labels: 50 more source sentences, in the pool until an annotator labels them
-    extra = bd.source_sample(n + 50, pool=400 if args.smoke else None)
-    old_ids = {s.id for s in source}
-    new = [s for s in extra if s.id not in old_ids][:50]
-
-    folder = setup.work / "cycle"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    config = load_config(env={  # defaults only: the caller's CONCNER_* variables do not count
-        "CONCNER_SERVICES__DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
-        "CONCNER_SERVICES__CHECKPOINTS": str(folder / "models")})
-    store = Store(config.services.database_url)
-    name = "cycle"
-    store.create_project(name, source_lang="en", target_langs=["es"],
-                         entity_types=["PER", "ORG", "LOC"], encoder=str(setup.encoder("trim")),
-                         training_config={})
-    store.import_sentences(name, source, role="source", split="train")
-    store.import_sentences(name, tr, role="translation", split="train")
-    store.import_sentences(name, [s.with_tags(None) for s in new], role="source", split="pool")
-    store.import_sentences(name, unl, role="target", split="pool")
-    store.import_sentences(name, dev, role="target", split="dev")
-    ctx = JobContext(store, ModelRegistry.from_config(store, config), config, "speed-benchmark")
-
-    real_train, trained = concner.method.training.train, []
-
-    def timed_train(cfg, data, **kwargs):  # records the training part, changes nothing
-        result = real_train(cfg, data, **kwargs)
-        trained.append({"train_seconds": round(result.seconds, 1), "sentences": len(data.source),
-                        "translations": len(data.translations or []),
-                        "unlabelled": len(data.unlabelled_target), "epochs": cfg.training.epochs,
-                        "kd": cfg.loss.kd, "warm_start": kwargs.get("init") is not None})
-        return result
-
-    def retrain() -> dict:
-        run_id, _ = store.request_run(name)
-        t0 = time.perf_counter()
-        status = execute_retrain(ctx, name, run_id)
-        seconds = time.perf_counter() - t0
-        run = store.get_run(run_id)
-        if status != "succeeded":
-            raise RuntimeError(f"retrain run {run_id} {status}: {run.error}")
-        (metric,) = store.metrics(name, run_id=run_id)
-        return {"seconds": round(seconds, 1), "f1_es": metric.f1, "kind": run.update_kind,
-                "reason": run.update_reason, "new_labels": run.n_new_labels,
-                "replay": run.n_replay, "promoted": store.active_model_version(name).run_id
-                == run_id, **trained[-1]}
-
-    concner.method.training.train = timed_train
-    try:
-        full = retrain()
-        for sent in new:  # an annotator labels the 50 pool sentences
-            store.add_annotation(name, sent.id, sent.tags, author="annotator")
-        inc = retrain()
-        used = store.get_run(store.runs(name, kind="retrain")[-1].id).config
-    finally:
-        concner.method.training.train = real_train
-        store.close()
-    t, lo, m = used["training"], used["loss"], used["model"]
-    kd = f"on, {t['kd_epochs']} epochs" if lo["kd"] else "off (loss.kd = false)"
-    settings = (f"worker defaults (concner/config.py), {torch.get_num_threads()} threads: full = "
-                f"stage 1 {t['epochs']} epochs on source + translations (use_translation "
-                f"{lo['use_translation']}, lambda_lcl {lo['lambda_lcl']}, lambda_tcl "
-                f"{lo['lambda_tcl']}), KD {kd}, batch {t['batch_size']}, lr "
-                f"{t['learning_rate']}, freeze_embeddings {m['freeze_embeddings']}, dev eval "
-                f"every epoch {t['eval_every_epoch']}; incremental = {t['incremental_epochs']} "
-                f"epochs, replay {t['replay_size']}, max new {t['incremental_max_new_labels']}, "
-                f"translations {t['incremental_translations']}, no KD")
-    return {"full_cycle_seconds": full["seconds"], "full_cycle_f1_es": full["f1_es"],
-            "incremental_seconds": inc["seconds"], "incremental_f1_es": inc["f1_es"],
-            "full": full, "incremental": inc, "settings": settings,
-            "config": {k: used[k] for k in ("model", "loss", "training")},
-            "sizes": {"source": len(source), "translations": len(tr), "unlabelled": len(unl),
-                      "dev": len(dev), "new_labels": len(new)},
-            "targets": {"full cycle <= 600 s": full["seconds"],
-                        "incremental <= 120 s": inc["seconds"]}}
-
-
-SECTIONS = {"train": section_train, "predict": section_predict, "cycle": section_cycle}
+SECTIONS = {"train": section_train, "predict": section_predict, "retrain": section_retrain}
 
 
 def write_results(results: dict, smoke: bool) -> Path:
@@ -506,8 +405,11 @@ def write_markdown(res: dict) -> None:
         md += [markdown_table(["ratio", "value"], [[k, v] for k, v in t["ratios"].items()]), ""]
     if "predict" in res:
         md += _predict_markdown(res["predict"])
-    if "cycle" in res:
-        md += _measures_markdown("cycle", res["cycle"])
+    if "retrain" in res:
+        md += retrain_markdown(res["retrain"])
+    if "cycle" in res:  # measured before issue 20 (a trimmed benchmark encoder)
+        md += _measures_markdown("cycle (before issue 20: the section is now retrain)",
+                                 res["cycle"])
     (RESULTS / "speed.md").write_text("\n".join(md))
 
 
@@ -555,8 +457,18 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0,
                    help="predict: torch threads (default 2, --smoke 1)")
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--retrain-variants", nargs="+", choices=list(RETRAIN_VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[13],
+                   help="retrain: training seeds (13 is the default config's)")
+    p.add_argument("--incremental", action="store_true",
+                   help="retrain: also time the incremental update after 50 labels (first seed)")
     p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--one-retrain", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.one_retrain:
+        print(json.dumps(run_one(args.one_retrain,
+                                 lambda smoke: Setup(smoke, 32 if smoke else args.n_train))))
+        return 0
     if args.one:
         _kind, variant, encoder, n, smoke, epochs = args.one
         print(json.dumps(measure_train(variant, encoder, int(n), bool(int(smoke)), int(epochs))))

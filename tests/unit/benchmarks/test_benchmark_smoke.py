@@ -81,7 +81,8 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
     from benchmarks import speed
 
     monkeypatch.setattr(speed, "RESULTS", tmp_path)
-    assert speed.main(["--smoke", "--section", "train", "cycle"]) == 0
+    assert speed.main(["--smoke", "--section", "train", "retrain", "--retrain-variants",
+                       "before", "after", "--incremental"]) == 0
     res = json.loads((tmp_path / "speed_smoke.json").read_text())
     variants = res["train"]["variants"]
     assert set(variants) == {"hf_trainer", "concner_ce", "pairs_ce", "pairs_full"}
@@ -91,15 +92,23 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
     timing = variants["pairs_full"]["runs"][0]["timing"]
     assert set(timing) == {"data", "forward", "backward", "optimizer"}
     assert res["train"]["ratios"]["concner_ce_vs_hf_trainer"] > 0
-    cycle = res["cycle"]
-    assert cycle["full_cycle_seconds"] > 0 and cycle["incremental_seconds"] > 0
-    assert 0.0 <= cycle["full_cycle_f1_es"] <= 1.0
-    # the worker's job decides: a full retrain first, then an incremental update
-    assert (cycle["full"]["kind"], cycle["full"]["warm_start"]) == ("full", False)
-    assert (cycle["incremental"]["kind"], cycle["incremental"]["warm_start"]) == \
-        ("incremental", True)
-    assert cycle["incremental"]["new_labels"] == 50 and cycle["incremental"]["unlabelled"] == 0
-    assert res["cycle"]["provenance"]["machine"]
+    retrain = res["retrain"]
+    assert set(retrain["variants"]) == {"before", "after"}
+    runs = {r["variant"]: r for r in retrain["runs"]}
+    for run in runs.values():
+        full = run["full"]
+        assert full["seconds"] >= full["train_seconds"] > 0 and 0.0 <= full["f1_es"] <= 1.0
+        assert (full["kind"], full["warm_start"]) == ("full", False)
+        assert set(full["stages"]) == {"stage1", "kd"} and run["peak_rss_mb"] > 0
+        # the worker's job decides: a full retrain first, then an incremental update
+        inc = run["incremental"]
+        assert (inc["kind"], inc["warm_start"], inc["new_labels"]) == ("incremental", True, 50)
+        assert inc["unlabelled"] == 0
+    # each variant ran with its own settings, read back from the run
+    assert runs["before"]["config"]["training"]["embedding_rows"] == "all"
+    assert runs["after"]["config"]["training"]["embedding_rows"] == "used"
+    assert retrain["variants"]["before"]["seconds_vs_before"] == 1.0
+    assert retrain["provenance"]["machine"]
 
 
 def test_same_seed_differences_pair_seeds_and_skip_unpaired_ones():
