@@ -127,6 +127,9 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     num_threads: int = setting(0, ge=0, help="0 = torch default for the machine")
     eval_every_epoch: bool = True
+    #: stop a stage once its dev score has not improved for this many epochs (0 = never;
+    #: needs dev sentences and eval_every_epoch); the best epoch is kept either way
+    early_stop_patience: int = setting(0, ge=0, help="0 = train every epoch")
     device: str = setting("auto", choices=DEVICES)
     bf16: bool = setting(True, help="autocast on CUDA only")
     #: training forward passes in bfloat16 autocast on a CPU with native bf16 (AMX or

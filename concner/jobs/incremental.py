@@ -60,9 +60,12 @@ NOT_MODEL_SHAPING: dict[str, frozenset[str]] = {
     "training": frozenset({"num_threads", "device", "bf16", "eval_batch_size",
                            "eval_every_epoch", "incremental", "incremental_max_new_labels",
                            "incremental_epochs", "replay_size", "incremental_translations",
-                           "full_retrain_every"}),
+                           "full_retrain_every", "embedding_rows", "cpu_bf16"}),
     "model": frozenset({"window_stride", "decoding", "inference_precision"}),  # prediction only
 }
+#: settings added after models were trained: a model whose config lacks one was trained
+#: as with this value (so adding the setting does not call for a full retrain)
+ADDED_LATER: dict[str, object] = {"training.early_stop_patience": 0}
 #: the sections compared (all their fields but the above); ``data``: these fields only
 COMPARED_DATA_FIELDS = ("source_lang", "target_langs", "entity_types")
 COMPARED_SECTIONS = ("model", "loss", "training")
@@ -150,7 +153,8 @@ def config_changes(old: Mapping | None, new: Config) -> list[str]:
         return ["(unknown)"]
     before, after = _shaping(old), _shaping(new.to_dict())
     return sorted(k for k in before.keys() | after.keys()
-                  if before.get(k, _MISSING) != after.get(k, _MISSING))
+                  if before.get(k, ADDED_LATER.get(k, _MISSING))
+                  != after.get(k, ADDED_LATER.get(k, _MISSING)))
 
 
 def sample_replay(old_ids: Iterable[int], size: int, seed: int, salt: int = 0) -> tuple[int, ...]:

@@ -346,6 +346,11 @@ class TrainingRun:
             at = self._resume_loop(resume, optimizer, scheduler, batches)
             done, step, best = at["epoch"], at["step"], at["best"]
         for epoch in range(done + 1, epochs + 1):
+            if self._plateaued(stage):
+                log.info("%s: dev score not better for %d epochs: stopping after epoch %d of "
+                         "%d (training.early_stop_patience)", stage,
+                         self.tc.early_stop_patience, epoch - 1, epochs)
+                break
             model.train()
             batches.set_epoch(epoch)
             t_epoch = time.perf_counter()
@@ -408,6 +413,15 @@ class TrainingRun:
             restore(model, best["state"])
             kept = chosen_epochs(self.history)[stage]
             log.info("%s: keeping epoch %d (dev score %.4f)", stage, kept["epoch"], kept["score"])
+
+    def _plateaued(self, stage: str) -> bool:
+        """Whether ``stage``'s last ``training.early_stop_patience`` epochs scored no better
+        than its best before them (from the history: a resumed run decides the same)."""
+        patience = self.tc.early_stop_patience
+        scores = [r["score"] for r in self.history if r["stage"] == stage and "score" in r]
+        if patience == 0 or len(scores) <= patience:
+            return False
+        return max(scores[-patience:]) <= max(scores[:-patience])
 
     def _selection_langs(self) -> list[str]:
         """Dev languages evaluated after each epoch: ``training.select_langs`` (the others

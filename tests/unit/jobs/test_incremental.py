@@ -107,6 +107,12 @@ def test_unknown_history_removed_sentences_and_changed_settings_give_full_retrai
     assert config_changes(cfg.to_dict(), same) == []
     assert plan_retrain(now, _active(OLD, cfg), same).kind == "incremental"
     assert config_changes(None, cfg) == ["(unknown)"]
+    # a model trained before a setting existed trained as with its ADDED_LATER value
+    older = cfg.to_dict()
+    del older["training"]["early_stop_patience"]
+    assert config_changes(older, cfg) == []
+    assert config_changes(older, _config(early_stop_patience=2)) == \
+        ["training.early_stop_patience"]
 
 
 def test_bad_plan_inputs_raise_typed_errors():

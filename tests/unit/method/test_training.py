@@ -154,6 +154,27 @@ def test_best_epoch_is_restored(encoder_dir, source):
     assert honest.dev_metrics["en"]["f1"] == pytest.approx(max(true_f1))
 
 
+def test_early_stop_ends_a_stage_after_patience_epochs_without_a_better_score(encoder_dir,
+                                                                              source):
+    """On a misleading dev set (its score stalls), patience 1 stops at the first epoch
+    that does not beat the ones before it; the epochs it ran are the full run's (the same
+    schedule), and the best of them is the model returned."""
+    dev = {"en": [_swap_types(s) for s in source[:10]]}
+    values = {"epochs": 5, "eval_every_epoch": True, "learning_rate": 1e-3,
+              "head_learning_rate": 3e-3}
+    full = train(make_config(encoder_dir, **values), TrainData(source, dev=dev))
+    stopped = train(make_config(encoder_dir, early_stop_patience=1, **values),
+                    TrainData(source, dev=dev))
+    scores = [h["score"] for h in full.history]
+    ran = next(e for e in range(2, len(scores) + 1) if scores[e - 1] <= max(scores[:e - 1]))
+    assert ran < len(scores)  # it does stop early here
+    assert [h["score"] for h in stopped.history] == scores[:ran]
+    assert stopped.dev_metrics["en"]["f1"] == pytest.approx(max(scores[:ran]))
+    predictor = Predictor(stopped.bundle, batch_size=8, device="cpu")
+    again = evaluate(dev["en"], [p.tags for p in predictor.predict(dev["en"])])
+    assert again["f1"] == pytest.approx(max(scores[:ran]))
+
+
 # ---------------------------------------------------------------- distillation
 def test_kd_stage_runs_and_changes_the_student(encoder_dir, source, translations):
     unlabelled = [t.with_tags(None) for t in translations]
