@@ -462,6 +462,8 @@ def main(argv=None) -> int:
                    help="retrain: training seeds (13 is the default config's)")
     p.add_argument("--incremental", action="store_true",
                    help="retrain: also time the incremental update after 50 labels (first seed)")
+    p.add_argument("--fresh", action="store_true",
+                   help="retrain: redo every run instead of keeping the saved ones")
     p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     p.add_argument("--one-retrain", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -482,7 +484,15 @@ def main(argv=None) -> int:
         if name == "predict" and not (args.model or args.smoke):
             print("[speed] skipping predict: pass --model DIR", flush=True)
             continue
-        results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
+        if name == "retrain":  # resumable: saved after every run, earlier runs kept
+            path = RESULTS / ("speed_smoke.json" if args.smoke else "speed.json")
+            earlier = json.loads(path.read_text()).get("retrain") if path.exists() else None
+            results[name] = {**section_retrain(
+                setup, args, earlier,
+                save=lambda r: write_results({"retrain": {**r, "provenance": provenance()}},
+                                             args.smoke)), "provenance": provenance()}
+        else:
+            results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
         print(f"[speed] {name}: {json.dumps({k: v for k, v in results[name].items() if k in ('ratios', 'targets')})}",
               flush=True)
         write_results({name: results[name]}, args.smoke)

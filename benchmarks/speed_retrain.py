@@ -17,6 +17,7 @@ labels.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -26,14 +27,17 @@ import time
 from benchmarks import bench_data as bd
 from benchmarks.common import markdown_table, peak_rss_mb
 
-#: project training configs; "before" is the defaults as they were before issue 20
+#: project training configs, each pinning the settings issue 20 measured (so a variant
+#: means the same whatever the defaults become); "before" is the defaults before issue 20
+_OLD = {"embedding_rows": "all", "cpu_bf16": False, "kd_max_sentences": 2000}
 VARIANTS: dict[str, dict] = {
-    "before": {"training": {"embedding_rows": "all"}},
-    "after": {},
-    "trimmed_encoder": {"encoder": "trim", "training": {"embedding_rows": "all"}},
-    "cpu_bf16": {"training": {"cpu_bf16": True}},
-    "kd1000": {"training": {"kd_max_sentences": 1000}},
-    "cpu_bf16_kd1000": {"training": {"cpu_bf16": True, "kd_max_sentences": 1000}},
+    "before": {"training": _OLD},
+    "used_rows": {"training": {**_OLD, "embedding_rows": "used"}},
+    "used_rows_bf16": {"training": {**_OLD, "embedding_rows": "used", "cpu_bf16": True}},
+    "used_rows_bf16_kd1000": {"training": {"embedding_rows": "used", "cpu_bf16": True,
+                                           "kd_max_sentences": 1000}},
+    "trimmed_encoder": {"encoder": "trim", "training": _OLD},
+    "defaults": {},
 }
 
 
@@ -151,56 +155,87 @@ def _child(variant: str, seed: int, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def section_retrain(setup, args) -> dict:
-    """Every variant at every seed, interleaved, each in a child process."""
-    variants = args.retrain_variants or ["before", "after"]
+def section_retrain(setup, args, earlier: dict | None = None,
+                    save=None) -> dict:
+    """Every variant at every seed, interleaved, each in a child process. Resumable: runs
+    in ``earlier`` (the last result) for the same sizes are kept and not redone, and
+    ``save(result)`` is called after every run."""
+    variants = args.retrain_variants or ["before", "defaults"]
+    sizes = {"source": 40 if args.smoke else 1000, "unlabelled": 30 if args.smoke else 2000,
+             "dev": 30 if args.smoke else 1000}
     runs: list[dict] = []
+    if earlier and earlier.get("sizes") == sizes and not args.fresh:
+        runs = list(earlier.get("runs", []))
+    done = {(r["variant"], r["seed"]) for r in runs}
+    result = {}
     for seed in args.seeds:
         for variant in variants:
+            if (variant, seed) in done:
+                continue
             run = _child(variant, seed, args)
+            run["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            run["load_average"] = [round(x, 2) for x in os.getloadavg()]
             print(f"[speed] retrain {variant} seed {seed}: {run['full']['seconds']} s, "
                   f"F1 {run['full']['f1_es']}, peak RSS {run['peak_rss_mb']} MB", flush=True)
             runs.append(run)
+            result = summarise(runs, sizes)
+            if save is not None:
+                save(result)
+    return result or summarise(runs, sizes)
+
+
+def summarise(runs: list[dict], sizes: dict) -> dict:
+    """Per variant: mean seconds, mean and sd of dev F1 over its seeds, the ratios to
+    ``before`` over the seeds both ran (so a partial sweep compares like with like)."""
     summary = {}
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
     for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]
         secs = [r["full"]["seconds"] for r in mine]
         f1s = [r["full"]["f1_es"] for r in mine]
         summary[variant] = {
+            "seeds": [r["seed"] for r in mine],
             "seconds_mean": round(statistics.mean(secs), 1),
             "f1_mean": round(statistics.mean(f1s), 4),
             "f1_sd": round(statistics.stdev(f1s), 4) if len(f1s) > 1 else None,
             "peak_rss_mb_max": max(r["peak_rss_mb_full"] for r in mine),
             "settings": VARIANTS[variant] or "the defaults"}
-    base = summary.get("before")
-    if base:
-        for variant, s in summary.items():
-            s["seconds_vs_before"] = round(s["seconds_mean"] / base["seconds_mean"], 3)
-            s["f1_minus_before"] = round(s["f1_mean"] - base["f1_mean"], 4)
-    return {"seeds": list(args.seeds), "variants": summary, "runs": runs,
-            "sizes": {"source": 40 if args.smoke else 1000, "unlabelled": 30 if args.smoke
-                      else 2000, "dev": 30 if args.smoke else 1000}}
+    by_key = {(r["variant"], r["seed"]): r["full"] for r in runs}
+    for variant, s in summary.items():
+        paired = [seed for seed in s["seeds"] if ("before", seed) in by_key]
+        if not paired:
+            continue
+        s["seconds_vs_before"] = round(
+            sum(by_key[(variant, k)]["seconds"] for k in paired)
+            / sum(by_key[("before", k)]["seconds"] for k in paired), 3)
+        s["f1_minus_before"] = round(statistics.mean(
+            by_key[(variant, k)]["f1_es"] - by_key[("before", k)]["f1_es"] for k in paired), 4)
+    return {"seeds": sorted({r["seed"] for r in runs}), "variants": summary, "runs": runs,
+            "sizes": sizes}
 
 
 def retrain_markdown(r: dict) -> list[str]:
     p = r["provenance"]
     md = ["## Full retrain (the worker's job, one process per run)", "",
           (f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}; seeds "
-           f"{r['seeds']}, interleaved."), ""]
-    rows = [[v, s["seconds_mean"], s.get("seconds_vs_before", "–"), s["f1_mean"],
+           f"{r['seeds']}, interleaved within each invocation (the table below gives each "
+           "run's date and the machine's load: 2 cores shared with other work)."), ""]
+    rows = [[v, s["seeds"], s["seconds_mean"], s.get("seconds_vs_before", "–"), s["f1_mean"],
              s["f1_sd"] if s["f1_sd"] is not None else "–", s.get("f1_minus_before", "–"),
              s["peak_rss_mb_max"], json.dumps(s["settings"])]
             for v, s in r["variants"].items()]
-    md += [markdown_table(["variant", "seconds (mean)", "vs before", "es dev F1 (mean)",
-                           "F1 sd", "F1 - before", "peak RSS MB", "settings"], rows), ""]
+    md += [markdown_table(["variant", "seeds", "seconds (mean)", "vs before (same seeds)", "es dev F1 (mean)",
+                           "F1 sd", "F1 - before (same seeds)", "peak RSS MB", "settings"],
+                          rows), ""]
     split_rows = []
     for run in r["runs"]:
         for stage, s in run["full"]["stages"].items():
-            split_rows.append([run["variant"], run["seed"], stage, s["epochs"], s["steps"],
+            split_rows.append([run["variant"], run["seed"], run.get("date", "–"),
+                               run.get("load_average", ["–"])[0], stage, s["epochs"], s["steps"],
                                s["seconds"], s["data"], s["forward"], s["backward"],
                                s["optimizer"], s["eval_and_checkpoint"]])
     md += ["Where the training time goes (seconds per stage):", "",
-           markdown_table(["variant", "seed", "stage", "epochs", "steps", "total", "data",
+           markdown_table(["variant", "seed", "date", "load (1 min)", "stage", "epochs", "steps", "total", "data",
                            "forward", "backward", "optimizer",
                            "dev eval + best copy + checkpoint"], split_rows), ""]
     inc = [[run["variant"], run["incremental"]["seconds"], run["incremental"]["f1_es"]]
@@ -217,4 +252,4 @@ def run_one(argv: list[str], setup_factory) -> dict:
     return measure(variant, int(seed), bool(int(smoke)), bool(int(incremental)), setup)
 
 
-__all__ = ["VARIANTS", "retrain_markdown", "run_one", "section_retrain"]
+__all__ = ["VARIANTS", "retrain_markdown", "run_one", "section_retrain", "summarise"]

@@ -82,7 +82,7 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
 
     monkeypatch.setattr(speed, "RESULTS", tmp_path)
     assert speed.main(["--smoke", "--section", "train", "retrain", "--retrain-variants",
-                       "before", "after", "--incremental"]) == 0
+                       "before", "used_rows", "--incremental"]) == 0
     res = json.loads((tmp_path / "speed_smoke.json").read_text())
     variants = res["train"]["variants"]
     assert set(variants) == {"hf_trainer", "concner_ce", "pairs_ce", "pairs_full"}
@@ -93,7 +93,7 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
     assert set(timing) == {"data", "forward", "backward", "optimizer"}
     assert res["train"]["ratios"]["concner_ce_vs_hf_trainer"] > 0
     retrain = res["retrain"]
-    assert set(retrain["variants"]) == {"before", "after"}
+    assert set(retrain["variants"]) == {"before", "used_rows"}
     runs = {r["variant"]: r for r in retrain["runs"]}
     for run in runs.values():
         full = run["full"]
@@ -106,7 +106,7 @@ def test_speed_smoke_measures_every_section_side_by_side(tmp_path, monkeypatch):
         assert inc["unlabelled"] == 0
     # each variant ran with its own settings, read back from the run
     assert runs["before"]["config"]["training"]["embedding_rows"] == "all"
-    assert runs["after"]["config"]["training"]["embedding_rows"] == "used"
+    assert runs["used_rows"]["config"]["training"]["embedding_rows"] == "used"
     assert retrain["variants"]["before"]["seconds_vs_before"] == 1.0
     assert retrain["provenance"]["machine"]
 
