@@ -36,6 +36,7 @@ from concner.method.evaluation import evaluate
 from concner.method.inference import Predictor
 from concner.method.model import NerBundle
 from concner.method.training import TrainData, train
+from concner.settings import coerce_value
 
 #: system -> loss flags; "teacher" names the system whose model KD starts from
 SYSTEMS: dict[str, dict] = {
@@ -504,14 +505,15 @@ def parse_args(argv=None):
     args.results = RESULTS / ("quality.jsonl" if args.slice == "report" else "quality_tuning.jsonl")
     args.work = WORK
     args.overrides = {}
-    for item in args.set:
+    defaults = Config()
+    for item in args.set:  # typed as the setting is, the way CONCNER_* variables are
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = value
-        args.overrides.setdefault(section, {})[name] = parsed
+        if not hasattr(getattr(defaults, section, None), name):
+            raise SystemExit(f"--set {item}: no setting {key!r} in concner/config.py")
+        current = getattr(getattr(defaults, section), name)
+        args.overrides.setdefault(section, {})[name] = coerce_value(section, name, current,
+                                                                    value)
     return args
 
 

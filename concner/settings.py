@@ -91,6 +91,14 @@ def setting_spec(cls: type, name: str) -> Spec:
     return spec_of(next(f for f in fields(cls) if f.name == name))
 
 
+def check_setting(cls: type, section: str, name: str, value: Any) -> None:
+    """The declared range or choice check of one setting, for a value that reaches code
+    without passing through a config (raises :class:`ConfigError` as :func:`check_section`)."""
+    problem = setting_spec(cls, name).problem(value)
+    if problem is not None:
+        raise ConfigError(f"{section}.{name} {problem}")
+
+
 def check_section(section: str, values: Any) -> None:
     """Range and choice checks of one section (an instance of its dataclass); raises
     :class:`ConfigError` naming the key, the allowed values and the value given."""

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from concner.config import PROMOTE_RULES
-from concner.errors import ConfigError
+from concner.config import ServicesConfig
+from concner.settings import check_setting
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,9 @@ class PromotionRule:
     rule: str = "mean"
     tolerance: float = 0.5
 
-    def __post_init__(self):
-        if self.rule not in PROMOTE_RULES:
-            raise ConfigError(f"services.promote_rule must be one of {', '.join(PROMOTE_RULES)},"
-                              f" got {self.rule!r}")
-        if not 0 <= self.tolerance <= 100:
-            raise ConfigError("services.promote_tolerance must be in [0, 100] F1 points, got "
-                              f"{self.tolerance!r}")
+    def __post_init__(self):  # the checks declared with the settings in concner/config.py
+        check_setting(ServicesConfig, "services", "promote_rule", self.rule)
+        check_setting(ServicesConfig, "services", "promote_tolerance", self.tolerance)
 
     @classmethod
     def from_config(cls, config) -> PromotionRule:

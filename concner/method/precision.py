@@ -32,8 +32,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from concner.config import INFERENCE_PRECISIONS
+from concner.config import ModelConfig
 from concner.errors import ConfigError
+from concner.settings import check_setting
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ _PACK_ROWS_HINT = 512
 def check_precision(precision: str, device: torch.device) -> str:
     """``precision`` if it is known and runs on ``device``; else :class:`ConfigError`
     naming ``model.inference_precision``."""
-    if precision not in INFERENCE_PRECISIONS:
-        raise ConfigError(f"model.inference_precision must be one of {INFERENCE_PRECISIONS}, "
-                          f"got {precision!r}")
+    check_setting(ModelConfig, "model", "inference_precision", precision)
     if precision == "int8" and device.type != "cpu":
         raise ConfigError(
             f"model.inference_precision='int8' runs on CPU only (int8 linear layers), but the "
