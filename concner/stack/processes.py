@@ -24,23 +24,35 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def stop_group(pid: int, grace: float, name: str) -> None:
-    """SIGTERM to process group ``pid``, SIGKILL after ``grace`` seconds."""
-    from concner.jobs.liveness import pid_running
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is left. A SIGKILLed multi-threaded leader
+    shows as a zombie while its other threads (which share its sockets) still exit, so the
+    leader's state alone says too little; the group is gone once its last member is reaped."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap our own child, which ends its group membership
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
+
+def stop_group(pid: int, grace: float, name: str) -> None:
+    """SIGTERM to process group ``pid``, SIGKILL after ``grace`` seconds; returns once no
+    process of the group is left (or 10 s after the SIGKILL)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while pid_running(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    while group_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if pid_running(pid):
+    if group_alive(pid):
         print(f"concner up: {name} did not stop in {grace:.0f} s; killing it", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10  # gone, and its port free, before we go on
-        while pid_running(pid) and time.monotonic() < deadline:
+        while group_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 
