@@ -18,11 +18,16 @@ COUNT_FORMAT, F1_FORMAT = "d", ".0f"
 
 def f1_curve_data(metrics: pd.DataFrame, x: str) -> pd.DataFrame:
     """The points of the F1 curve: one per (run, language) with a known ``x`` count,
-    ``F1`` in percent, sorted along ``x``."""
+    ``F1`` in percent, sorted along ``x``. A model version evaluated again (a changed dev
+    set, the Models page's re-evaluation) is one point, at its newest run's F1: the older
+    scores were on another dev set, and would stack at the same label count."""
     if x not in LABEL_AXES:
         raise ValueError(f"x must be one of {list(LABEL_AXES)}")
     df = metrics.astype({"n_target_lang": "float"})  # unknown counts: NaN, not pd.NA
     df = df[df[x].notna()]
+    versioned = df[df["model_version"].notna()].sort_values("run_id")
+    newest = versioned.drop_duplicates(["model_version", "language"], keep="last")
+    df = pd.concat([df[df["model_version"].isna()], newest])
     df[x] = df[x].astype(int)
     df["F1"] = (df["f1"] * 100).round(2)
     df["model_version"] = df["model_version"].map(

@@ -50,6 +50,26 @@ def test_each_language_is_plotted_at_its_own_corrections(store):
     assert set(source["n_source"]) == {6}  # source labels are shared by every language
 
 
+def test_a_re_evaluated_version_is_one_point_at_its_newest_score():
+    import pandas as pd
+
+    def row(run_id, version, lang, f1):
+        return {"run_id": run_id, "model_version": version, "language": lang, "split": "dev",
+                "precision": f1, "recall": f1, "f1": f1, "support": 4, "n_source": 10 * run_id,
+                "n_translated": 0, "n_target": 0, "n_target_lang": 0}
+
+    frame = pd.DataFrame([row(1, 1, "de", 0.50), row(2, 2, "de", 0.60),
+                          row(3, 1, "de", 0.55), row(3, 1, "ar", 0.30),  # v1 on a new dev set
+                          row(4, None, "de", 0.20)])  # a run that made no version
+    frame["model_version"] = frame["model_version"].astype("Int64")
+    frame["n_target_lang"] = frame["n_target_lang"].astype("Int64")
+    points = charts.f1_curve_data(frame, "n_source")
+    got = sorted(zip(points["model_version"], points["language"], points["run_id"],
+                     points["F1"]))
+    assert got == [("-", "de", 4, 20.0), ("v1", "ar", 3, 30.0), ("v1", "de", 3, 55.0),
+                   ("v2", "de", 2, 60.0)]
+
+
 def test_curve_ticks_are_whole_counts_and_whole_percent(store):
     frame = metrics_frame(store.metrics("demo"), (), store.run_label_counts("demo"))
     spec = charts.f1_curve_chart(frame, x="n_target_lang").to_dict()
