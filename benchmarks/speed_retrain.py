@@ -41,6 +41,15 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads): unlike wall time, it
+    barely grows when other programs share the cores."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _stage_split(history: list[dict]) -> dict[str, dict]:
     """Per stage: epochs, steps and seconds split into the loop's timers and the rest."""
     out: dict[str, dict] = {}
@@ -118,14 +127,15 @@ def measure(variant: str, seed: int, smoke: bool, incremental: bool, setup) -> d
 
     def retrain() -> dict:
         run_id, _ = store.request_run(name)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
         status = execute_retrain(ctx, name, run_id)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
         run = store.get_run(run_id)
         if status != "succeeded":
             raise RuntimeError(f"retrain run {run_id} {status}: {run.error}")
         (metric,) = store.metrics(name, run_id=run_id)
-        return {"seconds": round(seconds, 1), "f1_es": round(metric.f1, 4),
+        return {"seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                "f1_es": round(metric.f1, 4),
                 "kind": run.update_kind, "new_labels": run.n_new_labels, **trained[-1]}
 
     concner.method.training.train = timed_train
@@ -192,10 +202,12 @@ def summarise(runs: list[dict], sizes: dict) -> dict:
     for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]
         secs = [r["full"]["seconds"] for r in mine]
+        cpus = [r["full"]["cpu_seconds"] for r in mine if "cpu_seconds" in r["full"]]
         f1s = [r["full"]["f1_es"] for r in mine]
         summary[variant] = {
             "seeds": [r["seed"] for r in mine],
             "seconds_mean": round(statistics.mean(secs), 1),
+            "cpu_seconds_mean": round(statistics.mean(cpus), 1) if cpus else None,
             "f1_mean": round(statistics.mean(f1s), 4),
             "f1_sd": round(statistics.stdev(f1s), 4) if len(f1s) > 1 else None,
             "peak_rss_mb_max": max(r["peak_rss_mb_full"] for r in mine),
@@ -220,11 +232,13 @@ def retrain_markdown(r: dict) -> list[str]:
           (f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}; seeds "
            f"{r['seeds']}, interleaved within each invocation (the table below gives each "
            "run's date and the machine's load: 2 cores shared with other work)."), ""]
-    rows = [[v, s["seeds"], s["seconds_mean"], s.get("seconds_vs_before", "–"), s["f1_mean"],
+    rows = [[v, s["seeds"], s["seconds_mean"], s.get("cpu_seconds_mean") or "–",
+             s.get("seconds_vs_before", "–"), s["f1_mean"],
              s["f1_sd"] if s["f1_sd"] is not None else "–", s.get("f1_minus_before", "–"),
              s["peak_rss_mb_max"], json.dumps(s["settings"])]
             for v, s in r["variants"].items()]
-    md += [markdown_table(["variant", "seeds", "seconds (mean)", "vs before (same seeds)", "es dev F1 (mean)",
+    md += [markdown_table(["variant", "seeds", "seconds (mean)", "CPU seconds (mean)",
+                           "vs before (same seeds)", "es dev F1 (mean)",
                            "F1 sd", "F1 - before (same seeds)", "peak RSS MB", "settings"],
                           rows), ""]
     split_rows = []
