@@ -142,11 +142,12 @@ def measure(variant: str, seed: int, smoke: bool, incremental: bool, setup) -> d
     try:
         out = {"variant": variant, "seed": seed, "full": retrain()}
         out["peak_rss_mb_full"] = round(peak_rss_mb(), 0)
+        # the full retrain's settings (the incremental update's differ: incremental_config)
+        used = store.get_run(store.runs(name, kind="retrain")[0].id).config
         if incremental:
             for sent in new:  # an annotator labels the 50 pool sentences
                 store.add_annotation(name, sent.id, sent.tags, author="annotator")
             out["incremental"] = retrain()
-        used = store.get_run(store.runs(name, kind="retrain")[0].id).config
         out["config"] = {k: used[k] for k in ("model", "loss", "training")}
     finally:
         concner.method.training.train = real_train

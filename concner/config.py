@@ -22,8 +22,9 @@ from concner.errors import ConfigError
 from concner.settings import build_section, check_section, setting
 
 DEFAULT_ENCODER = "intfloat/multilingual-e5-small"
-#: values of ``model.inference_precision`` (see concner/method/precision.py)
+#: values of ``training.embedding_rows`` (see concner/method/embedding_rows.py)
 EMBEDDING_ROWS = ("used", "all")
+#: values of ``model.inference_precision`` (see concner/method/precision.py)
 INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
 #: values of ``services.promote_rule`` (see concner/jobs/promotion.py)
 PROMOTE_RULES = ("mean", "every_language")
