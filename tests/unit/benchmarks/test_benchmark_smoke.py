@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import quality
 from benchmarks.common import PANX
+from concner.errors import ConfigError
 
 
 @pytest.mark.slow
@@ -132,3 +133,14 @@ def test_same_seed_differences_pair_seeds_and_skip_unpaired_ones():
     kd_sw = by[("source_only_kd", "source_only", "sw")]
     assert kd_sw["per_seed"] == pytest.approx({1: 3.0}) and kd_sw["mean"] == pytest.approx(3.0)
     assert ("concner_kd", "src_tr_ce", "mean (translated)") not in by  # no ConCNER + KD rows
+
+
+def test_quality_set_types_values_as_their_settings_and_refuses_unknown_keys():
+    from benchmarks.quality import parse_args
+
+    args = parse_args(["--set", "loss.lambda_tcl=0.1", "--set", "training.cpu_bf16=yes"])
+    assert args.overrides == {"loss": {"lambda_tcl": 0.1}, "training": {"cpu_bf16": True}}
+    with pytest.raises(SystemExit, match="no setting 'training.lambda_tcl'"):
+        parse_args(["--set", "training.lambda_tcl=0.1"])
+    with pytest.raises(ConfigError, match="training.epochs must be a whole number"):
+        parse_args(["--set", "training.epochs=two"])
