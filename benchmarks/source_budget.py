@@ -99,6 +99,8 @@ SLICE: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "concner_kd_multi": ((100, 1000), (1,)),
     "concner_lcl_logits_kd": ((100, 1000), (1,)),
     "concner_tcl_entity_kd": ((100, 1000), (1,)),
+    # variant (d) on the slice first (seed 1), its other seeds at the queue's end
+    "concner_kd_t2": ((100, 1000), (1,)),
 }
 #: KD systems whose teachers are not their quality.py system's: system -> teachers (our
 #: systems); KD starts from the first, and averages its soft labels with the others'
@@ -111,7 +113,7 @@ TEACHERS: dict[str, tuple[str, ...]] = {
 
 def is_main(system: str) -> bool:
     """A system of the full grid (not a variant on the tuning slice or at the queue's end)."""
-    return system != "concner_kd_t2" and system not in SLICE
+    return system not in SLICE
 
 
 # -- data ---------------------------------------------------------------------------------
