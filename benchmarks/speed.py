@@ -47,7 +47,7 @@ from benchmarks.common import (
     require_encoder,
 )
 from benchmarks.speed_retrain import VARIANTS as RETRAIN_VARIANTS
-from benchmarks.speed_retrain import retrain_markdown, run_one, section_retrain
+from benchmarks.speed_retrain import retrain_markdown, run_one, section_retrain, split_by_machine
 
 #: name -> (trainer, data, config overrides). "data": "src" = source sentences only,
 #: "pairs" = the same sentences + their es translations.
@@ -407,6 +407,8 @@ def write_markdown(res: dict) -> None:
         md += _predict_markdown(res["predict"])
     if "retrain" in res:
         md += retrain_markdown(res["retrain"])
+    for machine, section in res.get("retrain_elsewhere", {}).items():
+        md += retrain_markdown(section, on=machine)
     if "cycle" in res:  # measured before issue 20 (a trimmed benchmark encoder)
         md += _measures_markdown("cycle (before issue 20: the section is now retrain)",
                                  res["cycle"])
@@ -486,16 +488,21 @@ def main(argv=None) -> int:
             continue
         if name == "retrain":  # resumable: saved after every run, earlier runs kept
             path = RESULTS / ("speed_smoke.json" if args.smoke else "speed.json")
-            earlier = json.loads(path.read_text()).get("retrain") if path.exists() else None
+            earlier, elsewhere = split_by_machine(
+                json.loads(path.read_text()) if path.exists() else {}, provenance()["machine"])
             results[name] = {**section_retrain(
                 setup, args, earlier,
-                save=lambda r: write_results({"retrain": {**r, "provenance": provenance()}},
-                                             args.smoke)), "provenance": provenance()}
+                save=lambda r, kept=elsewhere: write_results(
+                    {"retrain": {**r, "provenance": provenance()}, "retrain_elsewhere": kept},
+                    args.smoke)),
+                "provenance": provenance()}
+            results["retrain_elsewhere"] = elsewhere
         else:
             results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
         print(f"[speed] {name}: {json.dumps({k: v for k, v in results[name].items() if k in ('ratios', 'targets')})}",
               flush=True)
-        write_results({name: results[name]}, args.smoke)
+        write_results({name: results[name], **({"retrain_elsewhere": results["retrain_elsewhere"]}
+                                               if name == "retrain" else {})}, args.smoke)
     return 0
 
 

@@ -36,6 +36,8 @@ VARIANTS: dict[str, dict] = {
     "used_rows_bf16": {"training": {**_OLD, "embedding_rows": "used", "cpu_bf16": True}},
     "used_rows_bf16_kd1000": {"training": {"embedding_rows": "used", "cpu_bf16": True,
                                            "kd_max_sentences": 1000}},
+    "used_rows_early_stop1": {"training": {**_OLD, "embedding_rows": "used",
+                                           "early_stop_patience": 1}},
     "trimmed_encoder": {"encoder": "trim", "training": _OLD},
     "defaults": {},
 }
@@ -157,6 +159,21 @@ def measure(variant: str, seed: int, smoke: bool, incremental: bool, setup) -> d
     return out
 
 
+def split_by_machine(saved: dict, machine: str) -> tuple[dict | None, dict]:
+    """``(this machine's retrain section or None, every other machine's by name)`` from the
+    saved speed.json: runs resume only on the machine that made them (a figure from
+    another CPU must not be averaged or paired with this one's), and the other machines'
+    sections are kept beside it, not dropped."""
+    elsewhere = dict(saved.get("retrain_elsewhere", {}))
+    mine = saved.get("retrain")
+    if mine is not None and mine.get("provenance", {}).get("machine") != machine:
+        elsewhere[mine["provenance"]["machine"]] = mine
+        mine = elsewhere.pop(machine, None)
+    elif mine is None:
+        mine = elsewhere.pop(machine, None)
+    return mine, elsewhere
+
+
 def _child(variant: str, seed: int, args) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.speed", "--one-retrain", variant, str(seed),
            str(int(args.smoke)), str(int(args.incremental and seed == args.seeds[0]))]
@@ -227,9 +244,11 @@ def summarise(runs: list[dict], sizes: dict) -> dict:
             "sizes": sizes}
 
 
-def retrain_markdown(r: dict) -> list[str]:
+def retrain_markdown(r: dict, on: str | None = None) -> list[str]:
+    """The section's Markdown; ``on`` names the machine of a section kept from another CPU."""
     p = r["provenance"]
-    md = ["## Full retrain (the worker's job, one process per run)", "",
+    title = "## Full retrain (the worker's job, one process per run)"
+    md = [title if on is None else f"### Full retrain measured on another machine: {on}", "",
           (f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}; seeds "
            f"{r['seeds']}, interleaved within each invocation (the table below gives each "
            "run's date and the machine's load: 2 cores shared with other work)."), ""]
@@ -267,4 +286,5 @@ def run_one(argv: list[str], setup_factory) -> dict:
     return measure(variant, int(seed), bool(int(smoke)), bool(int(incremental)), setup)
 
 
-__all__ = ["VARIANTS", "retrain_markdown", "run_one", "section_retrain", "summarise"]
+__all__ = ["VARIANTS", "retrain_markdown", "run_one", "section_retrain", "split_by_machine",
+           "summarise"]
