@@ -200,7 +200,8 @@ class RecordReads:
         answers taken after ``t`` (skipped next time: each version is taken once; an answer
         changed again has a new ``updated_at`` and is taken again), and the activity mark
         once it is older than ``clock_lag`` (an answer committed just before the mark was
-        read may not be searchable yet, so a fresh mark is checked again next time).
+        read may not be searchable yet, so a fresh mark is checked again next time, and
+        ``recheck_after`` says when that next time can see it).
         ``pushed`` (or the one in ``since``) is kept in it for :meth:`pushed_memo`.
         """
         state = load_cursor(since)
@@ -235,6 +236,9 @@ class RecordReads:
             result.annotations.append(PulledAnnotation(sid, sent.lang, tags, author, when, snapped, name))
         result.cursor = next_cursor(found, after, seen, moved=moved, server_now=server_now,
                                     clock_lag=self.clock_lag, activity=activity, keep=keep)
+        if moved or (activity is not None
+                     and server_now - parse_server_time(activity) <= self.clock_lag):
+            result.recheck_after = self.clock_lag.total_seconds() + 1.0
         return result
 
     def record_ids(self, name: str) -> dict[str, str]:

@@ -125,6 +125,10 @@ class PullResult:
     cursor: str | None = None
     #: answers that could not become tags: ``(sentence_id, author, reason)``, never dropped silently
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+    #: seconds after which a pull may take answers this one could not see yet (the dataset
+    #: changed within the clock lag, so an answer just committed may not be searchable),
+    #: or None when everything up to the server's clock was visible
+    recheck_after: float | None = None
 
     @property
     def snapped_spans(self) -> int:

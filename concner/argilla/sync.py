@@ -67,6 +67,9 @@ class DatasetSync:
     requests: int = 0
     seconds: float = 0.0
     full: bool = False
+    #: the pull's ``recheck_after``: answers it could not see yet are visible this many
+    #: seconds later (None: nothing pending)
+    recheck_after: float | None = None
 
     @property
     def message(self) -> str:
@@ -215,6 +218,7 @@ def sync_dataset(store, project: str, io: ArgillaIO, role: str, lang: str, schem
     stored, report.cursor = _save(store, project, name, usable, pulled.cursor, dataset_id=ds_id,
                                   known=known, waiting=frozenset(waiting))
     report.new_labels = stored
+    report.recheck_after = pulled.recheck_after
     report.unchanged_answers = len(usable) - stored
     report.snapped_spans = sum(a.snapped_spans for a in usable)
     report.records_read = io.stats["records_read"] - before["records_read"]
@@ -254,7 +258,7 @@ def sync_hook(store, project: str, config: Config) -> list:
                             queue_size=services.argilla_queue_size,
                             full_every_s=services.argilla_full_sync_hours * 3600.0):
         out.append(SyncReport(dataset=rep.dataset, n_new=rep.new_labels, cursor=rep.cursor,
-                              message=rep.message))
+                              message=rep.message, recheck_after=rep.recheck_after))
     return out
 
 

@@ -38,7 +38,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from concner.config import Config, load_config
 from concner.errors import ConfigError, ServiceUnavailable
 from concner.jobs.chain import WorkerChain
-from concner.jobs.sync_hooks import SyncHooks, run_sync
+from concner.jobs.sync_hooks import SyncHooks, recheck_delay, run_sync
 
 if TYPE_CHECKING:
     from concner.jobs.context import JobContext
@@ -216,8 +216,17 @@ def translate_job(project: str, run_id: int) -> str:
     return run_translate(context(), project, run_id)
 
 
-def sync_job(project: str) -> list[dict]:
-    return run_sync(context().store, project, config(), SYNC_HOOKS)
+def sync_job(project: str, recheck: bool = False) -> list[dict]:
+    """Sync ``project``. When a hook could not read everything yet (Argilla answers
+    committed within its clock lag, not yet searchable), one follow-up sync is scheduled
+    for when it can, so a "Sync now" right after the answers still takes them promptly. A
+    follow-up (``recheck``) schedules no other: while people keep answering, the periodic
+    sync takes the rest."""
+    outcomes = run_sync(context().store, project, config(), SYNC_HOOKS)
+    delay = recheck_delay(outcomes)
+    if delay is not None and not recheck:
+        jobs().sync.schedule(args=(project, True), delay=delay)
+    return outcomes
 
 
 def sync_all_job() -> None:

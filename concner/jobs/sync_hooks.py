@@ -30,6 +30,9 @@ class SyncReport:
     n_new: int = 0
     cursor: str | None = None
     message: str = ""
+    #: ask for another sync this many seconds later: the source changed so recently that
+    #: some of it may not have been readable yet (None: nothing pending)
+    recheck_after: float | None = None
 
 
 #: ``hook(store, project_name, config) -> list[SyncReport]``
@@ -74,8 +77,16 @@ def run_sync(store, project: str, config: Config, hooks: SyncHooks) -> list[dict
         for rep in reports:
             store.set_sync_state(project, rep.dataset, status="ok", cursor=rep.cursor,
                                  message=rep.message or f"{rep.n_new} new labels")
-            out.append({"hook": name, "dataset": rep.dataset, "n_new": rep.n_new})
+            out.append({"hook": name, "dataset": rep.dataset, "n_new": rep.n_new,
+                        "recheck_after": rep.recheck_after})
     return out
+
+
+def recheck_delay(outcomes: list[dict]) -> float | None:
+    """How long to wait before the sync that takes what :func:`run_sync`'s hooks could not
+    read yet (the longest any hook asked for), or None when none asked."""
+    asked = [o["recheck_after"] for o in outcomes if o.get("recheck_after") is not None]
+    return max(asked) if asked else None
 
 
 def load_sync_modules(config: Config, hooks: SyncHooks) -> None:

@@ -472,8 +472,12 @@ def test_answers_at_the_cursor_time_and_in_its_second_are_taken_once(stack, tmp_
     assert [a.sentence_id for a in at.annotations] == ["t0000"]
     assert json.loads(at.cursor)["t"] == when.isoformat()
     assert io.pull(name, sents, at.cursor, full=True).annotations == []
-    # the clock said the answer was fresh: its activity mark is checked again next time
+    # the clock said the answer was fresh: its activity mark is checked again next time,
+    # and the pull says when that next time can see what this one might have missed
     assert json.loads(at.cursor)["activity"] is None
+    assert at.recheck_after == io.clock_lag.total_seconds() + 1.0
+    io._server_now = lambda: when + 10 * io.clock_lag  # long after: everything was visible
+    assert io.pull(name, sents, at.cursor).recheck_after is None
     del io._server_now
     # answered again in the same second as the cursor: taken once more, then not again
     ann.submit({ids["t0000"]: gold_spans[:1]})

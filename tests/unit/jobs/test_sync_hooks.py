@@ -72,3 +72,66 @@ def test_importing_the_queue_reads_no_config_and_builds_no_huey(tmp_path):
     assert out.stdout.split() == sorted(
         [f"concner.jobs.queue.{n}" for n in (*names, "sync_all")]
         + [f"concner.tasks.{n}" for n in names])
+
+
+def _sync_context(store, tmp_path):
+    from storekit import make_project
+
+    from concner.jobs.context import JobContext
+    from concner.jobs.registry import ModelRegistry
+
+    make_project(store, "p", "enc", n_source=4, n_dev=2, n_pool=4)
+    return JobContext(store, ModelRegistry(store, str(tmp_path / "models")), load_config(env={}),
+                      "test-worker")
+
+
+def _follow_ups(huey, known) -> list:
+    return [t for t in huey.scheduled() if t.id not in known]
+
+
+def test_a_sync_that_could_not_read_everything_yet_schedules_one_follow_up(store, tmp_path,
+                                                                           monkeypatch):
+    """Answers committed within Argilla's clock lag are not searchable yet: the sync that
+    missed them asks to be run again when they are (a "Sync now" right after the answers
+    must not leave them to the next periodic sync, minutes later). The follow-up asks for
+    no other, so answers arriving all the time do not make the worker sync in a loop."""
+    from datetime import UTC, datetime, timedelta
+
+    from concner.jobs import queue
+    from concner.jobs.sync_hooks import SyncReport
+
+    ctx = _sync_context(store, tmp_path)
+    calls = []
+
+    def hook(store_, project, config):
+        calls.append(project)
+        return [SyncReport("p-source-en", n_new=0, recheck_after=3.0),
+                SyncReport("p-target-de", n_new=1, recheck_after=None)]
+
+    monkeypatch.setattr(queue, "SYNC_HOOKS", SyncHooks({"fake": hook}))
+    with queue.running_here(ctx) as q:
+        known = {t.id for t in q.huey.scheduled()}
+        outcomes = queue.sync_job("p")
+        assert [o["recheck_after"] for o in outcomes] == [3.0, None]
+        (follow_up,) = _follow_ups(q.huey, known)
+        assert follow_up.name.endswith("sync") and follow_up.args == ("p", True)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        assert now < follow_up.eta <= now + timedelta(seconds=3.5)
+        # the follow-up itself (recheck=True) schedules nothing more
+        known.add(follow_up.id)
+        queue.sync_job(*follow_up.args)
+        assert _follow_ups(q.huey, known) == []
+        assert calls == ["p", "p"]
+
+
+def test_a_sync_that_read_everything_schedules_nothing(store, tmp_path, monkeypatch):
+    from concner.jobs import queue
+    from concner.jobs.sync_hooks import SyncReport
+
+    ctx = _sync_context(store, tmp_path)
+    hooks = SyncHooks({"fake": lambda store_, project, config: [SyncReport("p-source-en")]})
+    monkeypatch.setattr(queue, "SYNC_HOOKS", hooks)
+    with queue.running_here(ctx) as q:
+        known = {t.id for t in q.huey.scheduled()}
+        queue.sync_job("p")
+        assert _follow_ups(q.huey, known) == []
