@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from storekit import TINY_TRAINING, env_store, make_sentences, tiny_encoder
+from storekit import TINY_TRAINING, env_store, make_sentences
 
 from concner.cli import main
 from concner.config import load_config
@@ -19,11 +19,6 @@ from concner.jobs.retrain import execute_retrain
 from concner.ui.evaluations import CURRENT, NEVER, OLDER, scores_frame, version_scores
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return tiny_encoder(tmp_path_factory.mktemp("enc"))
 
 
 @pytest.fixture()

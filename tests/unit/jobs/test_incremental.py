@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from storekit import BACKENDS, TINY_TRAINING, make_project, make_sentences, open_store, tiny_encoder
+from storekit import TINY_TRAINING, make_project, make_sentences
 
 from concner.config import config_from_dict, load_config
 from concner.errors import ConfigError, PlanError
@@ -202,17 +202,6 @@ def test_update_settings_are_the_incremental_epochs_without_distillation():
 
 
 # -- the runner, end to end on SQLite (and PostgreSQL) -----------------------------------
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    with open_store(request.param, tmp_path) as st:
-        yield st
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return tiny_encoder(tmp_path_factory.mktemp("enc"))
-
-
 @pytest.fixture()
 def spy(monkeypatch):
     """Every call of concner.method.training.train: (config, data, init)."""

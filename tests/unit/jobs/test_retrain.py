@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from storekit import BACKENDS, TINY_TRAINING, make_project, open_store, tiny_encoder
+from storekit import TINY_TRAINING, make_project
 
 from concner.config import load_config
 from concner.errors import ModelError
@@ -20,17 +20,6 @@ from concner.jobs.retrain import execute_retrain, maybe_request_retrain
 from concner.store import Store
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    with open_store(request.param, tmp_path) as st:
-        yield st
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return tiny_encoder(tmp_path_factory.mktemp("enc"))
 
 
 def _ctx(store, tmp_path, **services) -> JobContext:
