@@ -251,8 +251,19 @@ def _update(ctx: JobContext, name: str, snap: Snapshot, plan, config: Config,
     return result, teacher
 
 
+def new_training_labels(store: Store, name: str) -> int:
+    """Label versions stored since the last retrain's snapshot, dev sentences left out: a
+    new or changed dev set is evaluated (:mod:`concner.jobs.dev_refresh`), not trained on.
+    A snapshot from before ``training_annotations`` was recorded is compared by the total,
+    as then."""
+    last = store.last_snapshot_counts(name) or {}
+    if "training_annotations" in last:
+        return store.annotation_count(name, training_only=True) - int(last["training_annotations"])
+    return store.annotation_count(name) - int(last.get("annotations", 0))
+
+
 def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int | None:
-    """Queue a retrain when at least ``min_new_labels`` annotations arrived since the last
+    """Queue a retrain when at least ``min_new_labels`` training labels arrived since the last
     run's snapshot (or there never was one). Returns the id of a newly queued run, or None
     (too few new labels, or a queued run already covers them).
 
@@ -262,8 +273,7 @@ def maybe_request_retrain(store: Store, name: str, min_new_labels: int) -> int |
     retrain read its snapshot are counted against that snapshot on the next call."""
     if store.retrain_awaiting_snapshot(name) is not None:
         return None
-    last = store.last_snapshot_count(name) or 0
-    new = store.annotation_count(name) - last
+    new = new_training_labels(store, name)
     if new < min_new_labels:
         return None
     run_id, created = store.request_run(name, reason="new_labels")

@@ -319,16 +319,22 @@ class ProjectRepository:
         session.flush()
         return ann.id
 
-    def annotation_count(self, name: str) -> int:
-        """Number of annotation versions in the project (never decreases)."""
+    def annotation_count(self, name: str, *, training_only: bool = False) -> int:
+        """Number of annotation versions in the project (never decreases); with
+        ``training_only``, of those outside the dev split (gold dev sentences are scored
+        against, never trained on: what the new-labels retrain policy counts)."""
         with self.read() as s:
-            return self._annotation_count(s, self.get_project(name, s).id)
+            return self._annotation_count(s, self.get_project(name, s).id,
+                                          training_only=training_only)
 
     @staticmethod
-    def _annotation_count(s: Session, project_id: int) -> int:
-        return s.scalar(sa.select(sa.func.count(Annotation.id)).join(
+    def _annotation_count(s: Session, project_id: int, *, training_only: bool = False) -> int:
+        query = sa.select(sa.func.count(Annotation.id)).join(
             SentenceRow, Annotation.sentence_id == SentenceRow.id).where(
-            SentenceRow.project_id == project_id)) or 0
+            SentenceRow.project_id == project_id)
+        if training_only:
+            query = query.where(SentenceRow.split != "dev")
+        return s.scalar(query) or 0
 
     @staticmethod
     def current_labels(s: Session, sentence_ids: Iterable[int],

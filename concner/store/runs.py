@@ -370,13 +370,14 @@ class RunRepository:
             out[sid] = sorted(latest, key=latest.get)
         return out
 
-    def last_snapshot_count(self, name: str) -> int | None:
-        """Annotation count seen by the latest retrain that took a snapshot (None: none did)."""
+    def last_snapshot_counts(self, name: str) -> dict | None:
+        """The label counts (``Snapshot.label_counts``) the latest retrain that took a
+        snapshot saw (None: none did)."""
         with self.read() as s:
             counts = s.scalars(sa.select(Run.label_counts).where(
                 Run.project_id == self.get_project(name, s).id, Run.kind == "retrain",
                 Run.label_counts.is_not(None)).order_by(Run.id.desc()).limit(1)).first()
-        return None if counts is None else int(counts.get("annotations", 0))
+        return None if counts is None else dict(counts)
 
     def retrain_awaiting_snapshot(self, name: str) -> int | None:
         """A queued or running retrain that has not recorded its snapshot yet (it will see

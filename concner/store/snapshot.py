@@ -97,6 +97,7 @@ def take_snapshot(store, name: str, as_of: Watermark | None = None) -> Snapshot:
             .order_by(TranslationLink.id)))
         current = store.current_labels(s, [r.id for r in rows], upto_annotation=mark.annotation)
         n_annotations = store._annotation_count(s, project.id)
+        n_training_annotations = store._annotation_count(s, project.id, training_only=True)
         dev_set = store._dev_set(s, project.id)
     snap = Snapshot(project=name, schema=LabelSchema.from_dict(project.label_schema),
                     source_lang=project.source_lang, target_langs=list(project.target_langs),
@@ -136,6 +137,8 @@ def take_snapshot(store, name: str, as_of: Watermark | None = None) -> Snapshot:
         "translated": len(snap.pairs),
         "target": len(snap.target_gold),
         "annotations": n_annotations,
+        #: of those, outside the dev split (the new-labels retrain policy counts these)
+        "training_annotations": n_training_annotations,
         "target_by_lang": dict(sorted(target_by_lang.items())),
         "dev_by_lang": {lang: len(v) for lang, v in sorted(snap.dev.items())},
         #: which dev set this snapshot's evaluations use (concner.store.projects.DevSet)

@@ -152,8 +152,9 @@ def update_text(run: Any) -> str:
 RUN_KIND_TEXT = {"retrain": "retrain", "evaluate": "evaluation", "predict": "pool prediction",
              "translate": "translation"}
 RUN_REASON_TEXT = {"on_demand": "asked for",
-                   "new_labels": "automatic: enough new label versions arrived (on any "
-                                 "sentence: training, dev or translated)",
+                   "new_labels": "automatic: enough new label versions arrived on training "
+                                 "sentences (source, target or translated; a dev set is "
+                                 "scored, not trained on)",
                    "recovery": "re-run: its worker died", "shutdown": "re-run: worker stopped",
                    "dev_changed": "automatic: the dev set changed (every version is scored "
                                   "on it)"}

@@ -77,3 +77,34 @@ def test_a_queued_run_still_absorbs_new_label_requests(store):
     _label(store, MIN_NEW)
     assert maybe_request_retrain(store, "p", MIN_NEW) is None
     assert [r.id for r in store.runs("p", kind="retrain")] == [first]
+
+
+def test_gold_dev_sentences_are_not_new_training_labels(store):
+    """Importing a dev set is evaluated (dev_refresh), not trained on: it must not count
+    towards the new-labels retrain; the same number of pool labels does."""
+    from storekit import make_sentences
+
+    first = maybe_request_retrain(store, "p", MIN_NEW)
+    assert store.acquire_retrain(first, "worker-1")
+    _snapshot(store, first)
+    _finish(store, first)
+    before = store.annotation_count("p")
+    store.import_sentences("p", make_sentences("dev-more-", 3 * MIN_NEW, "de", seed=77),
+                           role="target", split="dev")
+    assert store.annotation_count("p") == before + 3 * MIN_NEW  # they are label versions
+    assert maybe_request_retrain(store, "p", MIN_NEW) is None  # was: a full retrain queued
+    _label(store, MIN_NEW)
+    assert maybe_request_retrain(store, "p", MIN_NEW) is not None
+
+
+def test_a_snapshot_from_before_training_counts_is_compared_by_the_total(store):
+    first = maybe_request_retrain(store, "p", MIN_NEW)
+    assert store.acquire_retrain(first, "worker-1")
+    counts = _snapshot(store, first)
+    old = {k: v for k, v in counts.items() if k != "training_annotations"}
+    store.record_snapshot(first, label_counts=old, config={}, seed=0)  # as an old run stored
+    _finish(store, first)
+    _label(store, MIN_NEW - 1)
+    assert maybe_request_retrain(store, "p", MIN_NEW) is None
+    _label(store, 1, start=MIN_NEW - 1)
+    assert maybe_request_retrain(store, "p", MIN_NEW) is not None

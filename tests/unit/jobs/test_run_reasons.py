@@ -51,13 +51,15 @@ def test_a_full_retrain_with_nothing_changed_says_it_repeats_the_training():
 
 def test_the_trigger_names_what_counts_as_new_labels_and_a_forced_full_retrain():
     run = SimpleNamespace(kind="retrain", reason="new_labels", force_full=False)
-    assert run_reason_text(run) == ("automatic: enough new label versions arrived (on any "
-                                    "sentence: training, dev or translated)")
+    text = run_reason_text(run)
+    assert text.startswith("automatic: enough new label versions arrived on training sentences")
+    assert "a dev set is scored, not trained on" in text  # what does not count, in words
     forced = SimpleNamespace(kind="retrain", reason="on_demand", force_full=True)
     assert run_reason_text(forced) == "asked for, as a full retrain"
 
 
-def test_new_dev_labels_trigger_a_retrain_whose_reason_says_so(tmp_path, monkeypatch):
+def test_new_dev_labels_alone_trigger_no_retrain_and_a_retrain_asked_for_says_why_full(
+        tmp_path, monkeypatch):
     from appkit import no_exception, open_page, use_store
 
     from concner.store import Store
@@ -71,23 +73,22 @@ def test_new_dev_labels_trigger_a_retrain_whose_reason_says_so(tmp_path, monkeyp
     # the dev set grows: 5 new label versions, none on a training sentence
     store.import_sentences("p", make_sentences("dev-more-", 5, "de", seed=9), role="target",
                            split="dev")
-    second = maybe_request_retrain(store, "p", 5)
-    assert second is not None
+    assert maybe_request_retrain(store, "p", 5) is None  # scored (dev_refresh), not trained on
+    second, _ = store.request_run("p")
     assert execute_retrain(ctx, "p", second) == "succeeded"
     run = store.get_run(second)
     assert run.update_kind == "full"
     assert "gold dev sentences de 6 to 11" in run.update_reason
     assert not run.update_reason.startswith("no new or corrected labels")
     row = runs_frame([run]).iloc[0]
-    assert row["why asked"].startswith("automatic: enough new label versions arrived")
+    assert row["why asked"] == "asked for"
     assert "an update trains on new labels only" in row["why full or incremental"]
     # the Training page's run panel: what triggered the run, then why it was full
     use_store(monkeypatch, tmp_path)
     at = open_page("training", project="p")
     no_exception(at)
     captions = [c.value for c in at.caption]
-    assert "Why asked: automatic: enough new label versions arrived (on any sentence: " \
-           "training, dev or translated)" in captions
+    assert "Why asked: asked for" in captions
     assert any(c.startswith("Why full: no labelled training sentence is new or corrected "
                             "since the active model v1, but gold dev sentences de 6 to 11")
                for c in captions)
