@@ -103,11 +103,12 @@ class ShardRepository:
 
     def finish_shard(self, shard_id: int, owner: str, result: dict) -> bool:
         """Record ``result`` and mark the shard done, if ``owner`` still holds it. False
-        (nothing written) for a shard finished already or taken from ``owner``."""
+        (nothing written) for a shard finished already or taken from ``owner``. The error
+        of an earlier attempt stays (why the shard was retried)."""
         with self.write() as s:
             done = s.execute(sa.update(Shard).where(
                 Shard.id == shard_id, Shard.state == "claimed", Shard.owner == owner).values(
-                state="done", result=result, finished_at=utcnow(), error=None)
+                state="done", result=result, finished_at=utcnow())
                 .execution_options(synchronize_session=False))
             return done.rowcount == 1
 
