@@ -105,9 +105,8 @@ def run_shards(ctx: JobContext, run_id: int) -> str:
             shard = store.claim_shard(run_id, ctx.owner)
             if shard is None:
                 break
-            work = work_of(shard.kind)
-            try:
-                result = work.run_one(ctx, store.get_run(run_id), shard.payload)
+            try:  # an unknown kind counts as a failed attempt too: the shard is not kept
+                result = work_of(shard.kind).run_one(ctx, store.get_run(run_id), shard.payload)
             except WorkerShutdown:
                 store.release_shard(shard.id, ctx.owner)
                 return f"done {done}; interrupted"
