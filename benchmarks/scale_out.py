@@ -60,7 +60,9 @@ def _encoder(dev: dict) -> Path:
 
 
 def _setup(store, encoder: Path, dev: dict, versions: int, models: Path) -> None:
-    """Project ``p`` with the dev sets and ``versions`` model versions (seeds 0..V-1)."""
+    """Project ``p`` with the dev sets and ``versions`` model versions (seeds 0..V-1),
+    each with a placeholder score on these dev sets, so no worker's tick starts an
+    evaluation of its own (concner/jobs/dev_refresh.py): the one measured is requested."""
     import torch
 
     from concner.config import ModelConfig
@@ -75,12 +77,19 @@ def _setup(store, encoder: Path, dev: dict, versions: int, models: Path) -> None
     for sents in dev.values():
         store.import_sentences("p", sents, role="target", split="dev")
     registry = ModelRegistry(store, str(models), keep_versions=versions + 1)
+    current = store.dev_set("p")
+    placeholder = {lang: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+                   for lang in dev}
     for seed in range(versions):
         torch.manual_seed(seed)
         bundle = build_bundle(str(encoder), schema, ModelConfig(encoder=str(encoder)))
         run_id, _ = store.request_run("p")
         assert store.acquire_retrain(run_id, "bench")
+        store.record_snapshot(run_id, label_counts={"dev_fingerprint": current.fingerprint,
+                                                    "dev_by_lang": current.counts},
+                              config={}, seed=seed)
         pub = registry.publish("p", bundle, run_id=run_id, mean_f1=None)
+        store.add_metrics(run_id, "dev", placeholder, model_version_id=pub.version.id)
         store.finish_run(run_id, "succeeded", model_version_id=pub.version.id)
         store.release_retrain(run_id)
 
@@ -157,6 +166,8 @@ def _measure(n_workers: int, server_url: str, encoder: Path, dev: dict, versions
                 "shards": len(shards), "shards_done": sum(s.state == "done" for s in shards),
                 "attempts": sorted({s.attempts for s in shards}),
                 "shards_per_worker": list(by_pid.values()),
+                "every_version_runs": sum(r.model_version_id is None
+                                          for r in store.runs("p", kind="evaluate")),
                 "scores": _scores(store, parent)}
     finally:
         for proc in reversed(procs):

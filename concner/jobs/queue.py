@@ -288,14 +288,23 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
 def requeue_shards(store, lost_owners, idle_seconds: float) -> int:
     """Put the shards lost workers held back on the queue (failing a run whose shard has
     used up its attempts, :class:`concner.errors.ShardFailed`) and wake every sharded run
-    with shards waiting and no runner seen for ``idle_seconds``: one runner task each.
+    with shards waiting and no runner seen for ``idle_seconds``: one runner task each, and
+    an idle run at most once per ``idle_seconds`` from this process (while every worker is
+    busy with other work, a tick on each heartbeat would pile runner messages up).
     Returns the number of runner tasks queued."""
+    import time
+
     released = store.release_lost_shards(lost_owners)
     for failed in released.failed:
         log.error("%s", failed)
         store.finish_run(failed.run_id, "failed", str(failed))
-    wake = set(released.requeued_runs) | set(store.idle_sharded_runs(idle_seconds))
+    now, woken = time.monotonic(), _process.setdefault("woken", {})
+    idle = {run_id for run_id in store.idle_sharded_runs(idle_seconds)
+            if now - woken.get(run_id, -idle_seconds - 1) > idle_seconds}
+    wake = set(released.requeued_runs) | idle
     wake -= {failed.run_id for failed in released.failed}
+    for run_id in wake:
+        woken[run_id] = now
     for run_id in sorted(wake):
         log.warning("sharded run %s has shards waiting; queued a runner", run_id)
         enqueue(jobs().run_shards, run_id)

@@ -196,22 +196,24 @@ class ShardRepository:
 
     def idle_sharded_runs(self, older_than: float = 0.0) -> list[int]:
         """Running sharded runs that wait for a worker: shards queued (or all done and
-        nobody took the completion), none held, and no shard claimed or finished in the
-        last ``older_than`` seconds (their runner's message may be lost: enqueueing it
-        again is harmless, a runner with nothing to claim returns at once)."""
+        nobody took the completion), none held, and neither the run started nor a shard
+        was claimed or finished in the last ``older_than`` seconds (their runner's message
+        may be lost: enqueueing it again is harmless, a runner with nothing to claim
+        returns at once)."""
         cutoff = utcnow() - timedelta(seconds=older_than)
         with self.read() as s:
             rows = s.execute(sa.select(
                 Shard.run_id, Shard.state, sa.func.count(), sa.func.max(Shard.claimed_at),
-                sa.func.max(Shard.finished_at)).join(Run, Run.id == Shard.run_id).where(
+                sa.func.max(Shard.finished_at), Run.started_at)
+                .join(Run, Run.id == Shard.run_id).where(
                 Run.status == "running", Run.worker_id == SHARDED_OWNER,
                 ~sa.exists().where(ShardCompletion.run_id == Shard.run_id))
-                .group_by(Shard.run_id, Shard.state)).all()
+                .group_by(Shard.run_id, Shard.state, Run.started_at)).all()
         by_run: dict[int, dict] = {}
-        for run_id, state, n, claimed_at, finished_at in rows:
+        for run_id, state, n, claimed_at, finished_at, started_at in rows:
             seen = by_run.setdefault(run_id, {"states": {}, "last": None})
             seen["states"][state] = n
-            for t in (claimed_at, finished_at):
+            for t in (claimed_at, finished_at, started_at):
                 if t is not None and (seen["last"] is None or t > seen["last"]):
                     seen["last"] = t
         return sorted(run_id for run_id, seen in by_run.items()

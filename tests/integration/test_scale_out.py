@@ -174,6 +174,8 @@ def test_two_workers_share_an_evaluation_and_a_killed_workers_shard_is_retried(t
             assert survivor.poll() is None  # the survivor did it all after the kill
         run = store.get_run(parent)
         assert run.status == "succeeded", run.error
+        assert [r.id for r in store.runs("p", kind="evaluate")
+                if r.model_version_id is None] == [parent]  # the ticks joined it
         shards = store.shards(parent)
         assert len(shards) == VERSIONS and all(s.state == "done" for s in shards)
         (retried,) = [s for s in shards if s.id == held[0].id]

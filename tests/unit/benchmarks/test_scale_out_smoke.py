@@ -36,6 +36,7 @@ def test_scale_out_measures_one_and_two_workers(tmp_path, monkeypatch):
     for run in (one, two):
         assert run["status"] == "succeeded", run["error"]
         assert run["shards"] == run["shards_done"] == 3 and run["attempts"] == [1]
+        assert run["every_version_runs"] == 1  # only the measured one ran
         assert sum(run["shards_per_worker"]) == 3 and len(run["cpu_s"]) == run["workers"]
         assert len(run["scores"]) == 3 * 2 and run["wall_s"] > 0
     assert result["same_scores"] and one["scores"] == two["scores"]

@@ -153,3 +153,20 @@ def test_a_lost_workers_shard_is_requeued_by_the_tick_and_done_by_another(
     assert (again.attempts, again.owner, again.state) == (2, "survivor", "done")
     assert set(store.get_run(run_id).label_counts["seen"].values()) == {1}
     assert tasks.requeue_shards(store, {"killed-worker"}, 0) == 0  # nothing left to wake
+
+
+def test_an_idle_run_is_woken_once_per_idle_period_not_on_every_heartbeat(monkeypatch):
+    from concner.store.shards import ReleasedShards
+
+    class AlwaysIdle:  # a run whose shards wait while every worker is busy elsewhere
+        def release_lost_shards(self, lost):
+            return ReleasedShards([], [])
+
+        def idle_sharded_runs(self, older_than):
+            return [10**9]
+
+    enqueued = []
+    monkeypatch.setattr(tasks, "enqueue", lambda task, *args: enqueued.append(args))
+    assert tasks.requeue_shards(AlwaysIdle(), set(), 30) == 1
+    assert tasks.requeue_shards(AlwaysIdle(), set(), 30) == 0  # the next heartbeat
+    assert enqueued == [(10**9,)]

@@ -35,6 +35,8 @@ def test_handing_out_is_idempotent_and_the_run_is_no_single_workers_any_more(sto
     assert [(s.index, s.payload, s.state, s.attempts) for s in store.shards(run_id)] == \
         [(0, {"n": 0}, "queued", 0), (1, {"n": 1}, "queued", 0), (2, {"n": 2}, "queued", 0)]
     assert store.get_run(run_id).worker_id == SHARDED_OWNER
+    assert store.idle_sharded_runs() == [run_id]  # nobody has claimed a shard yet
+    assert store.idle_sharded_runs(older_than=3600) == []  # but it was handed out just now
     # the recovery of orphaned runs no longer sees the worker that started it
     assert store.recover_orphaned_jobs({"starter"}) == []
 
