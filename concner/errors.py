@@ -14,6 +14,7 @@ what to fix. The command line turns them into a one-line message and exit code 2
 - :class:`ModelError`: a model folder is missing, incomplete or incompatible;
   :class:`ModelVersionError`: a version that cannot be pinned or rolled back to
 - :class:`JobCancelled`: a running job was asked to stop
+- :class:`ShardFailed`: a shard of a sharded run failed on every attempt it was allowed
 - :class:`MarkerError`: entity markers in an MT output cannot be read (internal: the
   translation becomes a failed projection)
 """
@@ -143,3 +144,17 @@ class WorkerShutdown(JobCancelled):
 class PlanError(ConcnerError):
     """A retrain plan cannot be made or applied (inconsistent inputs); the message says
     what does not fit."""
+
+
+class ShardFailed(ConcnerError):
+    """A shard of a sharded run (concner/store/shards.py) failed on every attempt it was
+    allowed (:data:`concner.store.shards.MAX_ATTEMPTS`); its run fails with this error,
+    which names the shard, its work kind and its last error."""
+
+    def __init__(self, run_id: int, shard_id: int, index: int, kind: str, attempts: int,
+                 last_error: str):
+        self.run_id, self.shard_id, self.index, self.kind = run_id, shard_id, index, kind
+        super().__init__(
+            f"shard {index} (id {shard_id}, {kind}) of run {run_id} failed {attempts} times; "
+            f"last: {last_error}. Fix the cause (see the worker's log), then request the run "
+            "again")

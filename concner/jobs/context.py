@@ -51,6 +51,9 @@ class JobContext:
     after_predict: Callable[[str], None] = _nothing
     #: runs this process is executing now (shown on the worker's heartbeat row)
     current_runs: set = field(default_factory=set)
+    #: ``enqueue_shards(run_id)``: put one shard runner of sharded run ``run_id`` on the queue
+    #: (concner/jobs/shards.py); None: the shards run in the process that hands them out
+    enqueue_shards: Callable[[int], None] | None = None
 
 
 def _bug(run_id: int, exc: Exception) -> str:

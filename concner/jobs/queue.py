@@ -11,8 +11,9 @@ on it once: ``SqliteHuey`` at ``services.queue_path`` by default, or ``RedisHuey
 Jobs (by their Huey names, which the queued messages carry): ``retrain(project, run_id,
 full=False)`` (``full=True`` forces a full retrain instead of an incremental update),
 ``predict_pool(project, run_id)``, ``evaluate(project, run_id, model_version_id)``
-(``None``: every stored version; :attr:`Jobs.evaluate_versions`), ``translate(project,
-run_id)`` and ``sync(project)``; the ``request_*`` functions create the run row first (the
+(``None``: every stored version, in shards; :attr:`Jobs.evaluate_versions`),
+``run_shards(run_id)`` (claim and run a sharded run's shards, :mod:`concner.jobs.shards`),
+``translate(project, run_id)`` and ``sync(project)``; the ``request_*`` functions create the run row first (the
 truth lives in the store, the queue message only wakes a worker) and are what the app and
 the CLI call. ``sync`` calls the hooks the modules of ``services.sync_modules`` registered
 (:data:`SYNC_HOOKS`; the Argilla integration registers one); without any it records that
@@ -20,7 +21,8 @@ no sync source is configured. What a finished job queues next is :mod:`concner.j
 (a promotion queues ``predict_pool``, a finished prediction queues ``sync``). A periodic
 task (``sync_all``) syncs every project; the worker's heartbeat runs :func:`tick`, which
 applies the retrain policy, evaluates every stored model version when a dev set arrived
-or changed (:mod:`concner.jobs.dev_refresh`), and re-queues work whose worker died.
+or changed (:mod:`concner.jobs.dev_refresh`), and re-queues work (runs and shards) whose
+worker died.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class Jobs:
         self.predict_pool = task(name="predict_pool")(predict_pool_job)
         self.evaluate_versions = task(name="evaluate")(evaluate_versions_job)
         self.translate = task(name="translate")(translate_job)
+        self.run_shards = task(name="run_shards")(run_shards_job)
         self.sync = task(name="sync")(sync_job)
         every = crontab(minute=f"*/{config.services.sync_every_minutes}")
         self.sync_all = self.huey.periodic_task(every, name="sync_all")(sync_all_job)
@@ -133,6 +136,7 @@ def context() -> JobContext:
             _process["ctx"] = JobContext(
                 store=store, registry=ModelRegistry.from_config(store, cfg), config=cfg,
                 owner=_process.get("owner") or f"{os.uname().nodename}:{os.getpid()}",
+                enqueue_shards=lambda run_id: enqueue(jobs().run_shards, run_id),
                 **worker_chain().callbacks())
         return _process["ctx"]
 
@@ -216,6 +220,12 @@ def translate_job(project: str, run_id: int) -> str:
     return run_translate(context(), project, run_id)
 
 
+def run_shards_job(run_id: int) -> str:
+    from concner.jobs.shards import run_shards
+
+    return run_shards(context(), run_id)
+
+
 def sync_job(project: str, recheck: bool = False) -> list[dict]:
     """Sync ``project``. When a hook could not read everything yet (Argilla answers
     committed within its clock lag, not yet searchable), one follow-up sync is scheduled
@@ -279,8 +289,35 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
     waiting += store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
     for project, run_id, kind, model_version_id in waiting:
         _requeue(kind, project, run_id, model_version_id)
+    sharded = requeue_shards(store, lost, 0 if startup else services.lock_stale_seconds)
     return {"recovered": len(recovered),
-            "enqueued": len(retrains) + len(waiting) + dev_evaluations}
+            "enqueued": len(retrains) + len(waiting) + dev_evaluations + sharded}
+
+
+def requeue_shards(store, lost_owners, idle_seconds: float) -> int:
+    """Put the shards lost workers held back on the queue (failing a run whose shard has
+    used up its attempts, :class:`concner.errors.ShardFailed`) and wake every sharded run
+    with shards waiting and no runner seen for ``idle_seconds``: one runner task each, and
+    an idle run at most once per ``idle_seconds`` from this process (while every worker is
+    busy with other work, a tick on each heartbeat would pile runner messages up).
+    Returns the number of runner tasks queued."""
+    import time
+
+    released = store.release_lost_shards(lost_owners)
+    for failed in released.failed:
+        log.error("%s", failed)
+        store.finish_run(failed.run_id, "failed", str(failed))
+    now, woken = time.monotonic(), _process.setdefault("woken", {})
+    idle = {run_id for run_id in store.idle_sharded_runs(idle_seconds)
+            if now - woken.get(run_id, -idle_seconds - 1) > idle_seconds}
+    wake = set(released.requeued_runs) | idle
+    wake -= {failed.run_id for failed in released.failed}
+    for run_id in wake:
+        woken[run_id] = now
+    for run_id in sorted(wake):
+        log.warning("sharded run %s has shards waiting; queued a runner", run_id)
+        enqueue(jobs().run_shards, run_id)
+    return len(wake)
 
 
 def _requeue(kind: str, project: str, run_id: int, model_version_id: int | None) -> None:

