@@ -505,6 +505,11 @@ def main(argv=None) -> int:
                 setup, args, earlier,
                 save=lambda r: write_results({"retrain": {**r, "provenance": provenance()}},
                                              args.smoke)), "provenance": provenance()}
+        elif name == "rank":  # saved after every path: a timed-out run keeps what finished
+            results[name] = {**section_rank(
+                setup, args, save=lambda r: write_results(
+                    {"rank": {**r, "provenance": provenance()}}, args.smoke)),
+                "provenance": provenance()}
         else:
             results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
         print(f"[speed] {name}: {json.dumps({k: v for k, v in results[name].items() if k in ('ratios', 'targets')})}",

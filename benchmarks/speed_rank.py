@@ -203,33 +203,50 @@ def agreement(order: list[str], reference: list[str], k: int) -> dict:
             "same_set": round(len(set(a) & set(b)) / max(1, len(b)), 4)}
 
 
-def section_rank(setup, args) -> dict:
-    """The three paths one after another, each in a child process; ratios to ``today``."""
+def section_rank(setup, args, save=None) -> dict:
+    """The three paths one after another, each in a child process; ratios to ``today``.
+    ``save(result)`` runs after every path, so a run stopped at its time bound keeps the
+    paths that finished."""
     pool_size = 400 if args.smoke else args.pool_size
     new = 40 if args.smoke else NEW
     folder = prepare(setup, pool_size, new)
-    runs = {}
+    runs: dict[str, dict] = {}
+    result: dict = {}
     for path in PATHS:
         runs[path] = _child(path, folder, args.smoke)
         print(f"[speed] rank {path}: {runs[path]['seconds']} s, CPU {runs[path]['cpu_seconds']} s, "
               f"peak RSS {runs[path]['peak_rss_mb']} MB", flush=True)
-    reference = runs["today"].pop("order")
-    runs["streaming"]["agreement_vs_today"] = {
-        f"top_{k}": agreement(runs["streaming"]["order"], reference, k) for k in TOP}
-    for r in runs.values():
-        r.pop("order", None)
-    today, streaming = runs["today"], runs["streaming"]
-    return {"pool_size": pool_size, "new_sentences": new, "strategy": "diversity/mnlp (default)",
-            "paths": runs,
-            "ratios": {"streaming_vs_today_seconds": round(streaming["seconds"] / today["seconds"], 3),
-                       "streaming_vs_today_cpu": round(streaming["cpu_seconds"]
-                                                       / today["cpu_seconds"], 3),
-                       "streaming_vs_today_peak_rss": round(streaming["peak_rss_mb"]
-                                                            / today["peak_rss_mb"], 3),
-                       "rerank_vs_streaming_seconds": round(
-                           runs["rerank_after_new"]["seconds"] / streaming["seconds"], 3)},
-            "extrapolated_100k_streaming_seconds": round(streaming["seconds"] * 100_000
-                                                         / pool_size, 0)}
+        result = summarise(runs, pool_size, new)
+        if save is not None:
+            save(result)
+    return result
+
+
+def summarise(runs: dict[str, dict], pool_size: int, new: int) -> dict:
+    """The paths measured so far (``order`` replaced by its agreement with ``today``'s)
+    and the ratios between those present."""
+    reference = runs.get("today", {}).get("order")
+    paths = {}
+    for name, run in runs.items():
+        paths[name] = {k: v for k, v in run.items() if k != "order"}
+        if name == "streaming" and reference is not None:
+            paths[name]["agreement_vs_today"] = {f"top_{k}": agreement(run["order"], reference, k)
+                                                 for k in TOP}
+    ratios = {}
+    today, streaming = paths.get("today"), paths.get("streaming")
+    if today and streaming:
+        for key, label in (("seconds", "seconds"), ("cpu_seconds", "cpu"),
+                           ("peak_rss_mb", "peak_rss")):
+            ratios[f"streaming_vs_today_{label}"] = round(streaming[key] / today[key], 3)
+    if streaming and "rerank_after_new" in paths:
+        ratios["rerank_vs_streaming_seconds"] = round(
+            paths["rerank_after_new"]["seconds"] / streaming["seconds"], 3)
+    out = {"pool_size": pool_size, "new_sentences": new, "strategy": "diversity/mnlp (default)",
+           "paths": paths, "ratios": ratios, "complete": len(paths) == len(PATHS)}
+    if streaming:
+        out["extrapolated_100k_streaming_seconds"] = round(streaming["seconds"] * 100_000
+                                                           / pool_size, 0)
+    return out
 
 
 def rank_markdown(r: dict) -> list[str]:
@@ -238,7 +255,7 @@ def rank_markdown(r: dict) -> list[str]:
              s["peak_rss_mb"], s["load_before"][0], s["load_after"][0]]
             for name, s in r["paths"].items()]
     agree = [[k, v["same_position"], v["same_set"]]
-             for k, v in r["paths"]["streaming"]["agreement_vs_today"].items()]
+             for k, v in r["paths"].get("streaming", {}).get("agreement_vs_today", {}).items()]
     return [f"## Pool ranking ({r['pool_size']} PAN-X target sentences, {r['strategy']})", "",
             (f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}; one "
              "process per path, one after another (load = 1-minute load average of the "
@@ -249,7 +266,9 @@ def rank_markdown(r: dict) -> list[str]:
             markdown_table(["top", "same sentence at the same position", "same set"], agree), "",
             markdown_table(["ratio", "value"], [[k, v] for k, v in r["ratios"].items()]), "",
             (f"Streaming at 100,000 sentences, extrapolated linearly: "
-             f"{r['extrapolated_100k_streaming_seconds']} s."), ""]
+             f"{r.get('extrapolated_100k_streaming_seconds', '–')} s."
+             + ("" if r.get("complete", True) else
+                f" Incomplete: only {', '.join(r['paths'])} finished.")), ""]
 
 
 def run_one(argv: list[str]) -> dict:
@@ -258,4 +277,4 @@ def run_one(argv: list[str]) -> dict:
     return measure(path, Path(folder), bool(int(smoke)))
 
 
-__all__ = ["rank_markdown", "run_one", "section_rank"]
+__all__ = ["rank_markdown", "run_one", "section_rank", "summarise"]
