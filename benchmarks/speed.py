@@ -1,7 +1,7 @@
 """Is ConCNER fast on 2 CPU cores? Side by side in one run, reported as ratios.
 
     python -m benchmarks.speed                      # every section
-    python -m benchmarks.speed --section train      # train | predict | retrain
+    python -m benchmarks.speed --section train      # train | predict | retrain | rank
     python -m benchmarks.speed --smoke              # tiny encoder and data, about a minute
 
 - ``train``: training throughput (sentences per second) and peak RSS of a plain Hugging
@@ -22,6 +22,9 @@
   (see benchmarks/speed_retrain.py): seconds, where the training time goes by stage, dev
   F1, peak RSS; ``--incremental`` adds the incremental update after 50 new labels. (It
   replaces the ``cycle`` section, whose last result stays in speed.json.)
+- ``rank``: the pool prediction of ``--pool-size`` sentences as it was (the whole pool at
+  once) and streamed, and the re-rank after 1,000 new sentences, each in its own process
+  (see benchmarks/speed_rank.py): seconds, CPU seconds, peak RSS, ask-order agreement.
 
 Results: ``benchmarks/results/speed.json`` (+ ``speed.md``), one entry per section, each
 with the machine, commit and command.
@@ -46,6 +49,8 @@ from benchmarks.common import (
     provenance,
     require_encoder,
 )
+from benchmarks.speed_rank import rank_markdown, section_rank
+from benchmarks.speed_rank import run_one as run_one_rank
 from benchmarks.speed_retrain import VARIANTS as RETRAIN_VARIANTS
 from benchmarks.speed_retrain import retrain_markdown, run_one, section_retrain, split_by_machine
 
@@ -375,7 +380,8 @@ def bundle_to_hf(bundle):
     return model.eval()
 
 
-SECTIONS = {"train": section_train, "predict": section_predict, "retrain": section_retrain}
+SECTIONS = {"train": section_train, "predict": section_predict, "retrain": section_retrain,
+            "rank": section_rank}
 
 
 def write_results(results: dict, smoke: bool) -> Path:
@@ -409,6 +415,8 @@ def write_markdown(res: dict) -> None:
         md += retrain_markdown(res["retrain"])
     for machine, section in res.get("retrain_elsewhere", {}).items():
         md += retrain_markdown(section, on=machine)
+    if "rank" in res:
+        md += rank_markdown(res["rank"])
     if "cycle" in res:  # measured before issue 20 (a trimmed benchmark encoder)
         md += _measures_markdown("cycle (before issue 20: the section is now retrain)",
                                  res["cycle"])
@@ -466,12 +474,18 @@ def main(argv=None) -> int:
                    help="retrain: also time the incremental update after 50 labels (first seed)")
     p.add_argument("--fresh", action="store_true",
                    help="retrain: redo every run instead of keeping the saved ones")
+    p.add_argument("--pool-size", type=int, default=100_000,
+                   help="rank: unlabelled target sentences in the pool (--smoke: 400)")
     p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--one-rank", nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--one-retrain", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one_retrain:
         print(json.dumps(run_one(args.one_retrain,
                                  lambda smoke: Setup(smoke, 32 if smoke else args.n_train))))
+        return 0
+    if args.one_rank:
+        print(json.dumps(run_one_rank(args.one_rank)))
         return 0
     if args.one:
         _kind, variant, encoder, n, smoke, epochs = args.one
@@ -497,6 +511,11 @@ def main(argv=None) -> int:
                     args.smoke)),
                 "provenance": provenance()}
             results["retrain_elsewhere"] = elsewhere
+        elif name == "rank":  # saved after every path: a timed-out run keeps what finished
+            results[name] = {**section_rank(
+                setup, args, save=lambda r: write_results(
+                    {"rank": {**r, "provenance": provenance()}}, args.smoke)),
+                "provenance": provenance()}
         else:
             results[name] = {**SECTIONS[name](setup, args), "provenance": provenance()}
         print(f"[speed] {name}: {json.dumps({k: v for k, v in results[name].items() if k in ('ratios', 'targets')})}",

@@ -49,6 +49,12 @@ def resolve_strategy(config: ActiveConfig, *, have_teacher: bool) -> tuple[Strat
     return strategy, None
 
 
+def stored_name(strategy: Strategy) -> str:
+    """The name stored with a strategy's scores (``al_strategy``): the diversity strategy's
+    names its base (``diversity/mnlp``), whose scores they are."""
+    return strategy.name if strategy.name != "diversity" else f"diversity/{strategy.base.name}"
+
+
 @dataclass(frozen=True)
 class PoolRanking:
     """``strategy``: the name of the strategy that scored; ``scores``: sentence id -> score
@@ -83,6 +89,5 @@ def rank_pool(predictor: Predictor, sentences: Sequence[Sentence],
     scores = strategy.scores(outputs, seed=seed)
     order = strategy.order(outputs, config.batch_size, seed=seed,
                            limit=config.diversity_order_limit)
-    name = strategy.name if strategy.name != "diversity" else f"diversity/{strategy.base.name}"
-    return PoolRanking(name, {sid: float(x) for sid, x in zip(outputs.sentence_ids, scores)},
+    return PoolRanking(stored_name(strategy), {sid: float(x) for sid, x in zip(outputs.sentence_ids, scores)},
                        {sid: i + 1 for i, sid in enumerate(order)}, note)

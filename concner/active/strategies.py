@@ -40,10 +40,19 @@ def rank(outputs: PoolOutputs, scores: np.ndarray, k: int,
         raise ConfigError(f"{scores.shape} scores for a pool of {len(outputs)} sentences")
     sids = outputs.sentence_ids
     keep = np.array([sid not in exclude for sid in sids], dtype=bool)
-    # np.lexsort: the last key is the primary one
-    order = np.lexsort((np.array(sids), -np.round(scores, _TIE_DECIMALS), outputs.lengths == 0))
+    order = score_order(sids, scores, outputs.lengths)
     order = order[keep[order]][:k]
     return [Selection(sids[i], float(scores[i])) for i in order]
+
+
+def score_order(sentence_ids, scores: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``[N]`` positions of the pool in :func:`rank`'s order (empty sentences last, then
+    ``scores [N]`` descending at :data:`_TIE_DECIMALS` decimals, then ``sentence_ids``
+    ascending); ``lengths [N]`` are the words per sentence. Needs nothing but these three
+    columns, so a pool ranked from stored scores orders exactly as :func:`rank` does."""
+    # np.lexsort: the last key is the primary one
+    return np.lexsort((np.array(sentence_ids, dtype=str), -np.round(scores, _TIE_DECIMALS),
+                       np.asarray(lengths) == 0))
 
 
 class Strategy(ABC):
@@ -57,6 +66,10 @@ class Strategy(ABC):
     needs_mc: bool = False
     needs_representations: bool = False
     needs_teacher: bool = False
+    #: the score of a sentence depends on its position in the whole pool (random), not on
+    #: the sentence alone: a pool ranked chunk by chunk gets its scores from
+    #: :meth:`pool_scores` once the pool is known
+    scores_by_position: bool = False
 
     @classmethod
     def from_config(cls, config: ActiveConfig) -> Strategy:
@@ -73,13 +86,23 @@ class Strategy(ABC):
         return rank(outputs, self.scores(outputs, seed=seed), k, exclude)
 
     def order(self, outputs: PoolOutputs, batch_size: int, *, seed: int = 0,
-              limit: int | None = None) -> list[str]:
+              limit: int | None = None, scores: np.ndarray | None = None,
+              n_pool: int | None = None) -> list[str]:
         """Every pool sentence id in the order to ask people, as consecutive batches of
         ``batch_size``: the first batch is ``select(outputs, batch_size)``, the next one is
         the best of the rest, and so on. For a strategy that scores sentences one by one
         this is simply the score order; ``limit`` matters only to strategies that pick
-        batches as a whole (see :class:`Diversity`)."""
-        return [s.sentence_id for s in self.select(outputs, len(outputs), seed=seed)]
+        batches as a whole (see :class:`Diversity`). ``scores [N]``: the scores of
+        ``outputs`` when already known (``n_pool``: see :meth:`Diversity.order`)."""
+        if scores is None:
+            scores = self.scores(outputs, seed=seed)
+        return [s.sentence_id for s in rank(outputs, scores, len(outputs))]
+
+    def candidates_needed(self, n_pool: int, batch_size: int, limit: int | None) -> int:
+        """How many of the best-scored sentences (in :func:`rank` order) :meth:`order`
+        looks at beyond their scores (representations): none for a strategy that orders
+        by score alone, so a pool can be ordered from stored scores."""
+        return 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -89,9 +112,15 @@ class RandomStrategy(Strategy):
     """Uniformly random order, fixed by ``seed`` (the baseline every strategy must beat)."""
 
     name = "random"
+    scores_by_position = True
 
     def scores(self, outputs: PoolOutputs, *, seed: int = 0) -> np.ndarray:
-        return np.random.default_rng(seed).random(len(outputs))
+        return self.pool_scores(len(outputs), seed=seed)
+
+    @staticmethod
+    def pool_scores(n_pool: int, *, seed: int = 0) -> np.ndarray:
+        """``[n_pool]`` scores of the pool's sentences by position (pool order)."""
+        return np.random.default_rng(seed).random(n_pool)
 
 
 class _ProbsStrategy(Strategy):
@@ -205,6 +234,9 @@ class Diversity(Strategy):
         self.factor = factor
         self.needs_mc = self.base.needs_mc
         self.needs_teacher = self.base.needs_teacher
+        self.scores_by_position = self.base.scores_by_position
+        if self.scores_by_position:
+            self.pool_scores = self.base.pool_scores
 
     @classmethod
     def from_config(cls, config: ActiveConfig) -> Diversity:
@@ -218,7 +250,8 @@ class Diversity(Strategy):
         return self._select(outputs, self.scores(outputs, seed=seed), k, exclude, seed)
 
     def order(self, outputs: PoolOutputs, batch_size: int, *, seed: int = 0,
-              limit: int | None = None) -> list[str]:
+              limit: int | None = None, scores: np.ndarray | None = None,
+              n_pool: int | None = None) -> list[str]:
         """Batch after batch of ``batch_size`` diverse picks (each batch clustered among the
         most uncertain of the sentences not picked yet) until ``limit`` sentences are
         ordered (``None``: the whole pool); the rest follow by the base strategy's score.
@@ -226,11 +259,16 @@ class Diversity(Strategy):
         Each batch is what :meth:`select` would pick with the earlier batches excluded, so
         a person who takes the first ``batch_size`` sentences gets exactly the benchmarked
         diverse batch. Cost: one k-means over ``factor x batch_size`` candidates a batch.
+
+        ``scores [N]``: the base strategy's scores of ``outputs`` when already known; with
+        ``n_pool``, ``outputs`` are only the :meth:`candidates_needed` best of a pool of
+        ``n_pool`` sentences, which gives the same order of them as the whole pool would.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"active.batch_size must be a whole number >= 1, got {batch_size!r}")
-        scores = self.scores(outputs, seed=seed)
-        n = len(outputs) if limit is None else min(max(limit, 0), len(outputs))
+        scores = self.scores(outputs, seed=seed) if scores is None else scores
+        n = self._ordered(len(outputs) if n_pool is None else n_pool, limit)
+        n = min(n, len(outputs))
         ordered: list[str] = []
         taken: set[str] = set()
         while len(ordered) < n:
@@ -240,6 +278,19 @@ class Diversity(Strategy):
             ordered += [s.sentence_id for s in batch]
             taken.update(s.sentence_id for s in batch)
         return ordered + [s.sentence_id for s in rank(outputs, scores, len(outputs), taken)]
+
+    @staticmethod
+    def _ordered(n_pool: int, limit: int | None) -> int:
+        """How many sentences :meth:`order` orders batch by batch."""
+        return n_pool if limit is None else min(max(limit, 0), n_pool)
+
+    def candidates_needed(self, n_pool: int, batch_size: int, limit: int | None) -> int:
+        """The batches of :meth:`order` cluster only among the best of the pool: batch j
+        takes ``k_j <= batch_size`` of the ``factor x k_j`` best not taken yet, all within
+        the ``taken + factor x k_j <= n + (factor - 1) x batch_size`` best overall (``n``:
+        the sentences ordered batch by batch)."""
+        n = self._ordered(n_pool, limit)
+        return 0 if n == 0 else min(n_pool, n + (self.factor - 1) * batch_size)
 
     def _select(self, outputs: PoolOutputs, scores: np.ndarray, k: int,
                 exclude: AbstractSet[str], seed: int) -> list[Selection]:

@@ -284,6 +284,10 @@ class PredictionRow(Base):
     #: position in ``al_strategy``'s order to ask people (1 = first), or None; differs from
     #: the ``al_score`` order for the diversity strategy, which picks whole batches
     al_rank: Mapped[int | None] = mapped_column()
+    #: :func:`concner.store.pool_stream.input_hash` of the sentence this was predicted from,
+    #: or None (stored before revision 0007): a pool prediction of the same model version
+    #: and strategy reuses the row only while the sentence still hashes to it
+    input_hash: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -396,13 +396,17 @@ class ProjectRepository:
 
     # -- predictions -------------------------------------------------------------------
     def save_predictions(self, model_version_id: int, rows: Sequence[tuple],
-                         *, strategy: str | None = None) -> int:
+                         *, strategy: str | None = None,
+                         input_hashes: dict[int, str] | None = None) -> int:
         """Replace this model version's predictions for the given sentences.
 
         ``rows`` are ``(sentence_db_id, tags, spans as dicts, uncertainty)``, or with a
         fifth item, the active-learning score of ``strategy`` (higher = more informative),
         and a sixth, the sentence's position in the strategy's order (1 = ask first).
+        ``input_hashes``: sentence id -> :func:`concner.store.pool_stream.input_hash` of
+        what was predicted (lets a later pool prediction reuse the row).
         """
+        input_hashes = input_hashes or {}
         with self.write() as s:
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), _CHUNK):
@@ -413,7 +417,8 @@ class ProjectRepository:
                                      tags=list(r[1]), spans=list(r[2]), uncertainty=float(r[3]),
                                      al_score=None if len(r) < 5 or r[4] is None else float(r[4]),
                                      al_strategy=strategy if len(r) >= 5 else None,
-                                     al_rank=None if len(r) < 6 or r[5] is None else int(r[5]))
+                                     al_rank=None if len(r) < 6 or r[5] is None else int(r[5]),
+                                     input_hash=input_hashes.get(r[0]))
                        for r in rows])
         return len(rows)
 

@@ -99,10 +99,8 @@ def take_snapshot(store, name: str, as_of: Watermark | None = None) -> Snapshot:
         n_annotations = store._annotation_count(s, project.id)
         n_training_annotations = store._annotation_count(s, project.id, training_only=True)
         dev_set = store._dev_set(s, project.id)
-    snap = Snapshot(project=name, schema=LabelSchema.from_dict(project.label_schema),
-                    source_lang=project.source_lang, target_langs=list(project.target_langs),
-                    encoder=project.encoder, training_config=dict(project.training_config or {}),
-                    watermark=mark)
+    snap = _facts(name, project)
+    snap.watermark = mark
     by_id: dict[int, Sentence] = {}
     for row in rows:
         cur = current.get(row.id)
@@ -149,6 +147,20 @@ def take_snapshot(store, name: str, as_of: Watermark | None = None) -> Snapshot:
         "watermark": mark.to_dict(),
     }
     return snap
+
+
+def project_facts(store, name: str) -> Snapshot:
+    """A :class:`Snapshot` of project ``name`` without its sentences: languages, labels,
+    encoder and saved training config (what :func:`concner.jobs.context.project_config`
+    reads), for a job that streams the sentences itself."""
+    with store.read() as s:
+        return _facts(name, store.get_project(name, s))
+
+
+def _facts(name: str, project: Project) -> Snapshot:
+    return Snapshot(project=name, schema=LabelSchema.from_dict(project.label_schema),
+                    source_lang=project.source_lang, target_langs=list(project.target_langs),
+                    encoder=project.encoder, training_config=dict(project.training_config or {}))
 
 
 def current_watermark(store, name: str) -> Watermark:
