@@ -129,7 +129,12 @@ class TrainingConfig:
     num_threads: int = setting(0, ge=0, help="0 = torch default for the machine")
     eval_every_epoch: bool = True
     #: stop a stage once its dev score has not improved for this many epochs (0 = never;
-    #: needs dev sentences and eval_every_epoch); the best epoch is kept either way
+    #: needs dev sentences and eval_every_epoch); the best epoch is kept either way. Off:
+    #: replayed on the source-budget sweep's 120 training histories (issue 20,
+    #: benchmarks/results/early_stop.md), patience 1 saves 1-7% of stage-1 epochs at 250
+    #: and 500 labels, and every stop it makes comes before the best epoch (up to 2.8 F1
+    #: lost); at 100 labels it stops at epoch 2 while the model still tags all O; KD's 2
+    #: epochs never stop. Dev F1 is still rising at the default 5 epochs
     early_stop_patience: int = setting(0, ge=0, help="0 = train every epoch")
     device: str = setting("auto", choices=DEVICES)
     bf16: bool = setting(True, help="autocast on CUDA only")
