@@ -18,6 +18,7 @@ scores. Writes ``benchmarks/results/scale_out.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -35,6 +36,27 @@ from benchmarks.common import RESULTS, ROOT, WORK, markdown_table, provenance, r
 sys.path.insert(0, str(ROOT / "tests"))  # storekit.py: a fresh PostgreSQL database (as chaos.py)
 OUT = WORK / "scale_out"
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _queue_on(redis_url: str):
+    """Until the block ends, this process's queue is the Huey on ``redis_url``; then the
+    environment and the queue it had are back (the smoke test runs this in pytest's own
+    process, whose later tests must not queue on a Redis that is gone)."""
+    from concner.jobs import queue
+
+    saved_url, saved = os.environ.get("CONCNER_REDIS_URL"), dict(queue._process)
+    os.environ["CONCNER_REDIS_URL"] = redis_url
+    queue._process.clear()
+    try:
+        yield
+    finally:
+        queue._process.clear()
+        queue._process.update(saved)
+        if saved_url is None:
+            os.environ.pop("CONCNER_REDIS_URL", None)
+        else:
+            os.environ["CONCNER_REDIS_URL"] = saved_url
 
 
 def _cpu_s(pid: int) -> float:
@@ -142,12 +164,11 @@ def _measure(n_workers: int, server_url: str, encoder: Path, dev: dict, versions
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
                 raise SystemExit(f"{n_workers} worker(s) did not come up; see {work}/worker*.log")
             time.sleep(0.5)
-        os.environ["CONCNER_REDIS_URL"] = redis_url  # this process queues the request there
-        queue._process.clear()
         load_start = os.getloadavg()
         cpu_start = [_cpu_s(w.pid) for w in workers]
         start = time.perf_counter()
-        parent = queue.request_evaluate(store, "p", None)
+        with _queue_on(redis_url):  # this process queues the request there
+            parent = queue.request_evaluate(store, "p", None)
         while store.get_run(parent).status in ("queued", "running"):
             if time.monotonic() > deadline:
                 raise SystemExit(f"over the time budget with {n_workers} worker(s)")

@@ -56,7 +56,7 @@ class JobContext:
     enqueue_shards: Callable[[int], None] | None = None
 
 
-def _bug(run_id: int, exc: Exception) -> str:
+def bug_report(run_id: int, exc: Exception) -> str:
     """A bug, not a user error: log it and keep the traceback where the app can show it."""
     log.exception("run %s failed", run_id)
     return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
@@ -94,7 +94,7 @@ def job_outcome(ctx: JobContext, run_id: int, *,
     except ConcnerError as exc:
         outcome.status, outcome.error = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - any other error is a bug: record it on the run
-        outcome.status, outcome.error = "failed", _bug(run_id, exc)
+        outcome.status, outcome.error = "failed", bug_report(run_id, exc)
     finally:
         ctx.current_runs.discard(run_id)
         ctx.store.finish_run(run_id, outcome.status, outcome.error,

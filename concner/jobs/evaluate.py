@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from concner.errors import ConcnerError
-from concner.jobs.context import JobContext, RunProgress, _bug, job_outcome
+from concner.jobs.context import JobContext, RunProgress, bug_report, job_outcome
 from concner.jobs.shards import ShardWork, hand_out, register_work, shared_progress
 from concner.store.model_versions import Run
 from concner.store.snapshot import Snapshot, Watermark, take_snapshot
@@ -159,7 +159,7 @@ def _score_shard(ctx: JobContext, run: Run, payload: dict) -> dict:
     except ConcnerError as exc:
         return {**out, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - as unsharded: the version's own run fails
-        return {**out, "error": _bug(run.id, exc)}
+        return {**out, "error": bug_report(run.id, exc)}
 
 
 def _record_every_version(ctx: JobContext, run: Run, results: list[dict]) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from concner.errors import ConcnerError, ConfigError, WorkerShutdown
-from concner.jobs.context import JobContext, RunProgress, _bug, job_outcome
+from concner.jobs.context import JobContext, RunProgress, bug_report, job_outcome
 from concner.store.model_versions import Run
 
 log = logging.getLogger("concner.jobs.shards")
@@ -80,7 +80,7 @@ def hand_out(ctx: JobContext, run_id: int, kind: str) -> str:
         store.finish_run(run_id, "failed", str(exc))
         return "failed"
     except Exception as exc:  # noqa: BLE001 - a bug: record it on the run
-        store.finish_run(run_id, "failed", _bug(run_id, exc))
+        store.finish_run(run_id, "failed", bug_report(run_id, exc))
         return "failed"
     n = store.hand_to_shards(run_id, kind, payloads)
     runners = min(max(n, 1), ctx.config.services.shard_workers)

@@ -19,7 +19,7 @@ def test_slice_variants_run_only_on_their_slice_right_after_their_baselines(tmp_
     queue = list(dict.fromkeys(_bench(tmp_path).cells()))
     assert len(queue) == len(set(queue))
     for system, (budgets, seeds) in sb.SLICE.items():
-        cells = [c for c in queue if c[0] == system]
+        cells = [c for c in queue if c[0] == system and c[3] in seeds]
         assert {(b, d) for _, b, _, d in cells} == {(b, d) for b in budgets for d in seeds}
         assert {t for _, _, t, _ in cells} == set(sb.IN_DOMAIN)
         for _, budget, lang, seed in cells:
@@ -29,6 +29,11 @@ def test_slice_variants_run_only_on_their_slice_right_after_their_baselines(tmp_
             assert max(baselines) < at  # after the main systems' cells it is compared with
             nxt = next(c for c in queue[at:] if sb.is_main(c[0]))
             assert nxt[1:] != (budget, lang, seed)  # ...and not after the next block began
+    # variant (d) runs at 3 seeds (issue 19): its other seeds at the queue's end, after
+    # every main cell, so they never delay the grid
+    t2 = [i for i, c in enumerate(queue) if c[0] == "concner_kd_t2" and c[3] != 1]
+    assert {queue[i][3] for i in t2} == {2, 3}
+    assert min(t2) > max(i for i, c in enumerate(queue) if sb.is_main(c[0]))
     # the variants' teachers come before them
     for system, teachers in sb.TEACHERS.items():
         for cell in (c for c in queue if c[0] == system):
