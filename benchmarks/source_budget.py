@@ -666,7 +666,8 @@ NOTES = [
     ("The queue answers the goal first: budgets 100 and 250 on es/de/nl (per language: seeds "
     "1-3, all systems), then 500 and 1000, then the zero-shot targets and MasakhaNER "
     "(source only, source only + KD and the Trainer recipe there: no translation backend for "
-    "those languages), then ConCNER + KD at T = 2 at budgets 100 and 1000. Cells not in the "
+    "those languages), then ConCNER + KD at T = 2 at budgets 100 and 1000 for seeds 2 and 3 "
+    "(its seed 1 runs on the tuning slice with the other variants). Cells not in the "
     "tables have not been run yet: see the status section."), "",
     ("Issue 19 part 2's variants run on the tuning slice only (budgets 100 and 1000, seed 1, "
      "es/de/nl), each cell right after the main systems' cells of its budget, language and "
