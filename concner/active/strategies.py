@@ -235,8 +235,6 @@ class Diversity(Strategy):
         self.needs_mc = self.base.needs_mc
         self.needs_teacher = self.base.needs_teacher
         self.scores_by_position = self.base.scores_by_position
-        if self.scores_by_position:
-            self.pool_scores = self.base.pool_scores
 
     @classmethod
     def from_config(cls, config: ActiveConfig) -> Diversity:
@@ -278,6 +276,10 @@ class Diversity(Strategy):
             ordered += [s.sentence_id for s in batch]
             taken.update(s.sentence_id for s in batch)
         return ordered + [s.sentence_id for s in rank(outputs, scores, len(outputs), taken)]
+
+    def pool_scores(self, n_pool: int, *, seed: int = 0) -> np.ndarray:
+        """The base strategy's ``[n_pool]`` scores by position (when it scores so)."""
+        return self.base.pool_scores(n_pool, seed=seed)
 
     @staticmethod
     def _ordered(n_pool: int, limit: int | None) -> int:
