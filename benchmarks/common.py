@@ -144,6 +144,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads): unlike wall time, it
+    barely grows when other programs share the cores."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     import resource
 

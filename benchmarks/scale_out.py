@@ -21,17 +21,24 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from benchmarks import bench_data as bd
-from benchmarks.common import RESULTS, ROOT, WORK, markdown_table, provenance, require_encoder
+from benchmarks.common import (
+    RESULTS,
+    ROOT,
+    WORK,
+    cpu_seconds,
+    markdown_table,
+    provenance,
+    require_encoder,
+)
+from concner.argilla.processes import free_port
 
 sys.path.insert(0, str(ROOT / "tests"))  # storekit.py: a fresh PostgreSQL database (as chaos.py)
 OUT = WORK / "scale_out"
@@ -63,12 +70,6 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _encoder(dev: dict) -> Path:
@@ -140,7 +141,7 @@ def _measure(n_workers: int, server_url: str, encoder: Path, dev: dict, versions
     store = Store(url)
     try:
         _setup(store, encoder, dev, versions, work / "models")
-        port = _free_port()
+        port = free_port()
         redis_url = f"redis://127.0.0.1:{port}/0"
         procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind",
                                        "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -223,7 +224,6 @@ def main(argv=None) -> int:
     encoder = _encoder(dev)
     runs = [_measure(n, args.db_url, encoder, dev, args.versions, deadline) for n in (1, 2)]
     one, two = runs
-    self_usage = resource.getrusage(resource.RUSAGE_SELF)
     result = {
         "what": f"evaluate every model version ({args.versions} versions x "
                 f"{sum(len(s) for s in dev.values())} dev sentences: "
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
         "encoder": str(encoder), "runs": runs,
         "speedup": round(one["wall_s"] / two["wall_s"], 3),
         "same_scores": one["scores"] == two["scores"],
-        "bench_process_cpu_s": round(self_usage.ru_utime + self_usage.ru_stime, 2),
+        "bench_process_cpu_s": round(cpu_seconds(), 2),
         "provenance": provenance(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,20 +32,13 @@ import time
 from pathlib import Path
 
 from benchmarks import bench_data as bd
-from benchmarks.common import markdown_table, peak_rss_mb
+from benchmarks.common import cpu_seconds, markdown_table, peak_rss_mb
 
 LANGS = ("es", "de", "nl", "fr", "it", "pt")
 PATHS = ("today", "streaming", "rerank_after_new")
 NEW = 1000  # sentences added before the re-rank
 TOP = (200, 1000)
 PROJECT = "rank"
-
-
-def _cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _pool(n: int) -> list:
@@ -165,7 +158,7 @@ def measure(path: str, folder: Path, smoke: bool) -> dict:
 
     Predictor.predict = counting
     load_before = [round(x, 2) for x in os.getloadavg()]
-    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     if path == "today":
         _today(ctx, PROJECT)
     else:
@@ -173,7 +166,7 @@ def measure(path: str, folder: Path, smoke: bool) -> dict:
         status = execute_predict(ctx, PROJECT, run_id)
         if status != "succeeded":
             raise RuntimeError(f"predict {status}: {store.get_run(run_id).error}")
-    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     rss = peak_rss_mb()
     load_after = [round(x, 2) for x in os.getloadavg()]
     mv = store.active_model_version(PROJECT)

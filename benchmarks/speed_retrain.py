@@ -25,7 +25,7 @@ import sys
 import time
 
 from benchmarks import bench_data as bd
-from benchmarks.common import markdown_table, peak_rss_mb
+from benchmarks.common import cpu_seconds, markdown_table, peak_rss_mb
 
 #: project training configs, each pinning the settings issue 20 measured (so a variant
 #: means the same whatever the defaults become); "before" is the defaults before issue 20
@@ -41,15 +41,6 @@ VARIANTS: dict[str, dict] = {
     "trimmed_encoder": {"encoder": "trim", "training": _OLD},
     "defaults": {},
 }
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process (all its threads): unlike wall time, it
-    barely grows when other programs share the cores."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _stage_split(history: list[dict]) -> dict[str, dict]:
@@ -129,9 +120,9 @@ def measure(variant: str, seed: int, smoke: bool, incremental: bool, setup) -> d
 
     def retrain() -> dict:
         run_id, _ = store.request_run(name)
-        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         status = execute_retrain(ctx, name, run_id)
-        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         run = store.get_run(run_id)
         if status != "succeeded":
             raise RuntimeError(f"retrain run {run_id} {status}: {run.error}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from storekit import (
     service_env,
 )
 
+from concner.argilla.processes import free_port
 from concner.config import load_config
 from concner.jobs.context import JobContext
 from concner.jobs.evaluate import execute_evaluate
@@ -70,12 +70,6 @@ def _skip(reason: str) -> None:
     if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _project_with_versions(store: Store, tmp_path: Path, models: Path) -> None:
@@ -144,7 +138,7 @@ def test_two_workers_share_an_evaluation_and_a_killed_workers_shard_is_retried(t
         parent, _ = store.request_evaluation("p", None, config={
             "dev_fingerprint": dev.fingerprint, "dev_by_lang": dev.counts})
         with ProcessScope() as scope:
-            port = _free_port()
+            port = free_port()
             scope.popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                          "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
             env = service_env(tmp_path, url, CONCNER_REDIS_URL=f"redis://127.0.0.1:{port}/0",
