@@ -21,6 +21,8 @@ from concner.store.model_versions import (
     RetrainLock,
     Run,
     SentenceRow,
+    Shard,
+    ShardCompletion,
     SyncState,
     TranslationLink,
 )
@@ -57,6 +59,9 @@ class AdminRepository:
                     PredictionRow.model_version_id.in_(versions),
                     PredictionRow.sentence_id.in_(sentences)))),
                 ("model_versions", sa.delete(ModelVersion).where(ModelVersion.project_id == pid)),
+                ("shards", sa.delete(Shard).where(Shard.run_id.in_(runs))),
+                ("shard_completions", sa.delete(ShardCompletion).where(
+                    ShardCompletion.run_id.in_(runs))),
                 ("runs", sa.delete(Run).where(Run.project_id == pid)),
                 ("translation_links", sa.delete(TranslationLink).where(
                     TranslationLink.project_id == pid)),

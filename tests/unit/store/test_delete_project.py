@@ -62,6 +62,10 @@ def _rows_of(store: Store, project_id: int) -> dict[str, int]:
                        "= s.id WHERE s.project_id = :p",
         "translation_links": "SELECT count(*) FROM translation_links WHERE project_id = :p",
         "runs": "SELECT count(*) FROM runs WHERE project_id = :p",
+        "shards": "SELECT count(*) FROM shards x JOIN runs r ON x.run_id = r.id "
+                  "WHERE r.project_id = :p",
+        "shard_completions": "SELECT count(*) FROM shard_completions x JOIN runs r "
+                             "ON x.run_id = r.id WHERE r.project_id = :p",
         "metrics": "SELECT count(*) FROM metrics m JOIN runs r ON m.run_id = r.id "
                    "WHERE r.project_id = :p",
         "model_versions": "SELECT count(*) FROM model_versions WHERE project_id = :p",
@@ -82,7 +86,8 @@ def test_delete_project_removes_its_rows_and_checkpoints_only(folder):
     other = store.get_project("other").id
     owned = _rows_of(store, demo)
     assert all(owned[t] > 0 for t in ("sentences", "import_batches", "annotations", "translation_links", "runs",
-                                      "metrics", "model_versions", "predictions"))
+                                      "metrics", "model_versions", "predictions", "shards",
+                                      "shard_completions"))
     other_before = _rows_of(store, other)
     total_before = _rows(store)
     demo_dir = Path(registry.project_dir("demo"))
