@@ -241,12 +241,17 @@ class ServicesConfig:
     lock_stale_seconds: float = 60.0
     #: Huey consumer threads (a retrain occupies one; predictions can use another)
     worker_threads: int = setting(2, ge=1)
-    #: shard runners a sharded run (every-version evaluation; concner/jobs/shards.py) puts on
+    #: shard runners a sharded run (every-version evaluation, pool prediction; concner/jobs/shards.py) puts on
     #: the queue: at most this many workers (or consumer threads) share its shards. Set it to
     #: the number of worker processes. 2 = the two workers benchmarks/scale_out.py measured
     #: (1 -> 2 processes: see benchmarks/results/scale_out.md); a runner that finds no shard
     #: left returns after one claim transaction, so one too many costs next to nothing
     shard_workers: int = setting(2, ge=1)
+    #: pool sentences per shard of a pool prediction (concner/jobs/predict.py; rounded up
+    #: to whole prediction chunks of 256): 100,000 sentences make 49 shards, so two workers
+    #: end within one shard (about 45 s on 2 AVX2 cores) of each other, and a killed
+    #: worker's retry repeats at most that much work
+    pool_shard_sentences: int = setting(2048, ge=1)
     #: modules imported by the worker that register sync hooks (each defines register_sync_hooks(registry); concner.jobs.sync_hooks)
     sync_modules: tuple[str, ...] = ()
     #: minutes between periodic syncs of every project

@@ -110,7 +110,7 @@ def _record_version(ctx: JobContext, run_id: int, mv, reports: dict[str, dict], 
 
 # -- every version, in shards (concner/jobs/shards.py) ---------------------------------
 def _project_name(ctx: JobContext, run: Run) -> str:
-    return next(p.name for p in ctx.store.list_projects() if p.id == run.project_id)
+    return ctx.store.project_name(run.project_id)
 
 
 def _prepare_every_version(ctx: JobContext, run: Run) -> list[dict]:

@@ -1,156 +1,187 @@
-"""The ``predict_pool`` job: the active model predicts and ranks the unlabelled pools.
+"""The ``predict_pool`` job: the active model predicts and ranks the unlabelled pools, in
+shards that every worker on the queue shares (:mod:`concner.jobs.shards`).
 
-:func:`execute_predict` streams every unlabelled target sentence (to correct) and every
-unlabelled source sentence (to label) from the store ``chunk`` at a time; per chunk it
-predicts, scores with the project's ``active.strategy`` and stores tags, spans,
-uncertainty and score, then drops the chunk. Each pool is then ordered from its stored
-scores (:func:`concner.active.pool_order.pool_order`, the same order
-:func:`concner.active.ranking.rank_pool` gives the whole pool) and the ranks written in
-one UPDATE. A sentence this model version already predicted and scored with this strategy,
-from the same text (:func:`concner.store.pool_stream.input_hash`), is not predicted again.
-What follows a finished prediction (``ctx.after_predict``) is :mod:`concner.jobs.chain`'s.
+:func:`execute_predict` hands the run to shards (:data:`SHARDED_PREDICTION`):
+
+- ``prepare`` pins the active model version, the project's ``[active]`` settings and the
+  pools as they are now (``pool_bound``), and cuts each pool (unlabelled target sentences
+  to correct, unlabelled source sentences to label) into id ranges of
+  ``services.pool_shard_sentences`` (:meth:`concner.store.Store.pool_boundaries`);
+- each shard streams its range ``chunk`` sentences at a time and predicts, scores and
+  stores every sentence (:class:`concner.jobs.pool_scoring.PoolScorer`; a stored
+  prediction of the same version and strategy from the same text is kept), and returns
+  only ids, scores and lengths;
+- ``complete`` orders each pool from those scores
+  (:func:`concner.active.pool_order.pool_order`, the order
+  :func:`concner.active.ranking.rank_pool` gives the whole pool at once) and writes the
+  ranks in one UPDATE; then ``ctx.after_predict`` runs (:mod:`concner.jobs.chain`).
+
+A shard whose worker died is predicted again by another; the rows it had stored are kept
+(same version, strategy and text), so nothing is predicted twice and nothing is lost.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 
-import numpy as np
-
-from concner.jobs.context import JobContext, RunProgress, job_outcome, project_config
-from concner.store.pool_stream import POOL_ROLES, input_hash
+from concner.config import ActiveConfig
+from concner.errors import ModelError, WorkerShutdown
+from concner.jobs.context import JobContext, project_config
+from concner.jobs.pool_scoring import scorer_for
+from concner.jobs.shards import ShardWork, hand_out, register_work, shared_progress
+from concner.store.model_versions import Run
+from concner.store.pool_stream import POOL_ROLES
 from concner.store.snapshot import project_facts
 
+#: sentences predicted at a time (a chunk's arrays are dropped before the next is read)
+CHUNK = 256
 
-def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = 256) -> str:
+
+def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = CHUNK) -> str:
     """Predict every unlabelled target sentence (to correct) and every unlabelled source
     sentence (to label) with the active model, rank each pool with the project's
     ``active.strategy`` (the stage-1 teacher saved with the model serves the
     teacher/student strategy), and store tags, spans, uncertainty (mean word entropy) and
     the strategy's score and rank (its order to ask people, 1..n within each pool) per
-    sentence. At most ``chunk`` pool sentences are held at a time.
-    On success ``ctx.after_predict`` runs."""
+    sentence. A worker holds at most ``chunk`` pool sentences at a time.
+
+    The run is handed to shards: the returned status is ``running`` while queued runners
+    work on it (at once ``succeeded`` or ``failed`` with a context that has no queue). On
+    success ``ctx.after_predict`` runs, in the worker that ended the run."""
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
-    progress = RunProgress(ctx, run_id)
-    with job_outcome(ctx, run_id) as outcome:
-        bundle, mv = ctx.registry.load_active(name)
-        outcome.model_version_id = mv.id
-        upto = store.pool_bound(name)
-        sizes = {role: store.pool_size(name, role, upto) for role in POOL_ROLES}
-        ranker = _PoolRanker(ctx, bundle, mv, project_config(ctx.config, project_facts(store, name)).active,
-                             progress, chunk, total=sum(sizes.values()))
-        strategy, done = None, []
-        for role in POOL_ROLES:
-            if not sizes[role]:
-                continue
-            n, strategy = ranker.rank(name, role, upto)
-            done.append(f"{n} {role}")
-        if ranker.kept:
-            progress.log(f"kept {ranker.kept} stored predictions of unchanged sentences; "
-                         f"predicted {ranker.predicted}")
-        progress.log(f"predicted {' and '.join(done) or 'no'} sentences with v{mv.version}"
-                     + (f", ranked by {strategy}" if strategy else ""))
-        outcome.status = "succeeded"
-    if outcome.status == "succeeded" and not ctx.shutdown.is_set():
-        ctx.after_predict(name)
-    return outcome.status
+    run = store.get_run(run_id)
+    store.record_snapshot(run_id, label_counts=run.label_counts or {},
+                          config={**(run.config or {}), "chunk": int(chunk)}, seed=run.seed or 0)
+    return hand_out(ctx, run_id, "predict")
 
 
-class _PoolRanker:
-    """Predicts and scores a pool chunk by chunk, then orders it from the stored scores;
-    the teacher is loaded once, on first need."""
+def _project_name(ctx: JobContext, run: Run) -> str:
+    return ctx.store.project_name(run.project_id)
 
-    def __init__(self, ctx: JobContext, bundle, mv, active, progress: RunProgress, chunk: int,
-                 total: int):
-        from concner.method.inference import Predictor
 
-        self.ctx, self.mv, self.active, self.progress, self.chunk = ctx, mv, active, progress, chunk
-        tc = ctx.config.training
-        self.predictor = Predictor(bundle, batch_size=tc.eval_batch_size, device=tc.device)
-        self.done = self.kept = self.predicted = 0
-        progress.stage("predict", total=total)
+def _prepare(ctx: JobContext, run: Run) -> list[dict]:
+    """One shard per id range of ``services.pool_shard_sentences`` sentences (rounded up
+    to whole chunks, so BALD's chunks are the unsharded job's; a smaller shard is one
+    smaller chunk) of each pool, all pinned to the active version now, the project's
+    ``[active]`` settings now and the pools' sentences now."""
+    store = ctx.store
+    name = _project_name(ctx, run)
+    chunk = int((run.config or {}).get("chunk", CHUNK))
+    mv = store.active_model_version(name)
+    if mv is None:
+        raise ModelError(f"project {name!r} has no active model yet; run a retrain first")
+    store.set_run_model_version(run.id, mv.id)
+    active = project_config(ctx.config, project_facts(store, name)).active
+    upto = store.pool_bound(name)
+    wanted = ctx.config.services.pool_shard_sentences
+    chunk = min(chunk, wanted)  # a shard smaller than a chunk is one chunk
+    size = -(-wanted // chunk) * chunk
+    sizes = {role: store.pool_size(name, role, upto) for role in POOL_ROLES}
+    progress = shared_progress(ctx, run)
+    progress.stage("predict", total=sum(sizes.values()))
+    common = {"project": name, "model_version_id": mv.id, "version": mv.version,
+              "active": dataclasses.asdict(active), "seed": ctx.config.training.seed,
+              "chunk": chunk, "upto": upto}
+    payloads = []
+    for role in POOL_ROLES:
+        if not sizes[role]:
+            continue
+        ends = store.pool_boundaries(name, role, size, upto)
+        payloads += [{**common, "role": role, "after": after, "through": through}
+                     for after, through in zip([0, *ends], ends)]
+    progress.log(f"predicting {' and '.join(f'{n} {r}' for r, n in sizes.items() if n) or 'no'}"
+                 f" sentences with v{mv.version} in {len(payloads)} shards of up to {size}")
+    return payloads
 
-    @functools.cached_property
-    def teacher(self):
-        """The stage-1 teacher's predictor when the strategy needs one and it was saved."""
-        from concner.active.ranking import needs_teacher
-        from concner.method.inference import Predictor
 
-        loaded = self.ctx.registry.load_teacher(self.mv) if needs_teacher(self.active) else None
-        if loaded is None:
-            return None
-        tc = self.ctx.config.training
-        return Predictor(loaded, tc.eval_batch_size, tc.device)
+def _predict_range(ctx: JobContext, run: Run, payload: dict) -> dict:
+    """Predict, score and store one shard's id range, ``chunk`` sentences at a time:
+    ``{"role", "db_ids", "sentence_ids", "scores", "lengths", "predicted"}`` in id order
+    (what ordering the pool needs of them)."""
+    store = ctx.store
+    scorer = scorer_for(ctx, payload["model_version_id"])
+    active = ActiveConfig(**{**payload["active"], **_tuples(payload["active"])})
+    out: dict = {"role": payload["role"], "db_ids": [], "sentence_ids": [], "scores": [],
+                 "lengths": [], "predicted": 0}
+    with scorer.lock:
+        for sentences in store.pool_chunks(payload["project"], payload["role"],
+                                           payload["chunk"], payload["through"],
+                                           after=payload["after"]):
+            if ctx.shutdown.is_set():
+                raise WorkerShutdown("the worker is shutting down")
+            scored, predicted = scorer.score(sentences, active, payload["seed"])
+            out["db_ids"] += [x.meta["db_id"] for x in sentences]
+            out["sentence_ids"] += [x.id for x in sentences]
+            out["scores"] += [score for score, _ in scored]
+            out["lengths"] += [words for _, words in scored]
+            out["predicted"] += predicted
+    progress = shared_progress(ctx, store.get_run(run.id))
+    progress.state["step"] = int(progress.state.get("step") or 0) + len(out["db_ids"])
+    progress.write(force=True)
+    return out
 
-    def _advance(self, n: int) -> None:
-        self.done += n
-        self.progress.state.update(step=self.done)
-        self.progress.write(force=True)
 
-    def rank(self, name: str, role: str, upto: int) -> tuple[int, str]:
-        """Predict, score and rank the ``role`` pool; ``(its size, strategy name)``."""
-        from concner.active.pool_order import ScoredPool, pool_order
-        from concner.active.ranking import resolve_strategy, stored_name
+def _tuples(fields: dict) -> dict:
+    """JSON turned the tuple settings of ``[active]`` into lists: back to tuples."""
+    return {k: tuple(v) for k, v in fields.items() if isinstance(v, list)}
 
-        strategy, note = resolve_strategy(self.active, have_teacher=self.teacher is not None)
-        label = stored_name(strategy)
-        seed = self.ctx.config.training.seed
-        store, pool = self.ctx.store, ScoredPool()
-        for sentences in store.pool_chunks(name, role, self.chunk, upto):
-            scored = self._score(sentences, strategy, label, seed)
-            for x in sentences:
-                pool.add(x.meta["db_id"], x.id, *scored[x.meta["db_id"]])
-            self._advance(len(sentences))
+
+def _rank_pools(ctx: JobContext, run: Run, results: list[dict]) -> None:
+    """Order each pool from its shards' scores, write the ranks, and hand on to
+    ``ctx.after_predict``."""
+    from concner.active.pool_order import ScoredPool, pool_order
+    from concner.active.ranking import resolve_strategy, stored_name
+
+    store = ctx.store
+    progress = shared_progress(ctx, run)
+    name = _project_name(ctx, run)
+    shards = store.shards(run.id)
+    if not shards:
+        progress.log("predicted no sentences: both pools are empty")
+        _after_predict(ctx, name)
+        return
+    payload = shards[0].payload
+    active = ActiveConfig(**{**payload["active"], **_tuples(payload["active"])})
+    seed, chunk = payload["seed"], payload["chunk"]
+    scorer = scorer_for(ctx, payload["model_version_id"])
+    strategy, note = resolve_strategy(active, have_teacher=scorer.teacher(active) is not None)
+    done, predicted = [], 0
+    for role in POOL_ROLES:
+        pool = ScoredPool()
+        for res in results:
+            if res.get("role") == role:
+                for entry in zip(res["db_ids"], res["sentence_ids"], res["scores"],
+                                 res["lengths"]):
+                    pool.add(*entry)
+                predicted += res["predicted"]
         if not pool:
-            return 0, label
-        scores, ranks = pool_order(strategy, pool, self.active, seed=seed,
-                                   candidate_outputs=lambda positions: self._candidates(
-                                       name, [pool.db_ids[p] for p in positions]))
-        store.save_ranks(self.mv.id, list(zip(pool.db_ids, ranks.tolist(), scores.tolist())),
+            continue
+        with scorer.lock:
+            scores, ranks = pool_order(strategy, pool, active, seed=seed,
+                                       candidate_outputs=lambda positions, pool=pool: scorer.candidates(
+                                           name, [pool.db_ids[p] for p in positions], chunk))
+        store.save_ranks(scorer.mv.id, list(zip(pool.db_ids, ranks.tolist(), scores.tolist())),
                          scores=strategy.scores_by_position)
-        if note:
-            self.progress.log(note)
-        return len(pool), label
+        done.append(f"{len(pool)} {role}")
+    total = sum(len(r["db_ids"]) for r in results)
+    if total > predicted:
+        progress.log(f"kept {total - predicted} stored predictions of unchanged sentences; "
+                     f"predicted {predicted}")
+    if note:
+        progress.log(note)
+    progress.log(f"predicted {' and '.join(done) or 'no'} sentences with "
+                 f"v{payload['version']} in {len(shards)} shards, ranked by "
+                 f"{stored_name(strategy)}")
+    _after_predict(ctx, name)
 
-    def _score(self, sentences: list, strategy, label: str, seed: int
-               ) -> dict[int, tuple[float | None, int]]:
-        """Row id -> ``(score, words)`` of one chunk: stored ones kept, the rest predicted,
-        scored and stored (rank to follow); nothing of the chunk's arrays outlives it."""
-        from concner.active.pool_order import score_chunk
 
-        store = self.ctx.store
-        kept = store.reusable_predictions(self.mv.id, label, sentences)
-        out = {sid: (k.al_score, k.n_words) for sid, k in kept.items()}
-        fresh = [x for x in sentences if x.meta["db_id"] not in kept]
-        self.kept += len(kept)
-        self.predicted += len(fresh)
-        if not fresh:
-            return out
-        preds = self.predictor.predict(fresh)
-        scores = score_chunk(self.predictor, fresh, preds, strategy,
-                             mc_passes=self.active.mc_passes, teacher=self.teacher, seed=seed)
-        rows = [(x.meta["db_id"], list(p.tags),
-                 [{"start": sp.start, "end": sp.end, "label": sp.label, "score": sp.score}
-                  for sp in p.spans], float(p.mean_entropy), score, None)
-                for x, p, score in zip(fresh, preds, scores)]
-        store.save_predictions(self.mv.id, rows, strategy=label,
-                               input_hashes={x.meta["db_id"]: input_hash(x) for x in fresh})
-        out.update((x.meta["db_id"], (score, len(p.word_probs)))
-                   for x, p, score in zip(fresh, preds, scores))
-        return out
+def _after_predict(ctx: JobContext, name: str) -> None:
+    if not ctx.shutdown.is_set():
+        ctx.after_predict(name)
 
-    def _candidates(self, name: str, db_ids: list[int]):
-        """:class:`PoolOutputs` (word probabilities, representations ``[M, H]``) of the
-        diversity strategy's ``M`` candidates, read and predicted ``chunk`` at a time."""
-        from concner.active.outputs import PoolOutputs
 
-        ids, probs, reps = [], [], []
-        for start in range(0, len(db_ids), self.chunk):
-            part = self.ctx.store.sentences_by_id(name, db_ids[start:start + self.chunk])
-            preds, emb = self.predictor.predict_with_embeddings(part)
-            ids += [x.id for x in part]
-            probs += [p.word_probs for p in preds]
-            reps.append(emb)
-        return PoolOutputs(sentence_ids=ids, word_probs=probs, representations=np.concatenate(reps))
+#: a pool prediction, one shard per id range of each pool
+SHARDED_PREDICTION = ShardWork(prepare=_prepare, run_one=_predict_range, complete=_rank_pools)
+register_work("predict", SHARDED_PREDICTION)

@@ -2,7 +2,8 @@
 
 A job that can be cut into independent pieces describes them with a :class:`ShardWork`
 registered under a kind (:func:`register_work`; today: ``evaluate``, every model version
-on the dev sets, :mod:`concner.jobs.evaluate`):
+on the dev sets, :mod:`concner.jobs.evaluate`, and ``predict``, the pools in id
+ranges, :mod:`concner.jobs.predict`):
 
 - ``prepare(ctx, run) -> [payload, ...]`` (JSON dicts): runs once, in the worker that
   started the run; each payload becomes one shard (:mod:`concner.store.shards`);
@@ -47,7 +48,7 @@ class ShardWork:
 #: the registered kinds of sharded work (kind -> :class:`ShardWork`)
 WORK: dict[str, ShardWork] = {}
 #: the module that registers each built-in kind (imported on first use of the kind)
-BUILT_IN = {"evaluate": "concner.jobs.evaluate"}
+BUILT_IN = {"evaluate": "concner.jobs.evaluate", "predict": "concner.jobs.predict"}
 
 
 def register_work(kind: str, work: ShardWork) -> None:

@@ -46,6 +46,11 @@ class StoredScore:
     n_words: int
 
 
+def _check_whole(what: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"the {what} must be a whole number >= 1, got {value!r}")
+
+
 class PoolRepository:
     """Store methods for streaming a pool (mixed into :class:`concner.store.Store`)."""
 
@@ -72,14 +77,31 @@ class PoolRepository:
             return int(s.scalar(sa.select(sa.func.count(SentenceRow.id))
                                 .where(*self._pool_where(project.id, role, upto))))
 
-    def pool_chunks(self, name: str, role: str, chunk: int, upto: int
+    def pool_boundaries(self, name: str, role: str, every: int, upto: int) -> list[int]:
+        """The row ids that end the pool's id ranges of ``every`` sentences: the id of every
+        ``every``-th unlabelled ``role`` sentence (outside dev, id <= ``upto``) in id order,
+        and the last one's; the ranges ``(0, b1], (b1, b2], ...`` hold the whole pool, the
+        last one fewer when ``every`` does not divide it. One query, which returns only the
+        ``ceil(N / every)`` ends ([] for an empty pool)."""
+        _check_whole("pool range", every)
+        with self.read() as s:
+            project = self.get_project(name, s)
+            ranked = sa.select(
+                SentenceRow.id.label("id"),
+                sa.func.row_number().over(order_by=SentenceRow.id).label("position"),
+                sa.func.count().over().label("size"),
+            ).where(*self._pool_where(project.id, role, upto)).subquery()
+            return [int(i) for i in s.scalars(
+                sa.select(ranked.c.id).where(sa.or_(ranked.c.position % every == 0,
+                                                    ranked.c.position == ranked.c.size))
+                .order_by(ranked.c.id))]
+
+    def pool_chunks(self, name: str, role: str, chunk: int, upto: int, *, after: int = 0
                     ) -> Iterator[list[Sentence]]:
-        """The unlabelled ``role`` sentences of ``name`` outside dev with ids <= ``upto``,
-        in id order, ``chunk`` at a time (one short read each, keyed on the last id, so
-        memory holds one chunk; a sentence labelled meanwhile leaves the pool)."""
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-            raise ConfigError(f"the pool chunk must be a whole number >= 1, got {chunk!r}")
-        after = 0
+        """The unlabelled ``role`` sentences of ``name`` outside dev with ids in ``(after,
+        upto]``, in id order, ``chunk`` at a time (one short read each, keyed on the last
+        id, so memory holds one chunk; a sentence labelled meanwhile leaves the pool)."""
+        _check_whole("pool chunk", chunk)
         while True:
             with self.read() as s:
                 project = self.get_project(name, s)

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from concner.errors import ConfigError
+from concner.errors import ConfigError, ProjectNotFound
 from concner.store.model_versions import (
     ACTIVE_RUN_STATUSES,
     RUN_KINDS,
@@ -286,6 +286,20 @@ class RunRepository:
         with self.read() as s:
             value = s.scalar(sa.select(Run.trained_on).where(Run.id == run_id))
         return None if value is None else {int(k): int(v) for k, v in value.items()}
+
+    def project_name(self, project_id: int) -> str:
+        """The name of the project with row id ``project_id`` (runs name their project by id)."""
+        with self.read() as s:
+            name = s.scalar(sa.select(Project.name).where(Project.id == project_id))
+        if name is None:
+            raise ProjectNotFound(f"no project has id {project_id}; it was deleted")
+        return name
+
+    def set_run_model_version(self, run_id: int, model_version_id: int) -> None:
+        """Name the model version a running run works with (a sharded run's, so the worker
+        that ends it records it: :func:`concner.jobs.shards.complete_if_last`)."""
+        with self.write() as s:
+            s.get(Run, run_id).model_version_id = model_version_id
 
     def update_progress(self, run_id: int, progress: dict[str, Any]) -> bool:
         """Write progress; returns True when cancellation was requested."""

@@ -6,6 +6,8 @@ chunk of pool sentences at a time."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy as sa
 import torch
@@ -157,13 +159,19 @@ class _Counting:
         monkeypatch.setattr(Predictor, "predict", predict)
 
 
-def test_a_second_run_predicts_only_new_and_changed_sentences(tmp_path, monkeypatch):
+def _trained_project(tmp_path, n_pool: int) -> tuple[Store, JobContext]:
+    """A project with ``n_pool`` target pool sentences and a retrained tiny model."""
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    make_project(store, "p", tiny_encoder(tmp_path), n_pool=30)
+    make_project(store, "p", tiny_encoder(tmp_path), n_pool=n_pool)
     ctx = JobContext(store, ModelRegistry(store, str(tmp_path / "models")), load_config(env={}),
                      "test-worker")
     run, _ = store.request_run("p")
     assert execute_retrain(ctx, "p", run) == "succeeded", store.get_run(run).error
+    return store, ctx
+
+
+def test_a_second_run_predicts_only_new_and_changed_sentences(tmp_path, monkeypatch):
+    store, ctx = _trained_project(tmp_path, 30)
     _set_strategy(ctx, "diversity/small-limit")  # diversity, candidates fewer than the pool
     _predict(ctx)
     before, _ = _stored(ctx, "target")
@@ -228,3 +236,91 @@ def test_the_job_never_reads_more_than_a_chunk_of_pool_sentences(trained, monkey
     _predict(trained, chunk=5)
     assert sum(streamed) == 40 + 12 and max(streamed) == 5
     assert sum(read_back) == 40 + 12 and max(read_back) == 5  # whole pools: limit 1000
+
+
+# -- shards (concner/jobs/predict.py): the pool cut into id ranges ----------------------
+def _sharded(ctx, sentences: int) -> JobContext:
+    """``ctx`` with pool shards of ``sentences`` sentences (a whole number of chunks)."""
+    config = load_config(env={"CONCNER_SERVICES__POOL_SHARD_SENTENCES": str(sentences)})
+    return dataclasses.replace(ctx, config=config)
+
+
+def _payloads_and_results(store, run: int) -> list:
+    return [(s.payload, s.result) for s in store.shards(run)]
+
+
+@pytest.mark.parametrize("strategy", ["mnlp", "random", "teacher_student", "diversity"])
+def test_a_pool_in_several_shards_ranks_exactly_as_the_whole_pool(trained, strategy):
+    """Shards of 14 (2 chunks of 7): the target pool of 40 in 3 id ranges, the source pool
+    of 12 in 1; every sentence is in exactly one shard, and the stored scores and ranks
+    equal ranking the whole pool at once."""
+    _set_strategy(trained, strategy)
+    run = _predict(_sharded(trained, 14))
+    shards = _payloads_and_results(trained.store, run)
+    assert [(p["role"], len(r["db_ids"])) for p, r in shards] == \
+        [("target", 14), ("target", 14), ("target", 12), ("source", 12)]
+    for (p, r) in shards:  # each range holds exactly its sentences, in id order
+        assert all(p["after"] < i <= p["through"] for i in r["db_ids"])
+        assert r["db_ids"] == sorted(r["db_ids"]) and r["db_ids"][-1] == p["through"]
+    ids = [i for _, r in shards for i in r["db_ids"]]
+    assert len(ids) == len(set(ids)) == 52
+    for role in ("target", "source"):
+        _, expected = _today(trained, role)
+        stored, _ = _stored(trained, role)
+        assert {k: v[1] for k, v in stored.items()} == {k: v[1] for k, v in expected.items()}
+        assert {k: v[0] for k, v in stored.items()} == \
+            pytest.approx({k: v[0] for k, v in expected.items()}, abs=1e-6)
+    log = "\n".join(trained.store.get_run(run).progress["log"])
+    assert "in 4 shards of up to 14" in log
+    assert trained.store.get_run(run).model_version_id == \
+        trained.store.active_model_version("p").id
+
+
+def test_shards_round_up_to_whole_chunks_so_bald_draws_as_unsharded(trained):
+    """BALD depends on which sentences share a chunk: shards of 10 with chunks of 7 are
+    rounded up to 14, so the chunks are the unsharded job's and so are the scores."""
+    _set_strategy(trained, "bald")
+    _predict(trained)  # one shard per pool, chunks of 7
+    whole, _ = _stored(trained, "target")
+    _set_strategy(trained, "mnlp")
+    _predict(trained)  # invalidate the stored BALD scores
+    _set_strategy(trained, "bald")
+    run = _predict(_sharded(trained, 10))
+    assert [p["role"] for p, _ in _payloads_and_results(trained.store, run)] == \
+        ["target"] * 3 + ["source"]
+    assert _stored(trained, "target")[0] == whole
+
+
+def test_a_failed_shard_is_retried_and_keeps_what_it_had_stored(trained, monkeypatch):
+    """The first attempt at a shard dies after its first chunk: the retry keeps the rows
+    stored before the failure, so every sentence is predicted exactly once."""
+    from concner.jobs.pool_scoring import PoolScorer
+
+    _set_strategy(trained, "least_confidence")
+    counting = _Counting(monkeypatch)
+    original, calls = PoolScorer.score, []
+
+    def score(scorer, sentences, active, seed):
+        calls.append(len(sentences))
+        if len(calls) == 2:
+            raise RuntimeError("the worker died mid-shard")
+        return original(scorer, sentences, active, seed)
+
+    monkeypatch.setattr(PoolScorer, "score", score)
+    run = _predict(_sharded(trained, 14))
+    shards = trained.store.shards(run)
+    assert [s.attempts for s in shards] == [2, 1, 1, 1]
+    assert "the worker died mid-shard" in shards[0].error
+    assert sorted(counting.sentences) == sorted(set(counting.sentences))  # none twice
+    assert len(counting.sentences) == 52
+    _, expected = _today(trained, "target")
+    assert {k: v[1] for k, v in _stored(trained, "target")[0].items()} == \
+        {k: v[1] for k, v in expected.items()}
+
+
+def test_empty_pools_give_no_shards_and_the_run_succeeds(tmp_path):
+    store, ctx = _trained_project(tmp_path, 0)
+    run = _predict(ctx)
+    assert store.shards(run) == []
+    assert "both pools are empty" in "\n".join(store.get_run(run).progress["log"])
+    store.close()
