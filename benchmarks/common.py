@@ -40,6 +40,34 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: (cpuinfo flag, what it tells) from the widest: the vector instructions a CPU's matrix
+#: products can use (two CPUs of one model name can differ: an EPYC with AVX2 only, and
+#: one with AVX-512 and native bf16, sat behind the same "AMD EPYC")
+_ISA_LEVELS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 + bf16"),
+               ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
+def cpu_isa() -> str:
+    """The widest vector level of this CPU (:data:`_ISA_LEVELS`), or "" when unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines()
+                  if line.startswith("flags")), set())
+    return next((name for flag, name in _ISA_LEVELS if flag in flags), "")
+
+
+def machine_name() -> str:
+    """What a figure was measured on: CPU model, vector level and cores (or the GPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    isa = cpu_isa()
+    return f"{cpu_model()}{f' ({isa})' if isa else ''}, {os.cpu_count()} cores, no GPU"
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -56,8 +84,7 @@ def provenance() -> dict:
     import torch
 
     return {
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU"
-        if not torch.cuda.is_available() else f"{torch.cuda.get_device_name(0)}",
+        "machine": machine_name(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
