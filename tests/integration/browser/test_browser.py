@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browserkit import missing
 from prockit import ProcessScope
 
+from concner.argilla.processes import free_port
+
 TRAINING_FORM = {"epochs (stage 1)": "6", "batch size": "8", "learning rate (encoder)": "0.003"}
 TRAINING_TOML = """[training]
 head_learning_rate = 0.01
@@ -48,12 +49,6 @@ window_stride = 4
 projection_dim = 16
 """
 ARABIC_POOL = ["زار محمد القاهرة", "يعمل علي في دبي", "ذهبت مريم إلى بيروت"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
@@ -139,7 +134,7 @@ def services(tmp_path_factory, argilla):
     from concner.store import upgrade_database
 
     upgrade_database(db_url)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # every way out stops both (their groups and anything they started: SIGTERM, then
     # SIGKILL after 30 s), also when starting one of them or waiting for the app fails

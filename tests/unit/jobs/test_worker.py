@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import torch
 from storekit import TINY_TRAINING, database_url, make_project, service_env, tiny_encoder
 
+from concner.argilla.processes import free_port
 from concner.config import load_config
 from concner.jobs.context import JobContext
 from concner.jobs.registry import ModelRegistry
@@ -216,14 +217,6 @@ def test_concner_worker_command_beats_and_stops_on_sigterm(tmp_path):
     assert row.status == "stopped" and row.worker_id == first.worker_id
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_redis_queue_runs_a_retrain_requested_from_the_cli(tmp_path):
     import os
@@ -234,7 +227,7 @@ def test_redis_queue_runs_a_retrain_requested_from_the_cli(tmp_path):
         if os.environ.get("CONCNER_REQUIRE_SERVICES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    port = _free_port()
+    port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
