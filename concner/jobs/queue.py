@@ -31,6 +31,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -286,12 +287,25 @@ def tick(ctx=None, *, startup: bool = False) -> dict:
     waiting = store.recover_orphaned_jobs(lost)
     for project, run_id, kind, _ in waiting:
         log.warning("%s run of %s lost its worker; re-queued as run %s", kind, project, run_id)
-    waiting += store.stale_queued_jobs(0 if startup else services.lock_stale_seconds)
+    stale = 0 if startup else services.lock_stale_seconds
+    waiting += [job for job in store.stale_queued_jobs(stale)
+                if _not_woken_within(job[1], stale)]  # at most once per interval each
     for project, run_id, kind, model_version_id in waiting:
         _requeue(kind, project, run_id, model_version_id)
     sharded = requeue_shards(store, lost, 0 if startup else services.lock_stale_seconds)
     return {"recovered": len(recovered),
             "enqueued": len(retrains) + len(waiting) + dev_evaluations + sharded}
+
+
+def _not_woken_within(run_id: int, seconds: float) -> bool:
+    """True (and the run counts as woken now) unless this process put run ``run_id`` on
+    the queue again within the last ``seconds``: a tick on every heartbeat would otherwise
+    pile up messages for a run that waits behind busy workers."""
+    now, woken = time.monotonic(), _process.setdefault("woken", {})
+    if seconds > 0 and now - woken.get(run_id, -seconds - 1) <= seconds:
+        return False
+    woken[run_id] = now
+    return True
 
 
 def requeue_shards(store, lost_owners, idle_seconds: float) -> int:
@@ -301,19 +315,16 @@ def requeue_shards(store, lost_owners, idle_seconds: float) -> int:
     an idle run at most once per ``idle_seconds`` from this process (while every worker is
     busy with other work, a tick on each heartbeat would pile runner messages up).
     Returns the number of runner tasks queued."""
-    import time
-
     released = store.release_lost_shards(lost_owners)
     for failed in released.failed:
         log.error("%s", failed)
         store.finish_run(failed.run_id, "failed", str(failed))
-    now, woken = time.monotonic(), _process.setdefault("woken", {})
     idle = {run_id for run_id in store.idle_sharded_runs(idle_seconds)
-            if now - woken.get(run_id, -idle_seconds - 1) > idle_seconds}
+            if _not_woken_within(run_id, idle_seconds)}
+    for run_id in released.requeued_runs:  # woken now: the idle check waits for them too
+        _not_woken_within(run_id, 0)
     wake = set(released.requeued_runs) | idle
     wake -= {failed.run_id for failed in released.failed}
-    for run_id in wake:
-        woken[run_id] = now
     for run_id in sorted(wake):
         log.warning("sharded run %s has shards waiting; queued a runner", run_id)
         enqueue(jobs().run_shards, run_id)

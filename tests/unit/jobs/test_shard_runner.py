@@ -170,3 +170,22 @@ def test_an_idle_run_is_woken_once_per_idle_period_not_on_every_heartbeat(monkey
     assert tasks.requeue_shards(AlwaysIdle(), set(), 30) == 1
     assert tasks.requeue_shards(AlwaysIdle(), set(), 30) == 0  # the next heartbeat
     assert enqueued == [(10**9,)]
+
+
+def test_a_stale_queued_run_is_requeued_once_per_stale_period_not_on_every_heartbeat(
+        store, tmp_path, monkeypatch):
+    """A queued prediction whose message may be lost is put back on the queue by the tick,
+    but not again on the next heartbeat while it still waits behind busy workers."""
+    enqueued = []
+    monkeypatch.setattr(tasks, "enqueue", lambda task, *args: enqueued.append((task.name, *args)))
+    monkeypatch.setitem(tasks._process, "woken", {})  # run ids of earlier tests' stores
+    ctx = context(store, tmp_path, "busy-worker")
+    run_id, _ = store.request_run("p", kind="predict")
+    monkeypatch.setattr(store, "stale_queued_jobs", lambda older_than: [
+        ("p", run_id, "predict", None)])  # older than lock_stale_seconds
+    tasks.tick(ctx)
+    tasks.tick(ctx)  # the next heartbeat
+    assert enqueued.count(("predict_pool", "p", run_id)) == 1
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: 10**9)  # a stale period later
+    tasks.tick(ctx)
+    assert enqueued.count(("predict_pool", "p", run_id)) == 2
