@@ -14,7 +14,10 @@ copy of the store (clean peak RSS), one after another:
   ``save_predictions``);
 - ``streaming``: :func:`concner.jobs.predict.execute_predict` as the worker runs it;
 - ``rerank_after_new``: the streaming job's store plus 1,000 new pool sentences, ranked
-  again by the same model (only the new ones are predicted).
+  again by the same model (only the new ones are predicted);
+- ``streaming_bf16``, ``streaming_int8``: the streaming job with the same model predicting
+  in ``model.inference_precision`` bf16 or int8 (concner/method/precision.py): the
+  approximate paths, judged by their ask order's agreement with ``today``'s.
 
 Per path: wall and CPU seconds (``resource.getrusage``), peak RSS, the load average before
 and after; the ask order's agreement with ``today``'s (same sentence at the same position,
@@ -35,7 +38,9 @@ from benchmarks import bench_data as bd
 from benchmarks.common import cpu_seconds, markdown_table, peak_rss_mb
 
 LANGS = ("es", "de", "nl", "fr", "it", "pt")
-PATHS = ("today", "streaming", "rerank_after_new")
+PATHS = ("today", "streaming", "rerank_after_new", "streaming_bf16", "streaming_int8")
+#: the streaming job with the model's predictions in another ``model.inference_precision``
+PRECISION_PATHS = {"streaming_bf16": "bf16", "streaming_int8": "int8"}
 NEW = 1000  # sentences added before the re-rank
 TOP = (200, 1000)
 PROJECT = "rank"
@@ -157,6 +162,13 @@ def measure(path: str, folder: Path, smoke: bool) -> dict:
         return real_predict(predictor, sentences)
 
     Predictor.predict = counting
+    if path in PRECISION_PATHS:  # the same model, predicting in another precision
+        real_init = Predictor.__init__
+
+        def init(predictor, *args, **kwargs):
+            real_init(predictor, *args, **{**kwargs, "precision": PRECISION_PATHS[path]})
+
+        Predictor.__init__ = init
     load_before = [round(x, 2) for x in os.getloadavg()]
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     if path == "today":
@@ -222,7 +234,7 @@ def summarise(runs: dict[str, dict], pool_size: int, new: int) -> dict:
     paths = {}
     for name, run in runs.items():
         paths[name] = {k: v for k, v in run.items() if k != "order"}
-        if name == "streaming" and reference is not None:
+        if name.startswith("streaming") and reference is not None:
             paths[name]["agreement_vs_today"] = {f"top_{k}": agreement(run["order"], reference, k)
                                                  for k in TOP}
     ratios = {}
@@ -231,9 +243,11 @@ def summarise(runs: dict[str, dict], pool_size: int, new: int) -> dict:
         for key, label in (("seconds", "seconds"), ("cpu_seconds", "cpu"),
                            ("peak_rss_mb", "peak_rss")):
             ratios[f"streaming_vs_today_{label}"] = round(streaming[key] / today[key], 3)
-    if streaming and "rerank_after_new" in paths:
-        ratios["rerank_vs_streaming_seconds"] = round(
-            paths["rerank_after_new"]["seconds"] / streaming["seconds"], 3)
+    if streaming:
+        for name in ("rerank_after_new", *PRECISION_PATHS):
+            if name in paths:
+                ratios[f"{name}_vs_streaming_seconds"] = round(
+                    paths[name]["seconds"] / streaming["seconds"], 3)
     out = {"pool_size": pool_size, "new_sentences": new, "strategy": "diversity/mnlp (default)",
            "paths": paths, "ratios": ratios, "complete": len(paths) == len(PATHS)}
     if streaming:
@@ -247,16 +261,18 @@ def rank_markdown(r: dict) -> list[str]:
     rows = [[name, s["pool"], s["sentences_predicted"], s["seconds"], s["cpu_seconds"],
              s["peak_rss_mb"], s["load_before"][0], s["load_after"][0]]
             for name, s in r["paths"].items()]
-    agree = [[k, v["same_position"], v["same_set"]]
-             for k, v in r["paths"].get("streaming", {}).get("agreement_vs_today", {}).items()]
+    agree = [[name, k, v["same_position"], v["same_set"]]
+             for name, s in r["paths"].items()
+             for k, v in s.get("agreement_vs_today", {}).items()]
     return [f"## Pool ranking ({r['pool_size']} PAN-X target sentences, {r['strategy']})", "",
             (f"`{p['command']}` on {p['machine']}, commit {p['commit']}, {p['date']}; one "
              "process per path, one after another (load = 1-minute load average of the "
              "2 shared cores)."), "",
             markdown_table(["path", "pool", "sentences predicted", "seconds", "CPU seconds",
                             "peak RSS MB", "load before", "load after"], rows), "",
-            "Ask order of the streaming job vs today's (target pool):", "",
-            markdown_table(["top", "same sentence at the same position", "same set"], agree), "",
+            "Ask order of the streaming paths vs today's (target pool):", "",
+            markdown_table(["path", "top", "same sentence at the same position", "same set"],
+                           agree), "",
             markdown_table(["ratio", "value"], [[k, v] for k, v in r["ratios"].items()]), "",
             (f"Streaming at 100,000 sentences, extrapolated linearly: "
              f"{r.get('extrapolated_100k_streaming_seconds', '–')} s."

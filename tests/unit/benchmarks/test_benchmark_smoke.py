@@ -144,3 +144,31 @@ def test_quality_set_types_values_as_their_settings_and_refuses_unknown_keys():
         parse_args(["--set", "training.lambda_tcl=0.1"])
     with pytest.raises(ConfigError, match="training.epochs must be a whole number"):
         parse_args(["--set", "training.epochs=two"])
+
+
+@pytest.mark.slow
+def test_speed_smoke_ranks_the_pool_on_every_path(tmp_path, monkeypatch):
+    """The rank section's five paths run (each in its own process) and are compared with
+    the old all-at-once job: the streaming job's ask order is today's; the bf16 and int8
+    paths are the same ranking code on other arithmetic, so their agreement is measured,
+    not assumed."""
+    if not (PANX / "train-en.tsv").exists():
+        pytest.skip(f"PAN-X data not found at {PANX}")
+    from benchmarks import speed
+
+    monkeypatch.setattr(speed, "RESULTS", tmp_path)
+    assert speed.main(["--smoke", "--section", "rank"]) == 0
+    rank = json.loads((tmp_path / "speed_smoke.json").read_text())["rank"]
+    assert rank["complete"] and set(rank["paths"]) == {
+        "today", "streaming", "rerank_after_new", "streaming_bf16", "streaming_int8"}
+    for name in ("streaming", "streaming_bf16", "streaming_int8"):
+        agree = rank["paths"][name]["agreement_vs_today"]["top_200"]
+        assert 0.0 <= agree["same_position"] <= agree["same_set"] <= 1.0
+    assert rank["paths"]["streaming"]["agreement_vs_today"]["top_200"]["same_position"] == 1.0
+    assert rank["paths"]["rerank_after_new"]["sentences_predicted"] < rank["paths"]["streaming"][
+        "sentences_predicted"]
+    assert rank["ratios"]["streaming_int8_vs_streaming_seconds"] > 0
+    from benchmarks.speed_rank import rank_markdown
+
+    md = "\n".join(rank_markdown(rank))
+    assert "| streaming_int8 | top_200 |" in md and "| streaming_bf16 | top_200 |" in md
