@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 from prockit import ProcessScope
-from test_browser import _free_port, _http_ok  # the journey's helpers, not its tests
+from test_browser import _http_ok  # the journey's helper, not its tests
+
+from concner.argilla.processes import free_port
 
 FIRST_RENDER_MS = 90_000
 STEP_MS = 60_000
@@ -33,7 +35,7 @@ def app(tmp_path_factory):
     env = service_env(folder, f"sqlite:///{folder / 'store.db'}",
                       CONCNER_SERVICES__ARGILLA_URL="http://127.0.0.1:9", HF_HUB_OFFLINE="1")
     env.pop("CONCNER_ADMIN_PASSWORD", None)
-    port = _free_port()
+    port = free_port()
     with ProcessScope(timeout=30) as scope, open(folder / "app.log", "wb") as log:
         proc = scope.popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
                             "--server.address", "127.0.0.1", "--server.port", str(port),
