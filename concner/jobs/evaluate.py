@@ -109,15 +109,11 @@ def _record_version(ctx: JobContext, run_id: int, mv, reports: dict[str, dict], 
 
 
 # -- every version, in shards (concner/jobs/shards.py) ---------------------------------
-def _project_name(ctx: JobContext, run: Run) -> str:
-    return ctx.store.project_name(run.project_id)
-
-
 def _prepare_every_version(ctx: JobContext, run: Run) -> list[dict]:
     """One shard per stored version, all on one snapshot of the dev sets (its watermark
     travels in the payload, so every worker reads the same dev sentences)."""
     store = ctx.store
-    name = _project_name(ctx, run)
+    name = store.project_name(run.project_id)
     progress = shared_progress(ctx, run)
     progress.stage("evaluate")
     snap = take_snapshot(store, name)
@@ -169,7 +165,7 @@ def _record_every_version(ctx: JobContext, run: Run, results: list[dict]) -> Non
     and taken again) is not recorded twice."""
     store = ctx.store
     progress = shared_progress(ctx, run)
-    name = results[0]["project"] if results else _project_name(ctx, run)
+    name = results[0]["project"] if results else store.project_name(run.project_id)
     recorded = {r.model_version_id for r in store.runs(name, kind="evaluate", limit=100_000)
                 if (r.config or {}).get("part_of") == run.id and r.status == "succeeded"}
     failed = []

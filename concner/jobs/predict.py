@@ -4,9 +4,11 @@ shards that every worker on the queue shares (:mod:`concner.jobs.shards`).
 :func:`execute_predict` hands the run to shards (:data:`SHARDED_PREDICTION`):
 
 - ``prepare`` pins the active model version, the project's ``[active]`` settings and the
-  pools as they are now (``pool_bound``), and cuts each pool (unlabelled target sentences
-  to correct, unlabelled source sentences to label) into id ranges of
-  ``services.pool_shard_sentences`` (:meth:`concner.store.Store.pool_boundaries`);
+  pools as they are now (``pool_bound``) on the run's config (``config["pinned"]``, read
+  by every shard and by ``complete``), and cuts each pool (unlabelled target sentences to
+  correct, unlabelled source sentences to label) into id ranges of
+  ``services.pool_shard_sentences`` (:meth:`concner.store.Store.pool_boundaries`): a
+  shard's payload is only its pool and range;
 - each shard streams its range ``chunk`` sentences at a time and predicts, scores and
   stores every sentence (:class:`concner.jobs.pool_scoring.PoolScorer`; a stored
   prediction of the same version and strategy from the same text is kept), and returns
@@ -51,23 +53,16 @@ def execute_predict(ctx: JobContext, name: str, run_id: int, chunk: int = CHUNK)
     store = ctx.store
     if not store.start_run(run_id, ctx.owner):
         return "skipped"
-    run = store.get_run(run_id)
-    store.record_snapshot(run_id, label_counts=run.label_counts or {},
-                          config={**(run.config or {}), "chunk": int(chunk)}, seed=run.seed or 0)
-    return hand_out(ctx, run_id, "predict")
-
-
-def _project_name(ctx: JobContext, run: Run) -> str:
-    return ctx.store.project_name(run.project_id)
+    return hand_out(ctx, run_id, "predict", {"chunk": int(chunk)})
 
 
 def _prepare(ctx: JobContext, run: Run) -> list[dict]:
     """One shard per id range of ``services.pool_shard_sentences`` sentences (rounded up
     to whole chunks, so BALD's chunks are the unsharded job's; a smaller shard is one
     smaller chunk) of each pool, all pinned to the active version now, the project's
-    ``[active]`` settings now and the pools' sentences now."""
+    ``[active]`` settings now and the pools' sentences now (``run.config["pinned"]``)."""
     store = ctx.store
-    name = _project_name(ctx, run)
+    name = store.project_name(run.project_id)
     chunk = int((run.config or {}).get("chunk", CHUNK))
     mv = store.active_model_version(name)
     if mv is None:
@@ -81,15 +76,16 @@ def _prepare(ctx: JobContext, run: Run) -> list[dict]:
     sizes = {role: store.pool_size(name, role, upto) for role in POOL_ROLES}
     progress = shared_progress(ctx, run)
     progress.stage("predict", total=sum(sizes.values()))
-    common = {"project": name, "model_version_id": mv.id, "version": mv.version,
-              "active": dataclasses.asdict(active), "seed": ctx.config.training.seed,
-              "chunk": chunk, "upto": upto}
+    store.merge_run_config(run.id, {"pinned": {
+        "project": name, "model_version_id": mv.id, "version": mv.version,
+        "active": dataclasses.asdict(active), "seed": ctx.config.training.seed,
+        "chunk": chunk, "upto": upto}})
     payloads = []
     for role in POOL_ROLES:
         if not sizes[role]:
             continue
         ends = store.pool_boundaries(name, role, size, upto)
-        payloads += [{**common, "role": role, "after": after, "through": through}
+        payloads += [{"role": role, "after": after, "through": through}
                      for after, through in zip([0, *ends], ends)]
     progress.log(f"predicting {' and '.join(f'{n} {r}' for r, n in sizes.items() if n) or 'no'}"
                  f" sentences with v{mv.version} in {len(payloads)} shards of up to {size}")
@@ -101,17 +97,18 @@ def _predict_range(ctx: JobContext, run: Run, payload: dict) -> dict:
     ``{"role", "db_ids", "sentence_ids", "scores", "lengths", "predicted"}`` in id order
     (what ordering the pool needs of them)."""
     store = ctx.store
-    scorer = scorer_for(ctx, payload["model_version_id"])
-    active = ActiveConfig(**{**payload["active"], **_tuples(payload["active"])})
+    pinned = run.config["pinned"]
+    scorer = scorer_for(ctx, pinned["model_version_id"])
+    active = _active(pinned)
     out: dict = {"role": payload["role"], "db_ids": [], "sentence_ids": [], "scores": [],
                  "lengths": [], "predicted": 0}
     with scorer.lock:
-        for sentences in store.pool_chunks(payload["project"], payload["role"],
-                                           payload["chunk"], payload["through"],
+        for sentences in store.pool_chunks(pinned["project"], payload["role"],
+                                           pinned["chunk"], payload["through"],
                                            after=payload["after"]):
             if ctx.shutdown.is_set():
                 raise WorkerShutdown("the worker is shutting down")
-            scored, predicted = scorer.score(sentences, active, payload["seed"])
+            scored, predicted = scorer.score(sentences, active, pinned["seed"])
             out["db_ids"] += [x.meta["db_id"] for x in sentences]
             out["sentence_ids"] += [x.id for x in sentences]
             out["scores"] += [score for score, _ in scored]
@@ -123,9 +120,12 @@ def _predict_range(ctx: JobContext, run: Run, payload: dict) -> dict:
     return out
 
 
-def _tuples(fields: dict) -> dict:
-    """JSON turned the tuple settings of ``[active]`` into lists: back to tuples."""
-    return {k: tuple(v) for k, v in fields.items() if isinstance(v, list)}
+def _active(pinned: dict) -> ActiveConfig:
+    """The pinned ``[active]`` settings (JSON turned their tuples into lists: back to
+    tuples)."""
+    fields = pinned["active"]
+    return ActiveConfig(**{**fields, **{k: tuple(v) for k, v in fields.items()
+                                        if isinstance(v, list)}})
 
 
 def _rank_pools(ctx: JobContext, run: Run, results: list[dict]) -> None:
@@ -136,16 +136,14 @@ def _rank_pools(ctx: JobContext, run: Run, results: list[dict]) -> None:
 
     store = ctx.store
     progress = shared_progress(ctx, run)
-    name = _project_name(ctx, run)
-    shards = store.shards(run.id)
-    if not shards:
+    pinned = run.config["pinned"]
+    name = pinned["project"]
+    if not results:
         progress.log("predicted no sentences: both pools are empty")
         _after_predict(ctx, name)
         return
-    payload = shards[0].payload
-    active = ActiveConfig(**{**payload["active"], **_tuples(payload["active"])})
-    seed, chunk = payload["seed"], payload["chunk"]
-    scorer = scorer_for(ctx, payload["model_version_id"])
+    active, seed, chunk = _active(pinned), pinned["seed"], pinned["chunk"]
+    scorer = scorer_for(ctx, pinned["model_version_id"])
     strategy, note = resolve_strategy(active, have_teacher=scorer.teacher(active) is not None)
     done, predicted = [], 0
     for role in POOL_ROLES:
@@ -172,7 +170,7 @@ def _rank_pools(ctx: JobContext, run: Run, results: list[dict]) -> None:
     if note:
         progress.log(note)
     progress.log(f"predicted {' and '.join(done) or 'no'} sentences with "
-                 f"v{payload['version']} in {len(shards)} shards, ranked by "
+                 f"v{pinned['version']} in {len(results)} shards, ranked by "
                  f"{stored_name(strategy)}")
     _after_predict(ctx, name)
 

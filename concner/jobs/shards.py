@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from concner.errors import ConcnerError, ConfigError, WorkerShutdown
 from concner.jobs.context import JobContext, RunProgress, bug_report, job_outcome
@@ -68,13 +69,17 @@ def work_of(kind: str) -> ShardWork:
     return WORK[kind]
 
 
-def hand_out(ctx: JobContext, run_id: int, kind: str) -> str:
+def hand_out(ctx: JobContext, run_id: int, kind: str,
+             options: Mapping[str, Any] | None = None) -> str:
     """Cut started run ``run_id`` into shards with ``kind``'s ``prepare`` and queue the
     runners (``ctx.enqueue_shards``, ``services.shard_workers`` times, at most one per
-    shard); without a queue, run them here. Returns the run's status afterwards
-    (``running`` while queued runners work on it)."""
+    shard); without a queue, run them here. ``options`` (JSON values) are added to the
+    run's config first, where ``prepare`` and every shard read them. Returns the run's
+    status afterwards (``running`` while queued runners work on it)."""
     store = ctx.store
     work = work_of(kind)
+    if options:
+        store.merge_run_config(run_id, options)
     try:
         payloads = work.prepare(ctx, store.get_run(run_id))
     except ConcnerError as exc:

@@ -132,6 +132,38 @@ def test_a_failed_attempt_is_retried_and_a_shard_that_keeps_failing_fails_the_ru
     assert run.label_counts is None  # the completion never ran
 
 
+def test_hand_out_options_reach_prepare_every_shard_and_the_completion(store, tmp_path):
+    """Options given to hand_out are on the run's config before prepare runs; what prepare
+    pins there is what every shard and the completion read (a shard's payload need not
+    carry it)."""
+    seen: list = []
+
+    def cut_by_option(ctx, run):
+        width = run.config["width"]
+        ctx.store.merge_run_config(run.id, {"pinned": {"width": width, "by": "prepare"}})
+        ids = [s.id for s in ctx.store.sentences("p", split="pool")]
+        return [{"ids": ids[i:i + width]} for i in range(0, len(ids), width)]
+
+    def score_pinned(ctx, run, payload):
+        seen.append(("shard", run.config["pinned"]))
+        return score_chunk(ctx, run, payload)
+
+    def complete(ctx, run, results):
+        seen.append(("complete", run.config["pinned"]))
+        assert run.config["width"] == 11  # the option is still there beside what was pinned
+        record_scores(ctx, run, results)
+
+    ctx = context(store, tmp_path, "w")
+    register_work("test-options", ShardWork(cut_by_option, score_pinned, complete))
+    run_id = started(store, ctx)
+    assert hand_out(ctx, run_id, "test-options", {"width": 11}) == "succeeded"
+    assert len(store.shards(run_id)) == 2  # 22 pool sentences in shards of 11
+    assert all("by" not in shard.payload for shard in store.shards(run_id))
+    assert seen == [("shard", {"width": 11, "by": "prepare"})] * 2 + [
+        ("complete", {"width": 11, "by": "prepare"})]
+    assert len(store.get_run(run_id).label_counts["seen"]) == 22
+
+
 def test_a_lost_workers_shard_is_requeued_by_the_tick_and_done_by_another(
         store, tmp_path, monkeypatch):
     register_work("test-pool-score", ShardWork(chunk_pool, score_chunk, record_scores))
