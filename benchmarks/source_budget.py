@@ -102,6 +102,10 @@ SLICE: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     # variant (d) on the slice first (seed 1), its other seeds at the queue's end
     "concner_kd_t2": ((100, 1000), (1,)),
 }
+#: each part-2 variant -> the system it changes (what it is compared with, seed by seed)
+VARIANT_BASE = {"concner_lcl_logits": "concner", "concner_tcl_entity": "concner",
+                "concner_kd_t2": "concner_kd", "concner_kd_multi": "concner_kd",
+                "concner_lcl_logits_kd": "concner_kd", "concner_tcl_entity_kd": "concner_kd"}
 #: KD systems whose teachers are not their quality.py system's: system -> teachers (our
 #: systems); KD starts from the first, and averages its soft labels with the others'
 TEACHERS: dict[str, tuple[str, ...]] = {
@@ -518,9 +522,22 @@ def write_table(rows: list[dict], args) -> dict:
                "recipe, which is scored on every language):"), "",
                markdown_table(["budget", "language", "KD − CE per seed", "mean",
                                "KD − Trainer per seed", "mean"], per_lang_paired), ""]
+    variants = variants_vs_base(rows, groups["in_domain"], budgets)
+    if variants:
+        md += [("## Part 2: each variant − the system it changes, es/de/nl mean, same seed"), "",
+               ("A variant wins where its mean gain is above the base's seed spread (the std of "
+                "the base's es/de/nl mean over its seeds); a comparison across seeds is not one."),
+               "", markdown_table(["budget", "variant", "base", "per seed", "mean gain",
+                                   "base seed spread", "wins"],
+                                  [[str(v["budget"]), LABELS[v["variant"]], LABELS[v["base"]],
+                                    ", ".join(f"s{k} {d:+.1f}" for k, d in v["per_seed"].items()),
+                                    f"{v['mean_gain']:+.1f} (n={len(v['per_seed'])})",
+                                    "–" if v["base_spread"] is None else f"{v['base_spread']:.1f}",
+                                    v["wins"]] for v in variants]), ""]
     status = _status(rows, args, seconds)
     md += status["md"]
     out = {"verdict": verdict, "paired_kd_minus_ce": {str(b): p for b, p in paired.items()},
+           "variants_vs_base": variants,
            "status": {k: v for k, v in status.items() if k != "md"},
            "table": summary, "seconds_median": {f"{s}/{b}": statistics.median(v)
                                                 for (s, b), v in seconds.items()},
@@ -530,6 +547,30 @@ def write_table(rows: list[dict], args) -> dict:
            "group_titles": GROUP_TITLES}
     (results / f"{stem}.json").write_text(json.dumps(out, indent=2, default=str))
     (results / f"{stem}.md").write_text("\n".join(md + NOTES))
+    return out
+
+
+def variants_vs_base(rows: list[dict], langs: list[str], budgets: list[int]) -> list[dict]:
+    """Each part-2 variant against the system it changes (:data:`VARIANT_BASE`), on the mean
+    over ``langs``, only on seeds both have: per-seed gains, their mean, the base's seed
+    spread over all its seeds, and whether the gain beats it (``yes``/``no``; ``not yet``
+    below 3 seeds, the issue's bar for a default)."""
+    means = group_means(rows, "in_domain", langs)
+    out = []
+    for b in budgets:
+        for variant, base in VARIANT_BASE.items():
+            mine, theirs = means.get((variant, b), {}), means.get((base, b), {})
+            both = sorted(set(mine) & set(theirs))
+            if not both:
+                continue
+            per_seed = {seed: round(mine[seed] - theirs[seed], 2) for seed in both}
+            gain = statistics.mean(per_seed.values())
+            spread = mean_std(list(theirs.values()))[1] if len(theirs) > 1 else None
+            wins = ("not yet" if len(both) < 3 or spread is None
+                    else "yes" if gain > spread else "no")
+            out.append({"budget": b, "variant": variant, "base": base, "per_seed": per_seed,
+                        "mean_gain": round(gain, 2), "base_spread":
+                        None if spread is None else round(spread, 2), "wins": wins})
     return out
 
 

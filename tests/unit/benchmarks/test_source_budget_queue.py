@@ -74,3 +74,28 @@ def test_multi_teacher_kd_starts_from_concner_and_averages_with_source_only(tmp_
     trained.clear()
     bench.trained_cell("concner_kd", 100, "de", 1)  # quality.py's teacher, alone
     assert trained == [("concner_kd", "concner-b100-de-s1", [], None)]
+
+
+def _row(system, budget, lang, seed, f1):
+    return {"system": system, "budget": budget, "target": lang, "seed": seed, "f1": {lang: f1}}
+
+
+def test_a_variant_is_compared_with_its_base_on_the_same_seeds_only():
+    """T = 2 at seed 1 beside ConCNER + KD at seeds 1-3: the gain is seed 1's difference, not
+    seed 1 against the 3-seed mean (which a lucky seed would make look like a win); at
+    3 seeds it wins only above the base's seed spread."""
+    rows = []
+    for seed, base in ((1, 0.46), (2, 0.36), (3, 0.31)):
+        rows += [_row("concner_kd", 100, lang, seed, base) for lang in sb.IN_DOMAIN]
+    rows += [_row("concner_kd_t2", 100, lang, 1, 0.47) for lang in sb.IN_DOMAIN]
+    (t2,) = sb.variants_vs_base(rows, list(sb.IN_DOMAIN), [100])
+    assert t2["base"] == "concner_kd" and list(t2["per_seed"]) == [1]
+    assert abs(t2["mean_gain"] - 1.0) < 1e-6  # 47 - 46, not 47 - 37.7
+    assert t2["wins"] == "not yet"
+    rows += [_row("concner_kd_t2", 100, lang, seed, f1) for lang in sb.IN_DOMAIN
+             for seed, f1 in ((2, 0.37), (3, 0.32))]
+    (t2,) = sb.variants_vs_base(rows, list(sb.IN_DOMAIN), [100])
+    assert t2["wins"] == "no"  # +1.0 at every seed, below a 7.6-point spread
+    big = [dict(r, f1={r["target"]: r["f1"][r["target"]] + 0.1}) if r["system"] == "concner_kd_t2"
+           else r for r in rows]
+    assert sb.variants_vs_base(big, list(sb.IN_DOMAIN), [100])[0]["wins"] == "yes"  # +11
