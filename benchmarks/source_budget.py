@@ -299,8 +299,14 @@ class SourceBudget:
                "seconds": round(seconds, 1), "n_source": len(source),
                "source_ids": ids_digest(source), "first_ids": [s.id for s in source[:5]],
                **extra, "provenance": provenance()}
-        self.log.append(row)
         shown = ", ".join(f"{k} {100 * v:.1f}" for k, v in f1.items())
+        if self.log.done(system=system, budget=budget, target=target, seed=seed):
+            # a teacher retrained only for its model (benchmarks/work/ is not kept across
+            # machines): its cell's row is already in, and one row per cell is kept
+            print(f"[budget] {system} b{budget} {target} seed {seed}: retrained as a teacher "
+                  f"({shown}, {seconds:.0f} s); its row is already in", flush=True)
+            return
+        self.log.append(row)
         print(f"[budget] {system} b{budget} {target} seed {seed}: {shown} ({seconds:.0f} s)",
               flush=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -54,3 +55,17 @@ def test_source_budget_smoke_runs_resumes_and_tabulates(tmp_path, monkeypatch, c
     assert f"{len(rows)} of {len(rows)} cells done" in capsys.readouterr().out
     assert len(log.read_text().splitlines()) == len(rows)  # nothing redone
     assert (tmp_path / "work" / "smoke-budget" / "source_budget_smoke.md").exists()
+    # a new machine: the rows are committed, the saved models are not. Re-running a KD cell
+    # retrains its stage-1 teacher for the model, and keeps one row for the teacher's cell
+    models = next((tmp_path / "work").rglob("budget-models"))
+    shutil.rmtree(models)
+    kept = [line for line in log.read_text().splitlines()
+            if tuple(json.loads(line)[k] for k in ("system", "budget", "target", "seed"))
+            != ("concner_kd", 8, "de", 1)]
+    log.write_text("\n".join(kept) + "\n")
+    capsys.readouterr()
+    assert source_budget.main(["--smoke"]) == 0
+    assert "concner b8 de seed 1: retrained as a teacher" in capsys.readouterr().out
+    again = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(again) == len(rows)  # the KD row back, the teacher's not doubled
+    assert len({(r["system"], r["budget"], r["target"], r["seed"]) for r in again}) == len(again)
