@@ -295,14 +295,13 @@ class RunRepository:
             raise ProjectNotFound(f"no project has id {project_id}; it was deleted")
         return name
 
-    def merge_run_config(self, run_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Add ``fields`` to run ``run_id``'s config (a key already there is replaced) and
-        return the config now: what the run was asked to do, and what a sharded run pinned
-        for its shards (:func:`concner.jobs.shards.hand_out`)."""
+    def merge_run_config(self, run_id: int, fields: Mapping[str, Any]) -> None:
+        """Add ``fields`` to run ``run_id``'s config (a key already there is replaced): what
+        the run was asked to do, and what a sharded run pinned for its shards
+        (:func:`concner.jobs.shards.hand_out`)."""
         with self.write() as s:
             run = s.get(Run, run_id)
             run.config = {**(run.config or {}), **fields}
-            return dict(run.config)
 
     def set_run_model_version(self, run_id: int, model_version_id: int) -> None:
         """Name the model version a running run works with (a sharded run's, so the worker
