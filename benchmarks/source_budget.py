@@ -158,6 +158,13 @@ def ids_digest(sentences: list) -> str:
     return hashlib.sha1("\n".join(s.id for s in sentences).encode()).hexdigest()[:12]
 
 
+def text_digest(sentences: list) -> str:
+    """Digest of the sentences' ids and words (a translation engine's build can change the
+    words under the same ids)."""
+    text = "\n".join(f"{s.id}\t{' '.join(s.tokens)}" for s in sentences)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 class SourceBudget:
     def __init__(self, args):
         self.args = args
@@ -208,18 +215,23 @@ class SourceBudget:
         if not self.args.trim:
             self._encoder = base
             return base
-        out = self.work / "encoders" / f"{base.name}-trim-budget"
+        # The trim covers the WHOLE sweep's text (every default seed, budget, target), never
+        # just this invocation's: a process started with --seeds 2 --budgets 100 once trimmed
+        # to that slice, and a second process sharing the folder met text outside it.
+        corpora = [permutation_sample(seed, max(BUDGETS), self.args.source_pool)
+                   for seed in SEEDS]
+        corpora += [bd.translations(corpora[n], lang, work=self.work)[0]
+                    for n in range(len(SEEDS)) for lang in IN_DOMAIN]
+        every = [*IN_DOMAIN, *ZERO_SHOT, *MASAKHA]
+        corpora += [self.dev("en")] + [self.dev(lang) for lang in every]
+        corpora += [self.unlabelled(lang) for lang in every]
+        text = [s for c in corpora for s in c]
+        out = self.work / "encoders" / f"{base.name}-trim-budget-{text_digest(text)}"
         if not (out / "config.json").exists():
             from concner.encoders.trim import trim_encoder
 
-            corpora = [self.source(seed, max(self.args.budgets)) for seed in self.args.seeds]
-            corpora += [self.translations(seed, max(self.args.budgets), lang)[0]
-                        for seed in self.args.seeds for lang in self.args.in_domain]
-            corpora += [self.dev("en")] + [self.dev(lang) for lang in self.langs()]
-            corpora += [self.unlabelled(lang) for lang in self.langs()]
             print(f"[budget] trimming {base} to the sweep's text -> {out}", flush=True)
-            trim_encoder(base, [s for c in corpora for s in c], out,
-                         corpus_names=["source budget sweep text"])
+            trim_encoder(base, text, out, corpus_names=["source budget sweep text"])
         self._encoder = out
         return out
 
@@ -258,7 +270,7 @@ class SourceBudget:
         yield from elsewhere("zero_shot", a.zero_shot)
         yield from elsewhere("masakhaner", a.masakha)
         if "concner_kd_t2" in a.systems:
-            for budget in [b for b in a.budgets if b in (min(a.budgets), max(a.budgets))]:
+            for budget in [b for b in a.budgets if b in SLICE["concner_kd_t2"][0]]:
                 for lang in a.in_domain:
                     for seed in a.seeds:
                         yield "concner_kd_t2", budget, lang, seed
@@ -305,10 +317,23 @@ class SourceBudget:
             # machines): its cell's row is already in, and one row per cell is kept
             print(f"[budget] {system} b{budget} {target} seed {seed}: retrained as a teacher "
                   f"({shown}, {seconds:.0f} s); its row is already in", flush=True)
-            return
-        self.log.append(row)
-        print(f"[budget] {system} b{budget} {target} seed {seed}: {shown} ({seconds:.0f} s)",
-              flush=True)
+        else:
+            self.log.append(row)
+            print(f"[budget] {system} b{budget} {target} seed {seed}: {shown} ({seconds:.0f} s)",
+                  flush=True)
+        if system in SHARED and not extra["scored_saved_model"]:
+            self.score_other_groups(system, budget, target, seed)
+
+    def score_other_groups(self, system: str, budget: int, target: str, seed: int) -> None:
+        """A shared model was just trained: score it on every other target group this run
+        has, now, while it is on disk. benchmarks/work/ does not outlive a machine, so the
+        group's own cell would otherwise train the same model again later."""
+        for group, group_langs in GROUPS.items():
+            has_langs = any(lang in self.langs() for lang in group_langs)
+            if group != target and has_langs and budget in self.args.budgets \
+                    and seed in self.args.seeds \
+                    and not self.log.done(system=system, budget=budget, target=group, seed=seed):
+                self.run_cell(system, budget, group, seed)
 
     def shared_cell(self, system: str, budget: int, seed: int, langs: list[str]):
         """A source-only model (ours or the Trainer recipe): trained once, saved, scored on
@@ -478,7 +503,7 @@ def write_table(rows: list[dict], args) -> dict:
     summary: dict = {}
     md = ["# Source budget: dev F1 against English labelled sentences (issue 19, part 1)", "",
           (f"Made by `python -m benchmarks.source_budget --threads 1` (table: `{prov['command']}`) "
-           f"on {prov['machine']}, 1 torch thread, commits "
+           f"on {_machines(rows)}, 1 torch thread, commits "
            f"{', '.join(sorted({r['provenance']['commit'] for r in rows})) or '–'}, rows "
            f"{min((r['provenance']['date'] for r in rows), default='–')} to "
            f"{max((r['provenance']['date'] for r in rows), default='–')}. Rows: {len(rows)}."),
@@ -740,6 +765,15 @@ NOTES = [
 ]
 
 
+def _machines(rows: list[dict]) -> str:
+    """The machines the rows ran on, with how many rows each (a row's own provenance, not
+    the machine that rebuilt the table)."""
+    count: dict[str, int] = {}
+    for r in rows:
+        count[r["provenance"]["machine"]] = count.get(r["provenance"]["machine"], 0) + 1
+    return "; ".join(f"{m} ({n} rows)" for m, n in count.items()) or "–"
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -748,8 +782,11 @@ def parse_args(argv=None):
     p.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     p.add_argument("--langs", nargs="+", default=list(IN_DOMAIN), help="translated targets")
-    p.add_argument("--zero-shot", nargs="+", default=list(ZERO_SHOT))
-    p.add_argument("--masakhaner", nargs="+", default=list(MASAKHA))
+    p.add_argument("--zero-shot", nargs="*", default=list(ZERO_SHOT),
+                   help="zero-shot targets (none: skip the group)")
+
+    p.add_argument("--masakhaner", nargs="*", default=list(MASAKHA),
+                   help="MasakhaNER languages (none: skip the group)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--table", action="store_true", help="only rebuild the table and plots")
     p.add_argument("--smoke", action="store_true", help="tiny model and data, seconds")
