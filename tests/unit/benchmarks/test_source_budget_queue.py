@@ -99,3 +99,51 @@ def test_a_variant_is_compared_with_its_base_on_the_same_seeds_only():
     big = [dict(r, f1={r["target"]: r["f1"][r["target"]] + 0.1}) if r["system"] == "concner_kd_t2"
            else r for r in rows]
     assert sb.variants_vs_base(big, list(sb.IN_DOMAIN), [100])[0]["wins"] == "yes"  # +11
+
+
+def test_the_trimmed_encoder_covers_the_whole_sweep_whatever_one_run_was_asked(tmp_path,
+                                                                                monkeypatch):
+    """A run started with ``--seeds 2 --budgets 100`` once trimmed the shared encoder to its
+    own slice, and a second run beside it met text outside the vocabulary. The trim must
+    cover every default seed, budget and target, and be named by that text."""
+    from concner.encoders import trim
+    from concner.sentence import Sentence
+
+    def sent(sid, lang, word="w"):
+        return Sentence(id=sid, lang=lang, tokens=[word])
+
+    engine = {"word": "hola"}
+    monkeypatch.setattr(sb, "permutation_sample", lambda seed, n, pool=None: [
+        sent(f"en-s{seed}-{i}", "en") for i in range(n)])
+    monkeypatch.setattr(sb.bd, "translations", lambda source, lang, work: (
+        [sent(f"{s.id}-{lang}", lang, engine["word"]) for s in source], {}))
+    monkeypatch.setattr(sb.SourceBudget, "dev", lambda self, lang: [sent(f"dev-{lang}", lang)])
+    monkeypatch.setattr(sb.SourceBudget, "unlabelled",
+                        lambda self, lang: [sent(f"unl-{lang}", lang)])
+    covered = []
+
+    def fake_trim(base, sentences, out, corpus_names=()):
+        covered.append(sentences)
+        Path(out).mkdir(parents=True)
+        (Path(out) / "config.json").write_text("{}")
+
+    monkeypatch.setattr(trim, "trim_encoder", fake_trim)
+
+    def encoder(argv):
+        args = sb.parse_args(argv + ["--encoder", str(tmp_path / "e5")])
+        args.results, args.work = tmp_path / "rows.jsonl", tmp_path / "work"
+        return sb.SourceBudget(args).encoder()
+
+    narrow = encoder(["--seeds", "2", "--budgets", "100", "--langs", "de", "--zero-shot",
+                      "--masakhaner", "hau"])
+    ids = {s.id for s in covered[0]}
+    for seed in sb.SEEDS:
+        assert f"en-s{seed}-{max(sb.BUDGETS) - 1}" in ids  # every seed's largest sample
+        for lang in sb.IN_DOMAIN:
+            assert f"en-s{seed}-0-{lang}" in ids  # and its translations
+    assert {f"dev-{lang}" for lang in ("en", *sb.ZERO_SHOT, *sb.MASAKHA)} <= ids
+    # a wider run uses the same folder, without trimming again
+    assert encoder(["--budgets", "500", "1000"]) == narrow and len(covered) == 1
+    # another translation engine's words: another trim, in another folder
+    engine["word"] = "hello"
+    assert encoder([]) != narrow and len(covered) == 2
