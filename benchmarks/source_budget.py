@@ -89,7 +89,15 @@ SHARED = ("source_only", "hf_trainer")
 TRANSLATED_ONLY = ("src_tr_ce", "concner", "concner_kd", "concner_kd_t2", "concner_lcl_logits",
                    "concner_tcl_entity")
 #: product defaults (quality.py's BASE freezes embeddings and decodes by argmax)
-PRODUCT = {"model": {"freeze_embeddings": False, "decoding": "viterbi"}}
+#: Training in fp32 on every CPU (``cpu_bf16`` off) is the one departure: the product's bf16
+#: autocast runs only on CPUs with native bf16, so a cell's F1 would depend on the machine.
+#: Measured: the same cells re-run on an AVX-512 + bf16 EPYC moved by -2.5 to +2.3 F1 at
+#: b100 (ConCNER, seed 2; in source_budget_set_aside.jsonl), while fp32 re-runs on a Xeon
+#: and another EPYC gave the same F1 to the last digit in 4 of 5 cells (the 5th: 0.13).
+PRODUCT = {"model": {"freeze_embeddings": False, "decoding": "viterbi"},
+           "training": {"cpu_bf16": False}}
+#: rows kept out of the table, each with the reason it was set aside
+SET_ASIDE = RESULTS / "source_budget_set_aside.jsonl"
 #: the tuning slice (issue 19 part 2): system -> (budgets, seeds) it runs at, in-domain only;
 #: each of its cells comes right after the main systems' cells of the same budget, language
 #: and seed, so the baselines it is compared with (and its teachers) are there
@@ -496,9 +504,10 @@ def write_table(rows: list[dict], args) -> dict:
     stem = args.results.stem
     systems = [s for s in BUDGET_SYSTEMS if any(r["system"] == s for r in rows)]
     budgets = sorted({r["budget"] for r in rows})
-    groups = {"in_domain": list(args.in_domain), "zero_shot": list(args.zero_shot),
-              "masakhaner": [lang for lang in args.masakha
-                             if any(lang in r["f1"] for r in rows)]}
+    # the whole sweep's groups, not this invocation's --langs (a run limited to some
+    # languages still rewrites the full table)
+    groups = {"in_domain": list(IN_DOMAIN), "zero_shot": list(ZERO_SHOT),
+              "masakhaner": [lang for lang in MASAKHA if any(lang in r["f1"] for r in rows)]}
     prov = provenance()
     summary: dict = {}
     md = ["# Source budget: dev F1 against English labelled sentences (issue 19, part 1)", "",
@@ -507,7 +516,7 @@ def write_table(rows: list[dict], args) -> dict:
            f"{', '.join(sorted({r['provenance']['commit'] for r in rows})) or '–'}, rows "
            f"{min((r['provenance']['date'] for r in rows), default='–')} to "
            f"{max((r['provenance']['date'] for r in rows), default='–')}. Rows: {len(rows)}."),
-          "", *SETUP, ""]
+          "", *SETUP, "", *_set_aside_note(args), ""]
     seconds: dict = {}
     for r in rows:
         if not r.get("scored_saved_model"):
@@ -763,6 +772,20 @@ NOTES = [
      "2>&1 &` (needs models/e5-small; the trimmed encoder and translations are rebuilt under "
      "benchmarks/work/ when missing)."), "",
 ]
+
+
+def _set_aside_note(args) -> list[str]:
+    """One line per reason rows were set aside (``SET_ASIDE``), or nothing."""
+    path = args.results.parent / SET_ASIDE.name
+    if not path.exists():
+        return []
+    reasons: dict[str, int] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            reason = json.loads(line)["set_aside"]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return [f"**Set aside** ({path.name}, not in the tables): "
+            + "; ".join(f"{n} rows: {why}" for why, n in reasons.items())]
 
 
 def _machines(rows: list[dict]) -> str:
