@@ -146,6 +146,11 @@ class PlanError(ConcnerError):
     what does not fit."""
 
 
+class StaleRun(ConcnerError):
+    """A run was started by an older worker in a form this worker cannot continue (its
+    shards lack what this version reads); the message says how to queue a new one."""
+
+
 class ShardFailed(ConcnerError):
     """A shard of a sharded run (concner/store/shards.py) failed on every attempt it was
     allowed (:data:`concner.store.shards.MAX_ATTEMPTS`); its run fails with this error,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from concner.config import ActiveConfig
-from concner.errors import ModelError, WorkerShutdown
+from concner.errors import ModelError, StaleRun, WorkerShutdown
 from concner.jobs.context import JobContext, project_config
 from concner.jobs.pool_scoring import scorer_for
 from concner.jobs.shards import ShardWork, hand_out, register_work, shared_progress
@@ -97,7 +97,7 @@ def _predict_range(ctx: JobContext, run: Run, payload: dict) -> dict:
     ``{"role", "db_ids", "sentence_ids", "scores", "lengths", "predicted"}`` in id order
     (what ordering the pool needs of them)."""
     store = ctx.store
-    pinned = run.config["pinned"]
+    pinned = _pinned(run)
     scorer = scorer_for(ctx, pinned["model_version_id"])
     active = _active(pinned)
     out: dict = {"role": payload["role"], "db_ids": [], "sentence_ids": [], "scores": [],
@@ -120,6 +120,19 @@ def _predict_range(ctx: JobContext, run: Run, payload: dict) -> dict:
     return out
 
 
+def _pinned(run: Run) -> dict:
+    """The settings ``_prepare`` pinned on the run. A run sharded by an older worker, whose
+    shards carried their settings in the payload, has none: say so instead of a KeyError."""
+    pinned = (run.config or {}).get("pinned")
+    if pinned is None:
+        raise StaleRun(
+            f"pool prediction run {run.id} was split into shards by an older worker, which "
+            "kept the pinned settings in each shard instead of on the run; this worker cannot "
+            "finish it. Queue a new one: 'Predict the pool with the active model' on the "
+            "Training page")
+    return pinned
+
+
 def _active(pinned: dict) -> ActiveConfig:
     """The pinned ``[active]`` settings (JSON turned their tuples into lists: back to
     tuples)."""
@@ -136,7 +149,7 @@ def _rank_pools(ctx: JobContext, run: Run, results: list[dict]) -> None:
 
     store = ctx.store
     progress = shared_progress(ctx, run)
-    pinned = run.config["pinned"]
+    pinned = _pinned(run)
     name = pinned["project"]
     if not results:
         progress.log("predicted no sentences: both pools are empty")

@@ -324,3 +324,26 @@ def test_empty_pools_give_no_shards_and_the_run_succeeds(tmp_path):
     assert store.shards(run) == []
     assert "both pools are empty" in "\n".join(store.get_run(run).progress["log"])
     store.close()
+
+
+def test_a_run_sharded_by_an_older_worker_fails_with_what_to_do(trained, monkeypatch):
+    """Before the settings were pinned on the run, each shard carried them in its payload.
+    A worker upgraded while such a run is queued cannot finish it: the run fails with a
+    message that names the button that queues a new one, not with a KeyError."""
+    from concner.jobs import predict, shards
+
+    real = predict._prepare
+
+    def older_worker(ctx, run):  # what the old prepare left: settings per shard, none pinned
+        payloads = real(ctx, run)
+        pinned = ctx.store.get_run(run.id).config["pinned"]
+        ctx.store.merge_run_config(run.id, {"pinned": None})
+        return [{**p, "version": pinned["version"], "seed": pinned["seed"]} for p in payloads]
+
+    monkeypatch.setitem(shards.WORK, "predict",
+                        dataclasses.replace(predict.SHARDED_PREDICTION, prepare=older_worker))
+    run, _ = trained.store.request_run("p", kind="predict")
+    assert execute_predict(trained, "p", run) == "failed"
+    error = trained.store.get_run(run).error
+    assert "split into shards by an older worker" in error and "KeyError" not in error
+    assert "'Predict the pool with the active model' on the Training page" in error
