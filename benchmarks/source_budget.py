@@ -759,9 +759,9 @@ NOTES = [
     "1-3, all systems), then 500 and 1000, then the zero-shot targets and MasakhaNER "
     "(source only, source only + KD and the Trainer recipe there: no translation backend for "
     "those languages; four of its eight languages, hau, pcm, swa and yor, one per family or "
-    "kind; ibo, kin, luo and zul are cut for compute), then ConCNER + KD at T = 2 at budgets 100 and 1000 for seeds 2 and 3 "
-    "(its seed 1 runs on the tuning slice with the other variants). Cells not in the "
-    "tables have not been run yet: see the status section."), "",
+    "kind; ibo, kin, luo and zul are cut for compute), then ConCNER + KD at T = 2 at budgets "
+    "100 and 1000 for seeds 2 and 3 (its seed 1 runs on the tuning slice with the other "
+    "variants). Cells not in the tables have not been run yet: see the status section."), "",
     ("Issue 19 part 2's variants run on the tuning slice only (budgets 100 and 1000, seed 1, "
      "es/de/nl), each cell right after the main systems' cells of its budget, language and "
      "seed: (a) LCL on the classifier's logits (`loss.lcl_on = logits`, T = 0.9, weight 1:1 "
@@ -820,7 +820,6 @@ def parse_args(argv=None):
     p.add_argument("--langs", nargs="+", default=list(IN_DOMAIN), help="translated targets")
     p.add_argument("--zero-shot", nargs="*", default=list(ZERO_SHOT),
                    help="zero-shot targets (none: skip the group)")
-
     p.add_argument("--masakhaner", nargs="*", default=list(MASAKHA_RUN),
                    help="MasakhaNER languages (none: skip the group)")
     p.add_argument("--threads", type=int, default=1)
