@@ -24,6 +24,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from benchmarks import bench_data as bd
@@ -221,6 +222,14 @@ class SourceBudget:
     def langs(self) -> list[str]:
         return list(self.args.in_domain) + list(self.args.zero_shot) + list(self.args.masakha)
 
+    def scored_text(self) -> list:
+        """Every dev set (English too) and unlabelled set of every target the sweep has:
+        the text every cell's encoder must cover besides its own training sentences."""
+        every = [*IN_DOMAIN, *ZERO_SHOT, *MASAKHA]
+        corpora = [self.dev("en")] + [self.dev(lang) for lang in every]
+        corpora += [self.unlabelled(lang) for lang in every]
+        return [s for c in corpora for s in c]
+
     def encoder(self) -> Path:
         if self._encoder is not None:
             return self._encoder
@@ -235,10 +244,7 @@ class SourceBudget:
                    for seed in SEEDS]
         corpora += [bd.translations(corpora[n], lang, work=self.work)[0]
                     for n in range(len(SEEDS)) for lang in IN_DOMAIN]
-        every = [*IN_DOMAIN, *ZERO_SHOT, *MASAKHA]
-        corpora += [self.dev("en")] + [self.dev(lang) for lang in every]
-        corpora += [self.unlabelled(lang) for lang in every]
-        text = [s for c in corpora for s in c]
+        text = [s for c in corpora for s in c] + self.scored_text()
         out = self.work / "encoders" / f"{base.name}-trim-budget-{text_digest(text)}"
         if not (out / "config.json").exists():
             from concner.encoders.trim import trim_encoder
@@ -793,11 +799,8 @@ def _set_aside_note(args) -> list[str]:
     path = args.results.parent / SET_ASIDE.name
     if not path.exists():
         return []
-    reasons: dict[str, int] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            reason = json.loads(line)["set_aside"]
-            reasons[reason] = reasons.get(reason, 0) + 1
+    reasons = Counter(json.loads(line)["set_aside"]
+                      for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     return [f"**Set aside** ({path.name}, not in the tables): "
             + "; ".join(f"{n} rows: {why}" for why, n in reasons.items())]
 
@@ -805,10 +808,7 @@ def _set_aside_note(args) -> list[str]:
 def _machines(rows: list[dict]) -> str:
     """The machines the rows ran on, with how many rows each (a row's own provenance, not
     the machine that rebuilt the table)."""
-    count: dict[str, int] = {}
-    for r in rows:
-        machine = r["provenance"].get("machine", "machine not recorded")
-        count[machine] = count.get(machine, 0) + 1
+    count = Counter(r["provenance"].get("machine", "machine not recorded") for r in rows)
     return "; ".join(f"{m} ({n} rows)" for m, n in count.items()) or "–"
 
 

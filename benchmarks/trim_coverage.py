@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 
-from benchmarks import bench_data as bd
 from benchmarks import source_budget as sb
 from benchmarks.common import RESULTS, markdown_table, provenance, require_encoder
 
@@ -38,18 +37,11 @@ def main(argv=None) -> int:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(require_encoder()))
-    bench = sb.SourceBudget(sb.parse_args([]))
-    every = [*sb.IN_DOMAIN, *sb.ZERO_SHOT, *sb.MASAKHA]
-    shared = [bench.dev("en")] + [bench.dev(lang) for lang in every]
-    shared += [bench.unlabelled(lang) for lang in every]
-    vocab: set[int] = set().union(*(p for c in shared for p in _pieces(tokenizer, c)))
+    bench = sb.SourceBudget(sb.parse_args([]))  # the whole sweep: largest budget 1,000
+    vocab: set[int] = set().union(*_pieces(tokenizer, bench.scored_text()))
 
     def training_text(seed: int, budget: int, lang: str) -> list:
-        source = sb.permutation_sample(seed, budget)
-        ids = {s.id for s in source}
-        full = bd.translations(sb.permutation_sample(seed, max(sb.BUDGETS)), lang,
-                               work=bench.work)[0]
-        return source + [t for t in full if t.meta.get("source_id") in ids]
+        return bench.source(seed, budget) + bench.translations(seed, budget, lang)[0]
 
     for seed in args.narrow_seeds:
         for lang in sb.IN_DOMAIN:
